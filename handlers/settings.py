@@ -1,0 +1,62 @@
+"""Settings of the handler processes and operator commands: the only place they read the
+environment. Structured rules (profiles, links, alert rules and sinks) come from the TOML
+file named by ``AGORA_EVENTS_CONFIG`` (see :mod:`handlers.config`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from webhook.settings import KafkaSettings, TopicNames
+
+
+class AgoraSettings(BaseSettings):
+    """Cloud Recording REST credentials. Without them, restart and control are disabled."""
+
+    model_config = SettingsConfigDict(env_prefix="AGORA_", extra="ignore")
+
+    app_id: str | None = None
+    customer_id: str | None = None
+    customer_secret: SecretStr | None = None
+    app_certificate: SecretStr | None = None
+    api_base: str = "https://api.sd-rtn.com"
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.app_id and self.customer_id and self.customer_secret)
+
+
+class WhiteboardSettings(BaseSettings):
+    """Interactive Whiteboard REST access (``WHITEBOARD_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="WHITEBOARD_", extra="ignore")
+
+    api_base: str = "https://api.netless.link"
+    token: SecretStr | None = None
+    region: str = "cn-hz"
+    access_key: str | None = None
+    secret_access_key: SecretStr | None = None
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class HandlerSettings(BaseSettings):
+    """One handler process (any subset of restart, whiteboard, notify)."""
+
+    model_config = SettingsConfigDict(env_prefix="AGORA_HANDLERS_", extra="ignore")
+
+    group_prefix: str = "agora-events"
+    metrics_port: int = Field(default=9102, ge=0, le=65535)
+    health_file: Path | None = None
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    retry_budget_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    config_path: Path | None = Field(default=None, validation_alias="AGORA_EVENTS_CONFIG")
+    log_level: str = Field(default="INFO", validation_alias="AGORA_LOG_LEVEL")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    agora: AgoraSettings = Field(default_factory=AgoraSettings)
+    whiteboard: WhiteboardSettings = Field(default_factory=WhiteboardSettings)

@@ -1,0 +1,5 @@
+"""Shared fixtures live in tests/support/ as plugins, one module per concern."""
+
+pytest_plugins = [
+    "support.kafka_broker",
+]

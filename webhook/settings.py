@@ -92,3 +92,17 @@ class WebhookSettings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         return [s.get_secret_value() for s in self.ncs_secrets]
+
+
+class ServeSettings(BaseSettings):
+    """How gunicorn runs the webhook (``AGORA_WEBHOOK_*``). The defaults were chosen by
+    measurement on 2 cores (docs/performance.md): threads hide the broker round trip."""
+
+    model_config = SettingsConfigDict(env_prefix="AGORA_WEBHOOK_", extra="ignore")
+
+    bind: str = "127.0.0.1:8080"
+    workers: int = Field(default=2, ge=1)
+    threads: int = Field(default=16, ge=1)
+    keepalive_s: int = Field(default=15, ge=0)
+    timeout_s: int = Field(default=30, ge=5)
+    metrics_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")

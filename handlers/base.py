@@ -1,0 +1,94 @@
+"""The contract between the handler runtime and the actions it runs.
+
+An action is a pure ``decide(event, state) -> command | None`` plus an effectful
+``run(command, context) -> Effects``. The runtime owns Kafka: it feeds decoded events in
+key order, publishes the returned outputs and state updates together with the consumed
+offset (one Kafka transaction), retries ``TransientError`` with backoff, and dead-letters
+``InvalidEvent`` and exhausted retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from webhook.events import Notification
+
+CommandT = TypeVar("CommandT")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One consumed record from the events topic, decoded."""
+
+    notification: Notification
+    raw: bytes
+    topic: str
+    partition: int
+    offset: int
+    headers: Mapping[str, str]
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record to publish, atomically with the consumed offset."""
+
+    topic: str
+    key: str | None
+    value: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(
+        cls, topic: str, key: str | None, value: Mapping[str, Any], **headers: str
+    ) -> Output:
+        body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        return cls(topic=topic, key=key, value=body, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What ``run`` did: records to publish and state entries to write (``None`` deletes)."""
+
+    outputs: tuple[Output, ...] = ()
+    state: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+
+
+class StateView(Protocol):
+    """Read-only view of the handler's durable state (a compacted topic, per handler)."""
+
+    def get(self, key: str) -> Mapping[str, Any] | None: ...
+
+
+class TransientError(Exception):
+    """Worth retrying later with the same command: timeouts, 5xx, 429, Agora 62/65."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InvalidEvent(Exception):
+    """The event can never be handled (malformed, fails its model): dead-letter it now."""
+
+
+class ActionFailed(Exception):
+    """The action failed for good (e.g. a 4xx from the remote API). The runtime records a
+    failed outcome; ``effects`` are still published (e.g. an alert record)."""
+
+    def __init__(self, message: str, effects: Effects | None = None) -> None:
+        super().__init__(message)
+        self.effects = effects or Effects()
+
+
+class Action(Protocol, Generic[CommandT]):
+    """One handler: its consumer group is ``<group_prefix>.<name>``."""
+
+    name: str
+
+    def decide(self, event: Received, state: StateView) -> CommandT | None: ...
+
+    def run(self, command: CommandT) -> Effects: ...

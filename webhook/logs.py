@@ -1,0 +1,26 @@
+"""JSON log lines for every process (webhook workers, handlers, commands)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_json_logging(level: str = "INFO") -> None:
+    """Send every log record to stderr as one JSON object per line.
+
+    Context goes in ``extra=`` (noticeId, cname, sid, handler...); never pass secrets there.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter(_FORMAT, rename_fields={"levelname": "level", "asctime": "time"})
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # kafka-python is chatty at INFO about every connection; its warnings still show.
+    logging.getLogger("kafka").setLevel(max(root.level, logging.WARNING))

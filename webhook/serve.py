@@ -1,0 +1,47 @@
+"""``agora-events webhook``: run the ingest edge under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from webhook.settings import ServeSettings, WebhookSettings
+
+
+def _metrics_dir(configured: str | None) -> str:
+    # A fresh directory per start: stale files from a previous run would be summed in.
+    path = Path(configured) if configured else Path(tempfile.gettempdir()) / f"agora-webhook-metrics-{os.getpid()}"
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return str(path)
+
+
+@click.command("webhook")
+@click.option("--bind", help="HOST:PORT to listen on (default AGORA_WEBHOOK_BIND or 127.0.0.1:8080).")
+@click.option("--workers", type=int, help="gunicorn worker processes.")
+@click.option("--threads", type=int, help="threads per worker.")
+def webhook_command(bind: str | None, workers: int | None, threads: int | None) -> None:
+    """Receive NCS callbacks on POST /ncs and publish them to Kafka."""
+    try:
+        WebhookSettings()  # type: ignore[call-arg]  # fail here, clearly, not in every worker
+    except ValidationError as exc:
+        # Field names and rules only: input values may be secrets.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise click.ClickException(f"invalid webhook settings: {problems}") from None
+    serve = ServeSettings()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir(serve.metrics_dir)
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:webhook.gunicorn_conf"]
+    argv += ["--bind", bind or serve.bind]
+    argv += ["--workers", str(workers or serve.workers), "--threads", str(threads or serve.threads)]
+    argv.append("webhook.app:create_app()")
+    os.execv(sys.executable, argv)

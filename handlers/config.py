@@ -143,6 +143,7 @@ class RulesConfig(_Strict):
 
 def _substitute(value: Any, env: Mapping[str, str], where: str) -> Any:
     if isinstance(value, str):
+
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:

@@ -21,7 +21,7 @@ def create_app(
 
     Nothing connects to Kafka here: the publisher connects on first use, inside the worker.
     """
-    settings = settings or WebhookSettings()  # type: ignore[call-arg]  # from the environment
+    settings = settings or WebhookSettings()  # from the environment
     if configure_logging:
         configure_json_logging(settings.log_level)
     app = Flask("agora_events_webhook")

@@ -3,14 +3,14 @@ record. The view calls this, then publishes the record it returns."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from webhook.events import EventError, Notification, parse_notification
 from webhook.freshness import check_fresh
 from webhook.records import Record, event_record, quarantine_record
 from webhook.settings import TopicNames
-from webhook.signature import SignatureMatch, verify
+from webhook.signature import HeaderSource, SignatureMatch, verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class Quarantined:
 
 def ingest(
     body: bytes,
-    headers: Mapping[str, str],
+    headers: HeaderSource,
     secrets: Sequence[str],
     topics: TopicNames,
     now_ms: int,
@@ -45,7 +45,9 @@ def ingest(
     try:
         notification = parse_notification(body)
     except EventError as exc:
-        return Quarantined(quarantine_record(topics.quarantine, body, str(exc), now_ms), str(exc), match)
+        return Quarantined(
+            quarantine_record(topics.quarantine, body, str(exc), now_ms), str(exc), match
+        )
     check_fresh(notification.notify_ms, now_ms, freshness_tolerance_ms)
     record = event_record(topics.events, body, notification, now_ms, match.header)
     return Accepted(record, notification, match)

@@ -39,9 +39,7 @@ REQUEST_SECONDS = Histogram(
     "Time to answer POST /ncs.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-EVENTS = Counter(
-    "agora_webhook_events", "Accepted callbacks by Agora event type.", ["event_type"]
-)
+EVENTS = Counter("agora_webhook_events", "Accepted callbacks by Agora event type.", ["event_type"])
 
 
 def render() -> tuple[bytes, str]:

@@ -16,7 +16,11 @@ from webhook.settings import ServeSettings, WebhookSettings
 
 def _metrics_dir(configured: str | None) -> str:
     # A fresh directory per start: stale files from a previous run would be summed in.
-    path = Path(configured) if configured else Path(tempfile.gettempdir()) / f"agora-webhook-metrics-{os.getpid()}"
+    path = (
+        Path(configured)
+        if configured
+        else Path(tempfile.gettempdir()) / f"agora-webhook-metrics-{os.getpid()}"
+    )
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
@@ -24,13 +28,15 @@ def _metrics_dir(configured: str | None) -> str:
 
 
 @click.command("webhook")
-@click.option("--bind", help="HOST:PORT to listen on (default AGORA_WEBHOOK_BIND or 127.0.0.1:8080).")
+@click.option(
+    "--bind", help="HOST:PORT to listen on (default AGORA_WEBHOOK_BIND or 127.0.0.1:8080)."
+)
 @click.option("--workers", type=int, help="gunicorn worker processes.")
 @click.option("--threads", type=int, help="threads per worker.")
 def webhook_command(bind: str | None, workers: int | None, threads: int | None) -> None:
     """Receive NCS callbacks on POST /ncs and publish them to Kafka."""
     try:
-        WebhookSettings()  # type: ignore[call-arg]  # fail here, clearly, not in every worker
+        WebhookSettings()  # fail here, clearly, not in every worker
     except ValidationError as exc:
         # Field names and rules only: input values may be secrets.
         problems = "; ".join(
@@ -44,4 +50,5 @@ def webhook_command(bind: str | None, workers: int | None, threads: int | None) 
     argv += ["--bind", bind or serve.bind]
     argv += ["--workers", str(workers or serve.workers), "--threads", str(threads or serve.threads)]
     argv.append("webhook.app:create_app()")
-    os.execv(sys.executable, argv)
+    # Replace this process so gunicorn's master receives the service manager's signals.
+    os.execv(sys.executable, argv)  # noqa: S606

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 V2_HEADER = "Agora-Signature-V2"
 V1_HEADER = "Agora-Signature"
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+class HeaderSource(Protocol):
+    """Case-insensitive header lookup (Werkzeug's ``Headers``) or a plain dict."""
+
+    def get(self, key: str, /) -> str | None: ...
 
 
 class SignatureFailure(StrEnum):
@@ -60,9 +67,7 @@ def signature_headers(body: bytes, secret: str) -> dict[str, str]:
     return {V1_HEADER: sign_v1(body, secret), V2_HEADER: sign_v2(body, secret)}
 
 
-def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str]
-) -> SignatureMatch:
+def verify(body: bytes, headers: HeaderSource, secrets: Sequence[str]) -> SignatureMatch:
     """Check *body* against the signature headers with every active secret.
 
     *headers* must be a case-insensitive mapping (Werkzeug's ``Headers`` is) or use the

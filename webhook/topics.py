@@ -38,13 +38,31 @@ class TopicSpec:
 def catalog(names: TopicNames) -> list[TopicSpec]:
     """Every topic the service writes, with its cleanup policy and default retention."""
     return [
-        TopicSpec(names.events, "every verified NCS callback, original bytes", retention_ms=14 * DAY_MS),
-        TopicSpec(names.quarantine, "signed callbacks that are not valid JSON/envelopes", retention_ms=30 * DAY_MS),
-        TopicSpec(names.actions, "outcome of every action the handlers take", retention_ms=30 * DAY_MS),
-        TopicSpec(names.files, "recorded files and screenshots, one record per file", retention_ms=30 * DAY_MS),
-        TopicSpec(names.screenshots, "whiteboard screenshot-list results", retention_ms=30 * DAY_MS),
+        TopicSpec(
+            names.events, "every verified NCS callback, original bytes", retention_ms=14 * DAY_MS
+        ),
+        TopicSpec(
+            names.quarantine,
+            "signed callbacks that are not valid JSON/envelopes",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            names.actions, "outcome of every action the handlers take", retention_ms=30 * DAY_MS
+        ),
+        TopicSpec(
+            names.files,
+            "recorded files and screenshots, one record per file",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            names.screenshots, "whiteboard screenshot-list results", retention_ms=30 * DAY_MS
+        ),
         TopicSpec(names.sessions, "recording session registry, latest per cname", compacted=True),
-        TopicSpec(names.dlq, "dead letters: original bytes plus provenance headers", retention_ms=30 * DAY_MS),
+        TopicSpec(
+            names.dlq,
+            "dead letters: original bytes plus provenance headers",
+            retention_ms=30 * DAY_MS,
+        ),
         TopicSpec(names.state, "handlers' durable state (dedup ledger, incidents)", compacted=True),
     ]
 
@@ -88,7 +106,9 @@ def topics_group() -> None:
 @click.option("--partitions", default=6, show_default=True, help="partitions per topic")
 @click.option("--replication-factor", default=1, show_default=True, help="3 in production")
 @click.option("--min-insync-replicas", type=int, help="2 in production (with replication 3)")
-def create_command(partitions: int, replication_factor: int, min_insync_replicas: int | None) -> None:
+def create_command(
+    partitions: int, replication_factor: int, min_insync_replicas: int | None
+) -> None:
     """Create every topic of the catalog that does not exist yet."""
     created, existing = create_topics(
         KafkaSettings(), TopicNames(), partitions, replication_factor, min_insync_replicas

@@ -37,7 +37,9 @@ class Ingress:
         self.secrets = self.settings.secret_values()
 
 
-def _error(status: int, code: str, detail: str, **headers: str) -> tuple[Response, int, dict[str, str]]:
+def _error(
+    status: int, code: str, detail: str, **headers: str
+) -> tuple[Response, int, dict[str, str]]:
     return jsonify(error=code, detail=detail), status, headers
 
 
@@ -66,8 +68,14 @@ def register(app: Flask, ingress: Ingress) -> None:
         except SignatureError as exc:
             metrics.REQUESTS.labels("unauthorized").inc()
             metrics.SIGNATURE_FAILURES.labels(exc.reason.value).inc()
-            log.warning("signature rejected", extra={"reason": exc.reason.value, "header": exc.header,
-                                                     "remote": request.remote_addr})
+            log.warning(
+                "signature rejected",
+                extra={
+                    "reason": exc.reason.value,
+                    "header": exc.header,
+                    "remote": request.remote_addr,
+                },
+            )
             return _error(401, "invalid_signature", str(exc))
         except StaleNotification as exc:
             metrics.REQUESTS.labels("stale").inc()
@@ -82,8 +90,12 @@ def register(app: Flask, ingress: Ingress) -> None:
         except PublishUnavailable as exc:
             metrics.REQUESTS.labels("unavailable").inc()
             log.error("publish failed, asking NCS to retry", extra={**context, "error": str(exc)})
-            return _error(503, "broker_unavailable", "the event log did not acknowledge in time",
-                          **{"Retry-After": str(settings.retry_after_s)})
+            return _error(
+                503,
+                "broker_unavailable",
+                "the event log did not acknowledge in time",
+                **{"Retry-After": str(settings.retry_after_s)},
+            )
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - sent)
         if isinstance(decision, Accepted):
             metrics.REQUESTS.labels("accepted").inc()
@@ -123,6 +135,10 @@ def register(app: Flask, ingress: Ingress) -> None:
 def _log_context(decision: object) -> dict[str, object]:
     if isinstance(decision, Accepted):
         n = decision.notification
-        return {"noticeId": n.notice_id, "eventType": n.event_type,
-                "cname": n.payload.cname, "sid": n.payload.sid}
+        return {
+            "noticeId": n.notice_id,
+            "eventType": n.event_type,
+            "cname": n.payload.cname,
+            "sid": n.payload.sid,
+        }
     return {"verifiedBy": getattr(getattr(decision, "match", None), "header", None)}

@@ -110,7 +110,9 @@ def test_any_changed_body_byte_is_rejected(body: bytes, data: st.DataObject) -> 
 def test_any_changed_signature_character_is_rejected(body: bytes, data: st.DataObject) -> None:
     signature = sign_v2(body, "secret")
     index = data.draw(st.integers(0, len(signature) - 1))
-    replacement = data.draw(st.sampled_from("0123456789abcdef").filter(lambda c: c != signature[index]))
+    replacement = data.draw(
+        st.sampled_from("0123456789abcdef").filter(lambda c: c != signature[index])
+    )
     tampered = signature[:index] + replacement + signature[index + 1 :]
     with pytest.raises(SignatureError):
         verify(body, {V2_HEADER: tampered}, ["secret"])

@@ -1,0 +1,47 @@
+"""Building signed NCS callbacks for tests."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from webhook.signature import signature_headers
+
+SECRET = "test-ncs-secret"
+
+
+def callback_body(
+    event_type: int = 40,
+    cname: str = "class-101",
+    sid: str = "38f8e3cfdc474cd56fc1ceba380d7e1a",
+    details: dict[str, Any] | None = None,
+    notice_id: str | None = None,
+    notify_ms: int | None = None,
+    sequence: int = 0,
+) -> bytes:
+    """A Cloud Recording callback body, serialised the way NCS does (compact JSON)."""
+    now = int(time.time() * 1000)
+    body = {
+        "noticeId": notice_id or str(uuid.uuid4()),
+        "productId": 3,
+        "eventType": event_type,
+        "notifyMs": notify_ms if notify_ms is not None else now,
+        "payload": {
+            "cname": cname,
+            "uid": "900001",
+            "sid": sid,
+            "sequence": sequence,
+            "sendts": now,
+            "serviceType": 1,
+            "details": details
+            if details is not None
+            else {"msgName": "recorder_started", "status": 0},
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"Content-Type": "application/json", **signature_headers(body, secret)}

@@ -23,4 +23,6 @@ def configure_json_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # kafka-python is chatty at INFO about every connection; its warnings still show.
-    logging.getLogger("kafka").setLevel(max(root.level, logging.WARNING))
+    # httpx logs request URLs at INFO, and a Slack webhook URL is a credential.
+    for noisy in ("kafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

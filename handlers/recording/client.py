@@ -1,0 +1,321 @@
+"""Cloud Recording REST client (``{api_base}/v1/apps/{appid}/cloud_recording/...``).
+
+Synchronous httpx, HTTP Basic auth from the customer id and secret, the exact
+``Content-Type`` Agora documents. Every call is one HTTP request: the client never
+retries, because the caller owns the budget (the restart policy backs off per Agora's
+recipe, the CLI asks the operator). Failures raise :class:`RecordingApiError` whose
+``advice`` says what to do next. Start and acquire requests are validated first; an
+invalid one raises before anything is sent.
+
+Nothing here logs or raises a credential: request bodies (storage keys, RTC tokens) are
+never logged, and the auth header is built per request from a ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import httpx
+from pydantic import SecretStr
+
+from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
+from handlers.recording.models import (
+    AcquireRequest,
+    AcquireResponse,
+    Mode,
+    QueryRequest,
+    QueryResponse,
+    RecordingRequest,
+    StartRequest,
+    StartResponse,
+    StopRequest,
+    StopResponse,
+    UnexpectedResponse,
+    UpdateRequest,
+    UpdateResponse,
+    check_mode,
+    parse_query,
+    parse_simple,
+    parse_stop,
+    uid_string,
+)
+from handlers.recording.validation import validate_acquire, validate_start, validate_update
+from handlers.settings import AgoraSettings
+
+log = logging.getLogger(__name__)
+_R = TypeVar("_R")
+
+CONTENT_TYPE = "application/json;charset=utf-8"
+_MAX_REASON_CHARS = 300
+
+
+class RecordingApi(Protocol):
+    """The Cloud Recording calls. Every method raises :class:`RecordingApiError` when the
+    call fails and a ``RequestInvalid`` subclass (naming the field) before sending an
+    invalid acquire, start or update."""
+
+    def acquire(
+        self, cname: str, uid: str | int, client_request: Mapping[str, Any] | None = None,
+        *, mode: Mode | None = None,
+    ) -> AcquireResponse: ...
+
+    def start(
+        self, mode: Mode, resource_id: str, cname: str, uid: str | int,
+        client_request: Mapping[str, Any],
+    ) -> StartResponse: ...
+
+    def query(self, mode: Mode, resource_id: str, sid: str) -> QueryResponse: ...
+
+    def update(
+        self, mode: Mode, resource_id: str, sid: str, cname: str, uid: str | int,
+        client_request: Mapping[str, Any],
+    ) -> UpdateResponse: ...
+
+    def update_layout(
+        self, resource_id: str, sid: str, cname: str, uid: str | int,
+        client_request: Mapping[str, Any], *, mode: Mode = "mix",
+    ) -> UpdateResponse: ...
+
+    def stop(
+        self, mode: Mode, resource_id: str, sid: str, cname: str, uid: str | int,
+        *, async_stop: bool = False,
+    ) -> StopResponse: ...
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the caller's own back-off applies
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _code_of(body: Any) -> int | None:
+    if isinstance(body, Mapping):
+        code = body.get("code")
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+        if isinstance(code, str) and code.isdigit():
+            return int(code)
+    return None
+
+
+def _reason_of(body: Any, response: httpx.Response) -> str:
+    if isinstance(body, Mapping):
+        for key in ("reason", "message"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value[:_MAX_REASON_CHARS]
+    text = response.text.strip()
+    if text:
+        return text[:_MAX_REASON_CHARS]
+    return response.reason_phrase or "no reason given"
+
+
+class CloudRecordingClient:
+    """:class:`RecordingApi` over HTTP. Blocks for at most ``timeout_s`` per call;
+    thread-safe as httpx is. ``transport`` is for tests that need one."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        customer_id: str,
+        customer_secret: SecretStr | str,
+        api_base: str = "https://api.sd-rtn.com",
+        timeout_s: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not app_id or not customer_id or not customer_secret:
+            raise RecordingNotConfigured(
+                "app_id, customer_id and customer_secret are all required"
+            )
+        self.app_id = app_id
+        self._customer_id = customer_id
+        self._secret = (
+            customer_secret if isinstance(customer_secret, SecretStr)
+            else SecretStr(customer_secret)
+        )
+        self.api_base = api_base.rstrip("/")
+        self._prefix = f"/v1/apps/{app_id}/cloud_recording"
+        self._http = httpx.Client(
+            base_url=self.api_base, timeout=timeout_s, transport=transport,
+            headers={"Content-Type": CONTENT_TYPE, "Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: AgoraSettings, *, transport: httpx.BaseTransport | None = None
+    ) -> CloudRecordingClient:
+        """Raises :class:`RecordingNotConfigured` naming the missing variables."""
+        missing = [
+            name for name, value in (
+                ("AGORA_APP_ID", settings.app_id),
+                ("AGORA_CUSTOMER_ID", settings.customer_id),
+                ("AGORA_CUSTOMER_SECRET", settings.customer_secret),
+            ) if not value
+        ]
+        if missing or settings.app_id is None or settings.customer_id is None \
+                or settings.customer_secret is None:
+            raise RecordingNotConfigured(
+                f"Cloud Recording REST credentials missing: set {', '.join(missing)}"
+            )
+        return cls(
+            app_id=settings.app_id,
+            customer_id=settings.customer_id,
+            customer_secret=settings.customer_secret,
+            api_base=settings.api_base,
+            timeout_s=settings.request_timeout_s,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"CloudRecordingClient(app_id={self.app_id!r}, api_base={self.api_base!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CloudRecordingClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------- calls
+
+    def acquire(
+        self, cname: str, uid: str | int, client_request: Mapping[str, Any] | None = None,
+        *, mode: Mode | None = None,
+    ) -> AcquireResponse:
+        """Reserve a resourceId (valid ~5 minutes; start it within seconds). With ``mode``,
+        ``clientRequest.scene`` and ``startParameter`` are checked against it."""
+        uid = uid_string(uid)
+        validate_acquire(cname, uid, client_request, mode=mode)
+        request = AcquireRequest(cname, uid, client_request or {})
+        return self._call(request, lambda body: parse_simple(AcquireResponse, body))
+
+    def start(
+        self, mode: Mode, resource_id: str, cname: str, uid: str | int,
+        client_request: Mapping[str, Any],
+    ) -> StartResponse:
+        """Start recording with an acquired resourceId; returns the ``sid``. A 200 only
+        means the request was accepted: confirm with :meth:`query` (status 4 or 5)."""
+        mode = check_mode(mode)
+        uid = uid_string(uid)
+        validate_start(mode, client_request, cname=cname, uid=uid)
+        request = StartRequest(mode, resource_id, cname, uid, client_request)
+        return self._call(request, lambda body: parse_simple(StartResponse, body))
+
+    def query(self, mode: Mode, resource_id: str, sid: str) -> QueryResponse:
+        """The task's status and files, parsed for ``mode``. 404 (advice NOT_FOUND) while
+        Agora moves the task or after it ended."""
+        request = QueryRequest(check_mode(mode), resource_id, sid)
+        return self._call(request, lambda body: parse_query(request.mode, body), sid=sid)
+
+    def update(
+        self, mode: Mode, resource_id: str, sid: str, cname: str, uid: str | int,
+        client_request: Mapping[str, Any],
+    ) -> UpdateResponse:
+        """Change subscriptions, web ``onhold``, the RTMP URL or refresh storage STS keys."""
+        mode = check_mode(mode)
+        validate_update(mode, client_request)
+        request = UpdateRequest(mode, resource_id, sid, cname, uid_string(uid), client_request)
+        return self._call(request, lambda body: parse_simple(UpdateResponse, body), sid=sid)
+
+    def update_layout(
+        self, resource_id: str, sid: str, cname: str, uid: str | int,
+        client_request: Mapping[str, Any], *, mode: Mode = "mix",
+    ) -> UpdateResponse:
+        """Replace the composite layout (unset fields revert to their defaults)."""
+        mode = check_mode(mode)
+        validate_update(mode, client_request, layout=True)
+        request = UpdateRequest(
+            mode, resource_id, sid, cname, uid_string(uid), client_request, layout=True
+        )
+        return self._call(request, lambda body: parse_simple(UpdateResponse, body), sid=sid)
+
+    def stop(
+        self, mode: Mode, resource_id: str, sid: str, cname: str, uid: str | int,
+        *, async_stop: bool = False,
+    ) -> StopResponse:
+        """Stop the task. Code 49 or 435 (advice GONE) mean it is over anyway."""
+        request = StopRequest(check_mode(mode), resource_id, sid, cname, uid_string(uid),
+                              async_stop)
+        return self._call(request, lambda body: parse_stop(request.mode, body), sid=sid)
+
+    # ----------------------------------------------------------------------- plumbing
+
+    def _auth_header(self) -> str:
+        pair = f"{self._customer_id}:{self._secret.get_secret_value()}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+
+    def _send(self, request: RecordingRequest, *, sid: str | None) -> tuple[int, Any]:
+        """The status and decoded JSON body of a successful answer, else
+        :class:`RecordingApiError`."""
+        cname = getattr(request, "cname", None)
+        body = request.body()
+        content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        try:
+            response = self._http.request(
+                request.method, self._prefix + request.path(), content=content,
+                headers={"Authorization": self._auth_header()},
+            )
+        except httpx.TimeoutException as exc:
+            raise RecordingApiError(
+                request.endpoint, http_status=None, code=None,
+                reason=f"request timed out ({type(exc).__name__})", cname=cname, sid=sid,
+            ) from None
+        except httpx.TransportError as exc:
+            raise RecordingApiError(
+                request.endpoint, http_status=None, code=None,
+                reason=f"network error ({type(exc).__name__}: {exc})", cname=cname, sid=sid,
+            ) from None
+        data = _json_or_none(response)
+        code = _code_of(data)
+        log.debug(
+            "cloud recording %s -> HTTP %s", request.endpoint, response.status_code,
+            extra={"endpoint": request.endpoint, "cname": cname, "sid": sid,
+                   "http_status": response.status_code, "code": code},
+        )
+        # A 2xx with an Agora code is still a failure (201 + 7, 206 + 65/435).
+        if response.is_success and not code:
+            if data is None:
+                raise RecordingApiError(
+                    request.endpoint, http_status=response.status_code, code=None,
+                    reason="the answer is not JSON", cname=cname, sid=sid, advice=Advice.STOP,
+                )
+            return response.status_code, data
+        if sid is None and isinstance(data, Mapping) and isinstance(data.get("sid"), str):
+            sid = data["sid"] or None  # 201 + 7 names the task that already runs
+        raise RecordingApiError(
+            request.endpoint, http_status=response.status_code, code=code,
+            reason=_reason_of(data, response), retry_after_s=_retry_after(response),
+            cname=cname, sid=sid,
+        )
+
+    def _call(
+        self, request: RecordingRequest, parse: Callable[[Any], _R], *, sid: str | None = None
+    ) -> _R:
+        """Send, then parse a successful answer. A success whose body lacks what Agora
+        documents (no ``resourceId``, an empty ``sid``) is advice STOP: retrying an answer
+        we cannot read only hides the problem."""
+        status, body = self._send(request, sid=sid)
+        try:
+            return parse(body)
+        except UnexpectedResponse as exc:
+            raise RecordingApiError(
+                request.endpoint, http_status=status, code=None,
+                reason=f"unexpected answer: {exc}", cname=getattr(request, "cname", None),
+                sid=sid, advice=Advice.STOP,
+            ) from None

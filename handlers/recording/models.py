@@ -1,0 +1,398 @@
+"""Typed Cloud Recording requests and responses (reference/agora-facts.md 2.3-2.8).
+
+Requests are small frozen records that know their method, path and JSON body, so the
+client has one generic send and the paths are testable without a server. ``cname`` and
+``uid`` always travel as strings. A ``clientRequest`` is kept exactly as Agora documents it
+(a JSON object), because it is also what profiles and the session registry store.
+
+Responses are parsed by mode and ``serverResponse.fileListMode``, tolerating extra keys
+and the documented spelling variants (``fileName``/``filename``, ``payload``/``playload``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, get_args
+from urllib.parse import quote
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+Mode = Literal["individual", "mix", "web"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+Endpoint = Literal["acquire", "start", "query", "update", "updateLayout", "stop"]
+
+# Service status (1.9): 4/5 mean started and running; 20 is an abnormal exit.
+RUNNING_STATUSES = frozenset({4, 5})
+STATUS_EXITED_ABNORMALLY = 20
+
+_SECRET_KEY = re.compile(r"secret|token|password|passwd|salt|accesskey|key$", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON value with every credential-like field (``accessKey``,
+    ``secretKey``, ``stsToken``, ``token``, ``secret``, ``salt``...) replaced by ``***``.
+    Use it before a request body goes anywhere but the wire."""
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
+                else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def uid_string(uid: str | int) -> str:
+    """The wire form of a uid: Agora wants the decimal integer as a JSON string."""
+    if isinstance(uid, bool):
+        raise TypeError("uid must be a decimal string or an int, not a bool")
+    return str(uid)
+
+
+def check_mode(mode: str) -> Mode:
+    """``mode`` itself, typed; ``ValueError`` naming the allowed values otherwise."""
+    for known in MODES:
+        if mode == known:
+            return known
+    raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+
+
+def _segment(value: str) -> str:
+    # resourceIds and sids are opaque: never let one change the shape of the path.
+    return quote(value, safe="")
+
+
+def _session_path(resource_id: str, sid: str, mode: Mode, action: str) -> str:
+    return f"/resourceid/{_segment(resource_id)}/sid/{_segment(sid)}/mode/{mode}/{action}"
+
+
+# ---------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True)
+class AcquireRequest:
+    """``POST .../acquire``."""
+
+    cname: str
+    uid: str
+    client_request: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    endpoint: Endpoint = field(default="acquire", init=False)
+    method: str = field(default="POST", init=False)
+
+    def path(self) -> str:
+        return "/acquire"
+
+    def body(self) -> dict[str, Any] | None:
+        return {"cname": self.cname, "uid": self.uid, "clientRequest": dict(self.client_request)}
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """``POST .../resourceid/{resourceId}/mode/{mode}/start``. ``repr`` never shows the
+    clientRequest (it carries storage keys and the RTC token)."""
+
+    mode: Mode
+    resource_id: str
+    cname: str
+    uid: str
+    client_request: Mapping[str, Any] = field(repr=False)
+
+    endpoint: Endpoint = field(default="start", init=False)
+    method: str = field(default="POST", init=False)
+
+    def path(self) -> str:
+        return f"/resourceid/{_segment(self.resource_id)}/mode/{self.mode}/start"
+
+    def body(self) -> dict[str, Any] | None:
+        return {"cname": self.cname, "uid": self.uid, "clientRequest": dict(self.client_request)}
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRequest:
+    """``GET .../resourceid/{resourceId}/sid/{sid}/mode/{mode}/query`` (no body)."""
+
+    mode: Mode
+    resource_id: str
+    sid: str
+
+    endpoint: Endpoint = field(default="query", init=False)
+    method: str = field(default="GET", init=False)
+
+    def path(self) -> str:
+        return _session_path(self.resource_id, self.sid, self.mode, "query")
+
+    def body(self) -> dict[str, Any] | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRequest:
+    """``POST .../update`` (subscription lists, web ``onhold``, RTMP URL, STS refresh) or,
+    with ``layout=True``, ``POST .../updateLayout`` (composite only; each call replaces the
+    whole layout)."""
+
+    mode: Mode
+    resource_id: str
+    sid: str
+    cname: str
+    uid: str
+    client_request: Mapping[str, Any] = field(repr=False)
+    layout: bool = False
+
+    method: str = field(default="POST", init=False)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return "updateLayout" if self.layout else "update"
+
+    def path(self) -> str:
+        return _session_path(self.resource_id, self.sid, self.mode, self.endpoint)
+
+    def body(self) -> dict[str, Any] | None:
+        return {"cname": self.cname, "uid": self.uid, "clientRequest": dict(self.client_request)}
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """``POST .../stop``. ``async_stop`` returns at once instead of waiting for uploads
+    (a synchronous stop that takes over 20 s fails with code 50)."""
+
+    mode: Mode
+    resource_id: str
+    sid: str
+    cname: str
+    uid: str
+    async_stop: bool = False
+
+    endpoint: Endpoint = field(default="stop", init=False)
+    method: str = field(default="POST", init=False)
+
+    def path(self) -> str:
+        return _session_path(self.resource_id, self.sid, self.mode, "stop")
+
+    def body(self) -> dict[str, Any] | None:
+        return {
+            "cname": self.cname,
+            "uid": self.uid,
+            "clientRequest": {"async_stop": self.async_stop},
+        }
+
+
+RecordingRequest = AcquireRequest | StartRequest | QueryRequest | UpdateRequest | StopRequest
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    )
+
+
+class AcquireResponse(_Tolerant):
+    cname: str = ""
+    uid: str = ""
+    resource_id: str = Field(alias="resourceId", min_length=1)
+
+
+class StartResponse(_Tolerant):
+    cname: str = ""
+    uid: str = ""
+    resource_id: str = Field(default="", alias="resourceId")
+    sid: str = Field(min_length=1)
+
+
+class UpdateResponse(_Tolerant):
+    """The answer to update and updateLayout."""
+
+    cname: str = ""
+    uid: str = ""
+    resource_id: str = Field(default="", alias="resourceId")
+    sid: str = ""
+
+
+def slice_start_ms(value: int | None) -> int | None:
+    """``sliceStartTime`` in Unix ms. The REST reference says seconds, the event docs say
+    ms (a documented discrepancy): values above 10**12 are ms, smaller ones seconds."""
+    if value is None:
+        return None
+    return value if value > 10**12 else value * 1000
+
+
+class RecordedFile(_Tolerant):
+    """One entry of ``fileList`` (``fileName``; ``filename`` in web mode)."""
+
+    file_name: str = Field(validation_alias=AliasChoices("fileName", "filename"))
+    track_type: str | None = Field(default=None, alias="trackType")
+    uid: str | None = None
+    mixed_all_user: bool | None = Field(default=None, alias="mixedAllUser")
+    is_playable: bool | None = Field(default=None, alias="isPlayable")
+    slice_start_time: int | None = Field(default=None, alias="sliceStartTime")
+
+    @property
+    def slice_start_ms(self) -> int | None:
+        return slice_start_ms(self.slice_start_time)
+
+
+class RtmpOutput(_Tolerant):
+    rtmp_url: str = Field(default="", alias="rtmpUrl")
+    status: str | None = None
+
+
+class ExtensionPayload(_Tolerant):
+    """``payload`` (or ``playload``) of one extension service in web mode."""
+
+    state: str | None = None
+    onhold: bool | None = None
+    uploading_status: str | None = Field(default=None, alias="uploadingStatus")
+    file_list: tuple[RecordedFile, ...] = Field(default=(), alias="fileList")
+    outputs: tuple[RtmpOutput, ...] = ()
+
+
+class ExtensionServiceState(_Tolerant):
+    service_name: str = Field(default="", alias="serviceName")
+    payload: ExtensionPayload = Field(
+        default_factory=ExtensionPayload, validation_alias=AliasChoices("payload", "playload")
+    )
+
+
+class RecordingServerResponse(_Tolerant):
+    """``serverResponse`` of individual and composite (mix) tasks.
+
+    ``fileListMode`` ``"string"``: ``playlist`` is the M3U8 name and ``files`` is empty;
+    ``"json"``: ``files`` lists every file. Screenshot-only tasks have neither."""
+
+    status: int | None = None
+    uploading_status: str | None = Field(default=None, alias="uploadingStatus")
+    file_list_mode: Literal["string", "json"] | None = Field(default=None, alias="fileListMode")
+    playlist: str | None = None
+    files: tuple[RecordedFile, ...] = ()
+    slice_start_time: int | None = Field(default=None, alias="sliceStartTime")
+
+
+class WebServerResponse(_Tolerant):
+    """``serverResponse`` of web page recording tasks."""
+
+    status: int | None = None
+    extension_service_state: tuple[ExtensionServiceState, ...] = Field(
+        default=(), alias="extensionServiceState"
+    )
+
+    def service(self, name: str) -> ExtensionServiceState | None:
+        return next((s for s in self.extension_service_state if s.service_name == name), None)
+
+    @property
+    def files(self) -> tuple[RecordedFile, ...]:
+        recorder = self.service("web_recorder_service")
+        return recorder.payload.file_list if recorder else ()
+
+    @property
+    def uploading_status(self) -> str | None:
+        upload = self.service("upload_service")
+        return upload.payload.uploading_status if upload else None
+
+
+ServerResponse = RecordingServerResponse | WebServerResponse
+
+
+class SessionResponse(_Tolerant):
+    """The answer to query and stop: identifiers plus the mode-specific
+    ``serverResponse``."""
+
+    mode: Mode
+    cname: str = ""
+    uid: str = ""
+    resource_id: str = Field(default="", alias="resourceId")
+    sid: str = ""
+    server_response: ServerResponse
+
+    @property
+    def status(self) -> int | None:
+        return self.server_response.status
+
+    @property
+    def running(self) -> bool:
+        """Started and recording (status 4 or 5), Agora's "started OK" criterion."""
+        return self.server_response.status in RUNNING_STATUSES
+
+    @property
+    def files(self) -> tuple[RecordedFile, ...]:
+        return self.server_response.files
+
+    @property
+    def uploading_status(self) -> str | None:
+        return self.server_response.uploading_status
+
+
+class QueryResponse(SessionResponse):
+    pass
+
+
+class StopResponse(SessionResponse):
+    pass
+
+
+_T = TypeVar("_T", bound=_Tolerant)
+
+
+class UnexpectedResponse(ValueError):
+    """A success answer whose body does not have the documented shape."""
+
+
+def _server_response(mode: Mode, raw: Any) -> ServerResponse:
+    data = raw if isinstance(raw, Mapping) else {}
+    if mode == "web":
+        return WebServerResponse.model_validate(data)
+    fields: dict[str, Any] = {k: v for k, v in data.items() if k != "fileList"}
+    file_list = data.get("fileList")
+    list_mode = data.get("fileListMode")
+    if list_mode == "string" or (list_mode is None and isinstance(file_list, str)):
+        fields["playlist"] = file_list if isinstance(file_list, str) else None
+    elif isinstance(file_list, list):
+        fields["files"] = file_list
+    return RecordingServerResponse.model_validate(fields)
+
+
+def _session(cls: type[SessionResponse], mode: Mode, body: Any) -> Any:
+    if not isinstance(body, Mapping):
+        raise UnexpectedResponse("expected a JSON object")
+    try:
+        server = _server_response(mode, body.get("serverResponse"))
+        rest = {k: v for k, v in body.items() if k != "serverResponse"}
+        return cls.model_validate({**rest, "mode": mode, "server_response": server})
+    except ValidationError as exc:
+        raise UnexpectedResponse(_first_error(exc)) from None
+
+
+def parse_query(mode: Mode, body: Any) -> QueryResponse:
+    """The query answer for a task recorded in ``mode``."""
+    result: QueryResponse = _session(QueryResponse, mode, body)
+    return result
+
+
+def parse_stop(mode: Mode, body: Any) -> StopResponse:
+    """The stop answer for a task recorded in ``mode``."""
+    result: StopResponse = _session(StopResponse, mode, body)
+    return result
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "body"
+    return f"{where}: {err['msg']}"
+
+
+def parse_simple(model: type[_T], body: Any) -> _T:
+    """Acquire, start and update answers; :class:`UnexpectedResponse` names the field."""
+    if not isinstance(body, Mapping):
+        raise UnexpectedResponse("expected a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise UnexpectedResponse(_first_error(exc)) from None

@@ -1,0 +1,259 @@
+"""The whiteboard handler: on a trigger event of a linked channel, capture the room's scene
+directory once (screenshot-list) and publish the screenshots.
+
+Exactly one capture per trigger. The trigger is (cname, sid, eventType), not noticeId:
+NCS's redundant channel sends the same event with different noticeIds. Each trigger, once
+handled, is written to the handler's state in the same transaction as the output, so a
+duplicate notice finds it and ``decide`` returns ``None``. Permanent failures are recorded
+too, so duplicates of a failed trigger do not cause a storm of failing calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.base import (
+    ActionFailed,
+    Effects,
+    Output,
+    Received,
+    StateView,
+    TableView,
+    TransientError,
+)
+from handlers.config import WhiteboardLink, WhiteboardRules
+from handlers.settings import HandlerSettings
+from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardApi, WhiteboardError
+from handlers.whiteboard.models import (
+    CaptureCommand,
+    InvalidCaptureRequest,
+    InvalidLink,
+    RoomLink,
+    link_from_session,
+)
+from webhook.clock import Clock, SystemClock
+from webhook.settings import SCHEMA_VERSION, TopicNames
+
+log = logging.getLogger(__name__)
+
+ACTION_NAME = "whiteboard"
+# The runtime namespaces state keys by action ("whiteboard/capture/..." on the topic).
+TRIGGER_STATE_PREFIX = "capture/"
+
+LinksLookup = Callable[[str], RoomLink | None]
+"""Returns the session registry's link for a cname (see ``link_from_session``), or None.
+May raise ``InvalidLink`` for a malformed record; the rules file is then used instead."""
+
+
+def trigger_key(cname: str, sid: str, event_type: int) -> str:
+    """State key of one trigger. JSON keeps it unambiguous whatever the cname contains."""
+    return TRIGGER_STATE_PREFIX + json.dumps([cname, sid, event_type], separators=(",", ":"))
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def _rule_link(rule: WhiteboardLink, index: int) -> RoomLink:
+    try:
+        return RoomLink(
+            room_uuid=rule.room_uuid,
+            path=rule.path,
+            width=rule.width,
+            height=rule.height,
+            region=rule.region,
+            on_events=frozenset(rule.on_events),
+        )
+    except InvalidCaptureRequest as exc:
+        raise InvalidLink(f"whiteboard.links[{index}].{exc}") from None
+
+
+def _no_registry(_cname: str) -> RoomLink | None:
+    return None
+
+
+def session_links(sessions: TableView) -> LinksLookup:
+    """Links read from the session registry view (``agora.recording.sessions``, key cname)."""
+
+    def lookup(cname: str) -> RoomLink | None:
+        return link_from_session(sessions.get(cname), where=f"session {cname!r} whiteboard")
+
+    return lookup
+
+
+class WhiteboardCaptureAction:
+    """``decide`` is pure (reads the event, the links and the state); ``run`` makes one
+    screenshot-list call and returns what to publish.
+
+    ``run`` raises ``TransientError`` for 429/5xx/timeouts/connection errors and
+    ``ActionFailed`` (with an alert record on the actions topic and the trigger marked
+    failed) for anything permanent. Construction raises ``InvalidLink`` naming the rules
+    entry when a configured link is out of range.
+    """
+
+    name = ACTION_NAME
+
+    def __init__(
+        self,
+        api: WhiteboardApi,
+        *,
+        rules: WhiteboardRules,
+        topics: TopicNames,
+        default_region: str,
+        links_lookup: LinksLookup = _no_registry,
+        clock: Clock | None = None,
+    ) -> None:
+        self._api = api
+        self._rules = [(rule, _rule_link(rule, i)) for i, rule in enumerate(rules.links)]
+        self._topics = topics
+        self._default_region = default_region
+        self._links_lookup = links_lookup
+        self._clock = clock or SystemClock()
+
+    def link_for(self, cname: str) -> RoomLink | None:
+        """The session registry's link first (it is per session), else the first rule."""
+        try:
+            link = self._links_lookup(cname)
+        except InvalidLink as exc:
+            log.warning("ignoring malformed whiteboard link in session record",
+                        extra={"cname": cname, "error": str(exc)})
+            link = None
+        if link is not None:
+            return link
+        return next((room for rule, room in self._rules if rule.matches(cname)), None)
+
+    def decide(self, event: Received, state: StateView) -> CaptureCommand | None:
+        notification = event.notification
+        payload = notification.payload
+        cname, sid, event_type = payload.cname, payload.sid, notification.event_type
+        if not cname:
+            return None
+        link = self.link_for(cname)
+        if link is None or event_type not in link.on_events:
+            return None
+        context = {"cname": cname, "noticeId": notification.notice_id, "eventType": event_type}
+        if not sid:
+            log.warning("trigger event without sid, no capture", extra=context)
+            return None
+        key = trigger_key(cname, sid, event_type)
+        if state.get(key) is not None:
+            log.info("trigger already handled", extra={**context, "sid": sid})
+            return None
+        return CaptureCommand(
+            cname=cname,
+            sid=sid,
+            notice_id=notification.notice_id,
+            event_type=event_type,
+            room_uuid=link.room_uuid,
+            path=link.path,
+            width=link.width,
+            height=link.height,
+            region=link.region or self._default_region,
+            trigger_key=key,
+        )
+
+    def run(self, command: CaptureCommand) -> Effects:
+        try:
+            shots = self._api.screenshot_list(
+                command.room_uuid,
+                path=command.path,
+                width=command.width,
+                height=command.height,
+                region=command.region,
+            )
+        except WhiteboardError as exc:
+            if exc.retryable:
+                raise TransientError(str(exc), retry_after_s=exc.retry_after_s) from exc
+            raise ActionFailed(str(exc), self._failure(command, exc.message, exc.status)) from exc
+        except InvalidCaptureRequest as exc:
+            raise ActionFailed(str(exc), self._failure(command, str(exc), None)) from exc
+        now = _iso(self._clock.now_ms())
+        value: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "cname": command.cname,
+            "sid": command.sid,
+            "noticeId": command.notice_id,
+            "eventType": command.event_type,
+            "room_uuid": command.room_uuid,
+            "path": command.path,
+            "captured_at": now,
+            "screenshots": [shot.model_dump() for shot in shots],
+        }
+        log.info("whiteboard captured",
+                 extra={"cname": command.cname, "sid": command.sid, "count": len(shots)})
+        return Effects(
+            outputs=(self._output(self._topics.screenshots, command, value),),
+            state={
+                command.trigger_key: {
+                    "status": "captured",
+                    "noticeId": command.notice_id,
+                    "at": now,
+                    "screenshots": len(shots),
+                }
+            },
+        )
+
+    def _failure(self, command: CaptureCommand, message: str, status: int | None) -> Effects:
+        now = _iso(self._clock.now_ms())
+        outcome: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "handler": ACTION_NAME,
+            "action": "screenshot-list",
+            "outcome": "failed",
+            "alert": True,
+            "cname": command.cname,
+            "sid": command.sid,
+            "noticeId": command.notice_id,
+            "eventType": command.event_type,
+            "room_uuid": command.room_uuid,
+            "path": command.path,
+            "status": status,
+            "error": message,
+            "at": now,
+        }
+        return Effects(
+            outputs=(self._output(self._topics.actions, command, outcome),),
+            state={
+                command.trigger_key: {
+                    "status": "failed",
+                    "noticeId": command.notice_id,
+                    "at": now,
+                    "http_status": status,
+                    "error": message,
+                }
+            },
+        )
+
+    @staticmethod
+    def _output(topic: str, command: CaptureCommand, value: Mapping[str, Any]) -> Output:
+        headers = {"noticeId": command.notice_id, "sid": command.sid,
+                   "schema-version": SCHEMA_VERSION}
+        return Output.json(topic, command.cname, value, **headers)
+
+
+def build_whiteboard_action(
+    settings: HandlerSettings,
+    rules: WhiteboardRules,
+    *,
+    links_lookup: LinksLookup = _no_registry,
+    clock: Clock | None = None,
+) -> WhiteboardCaptureAction:
+    """The action with an HTTP client from ``settings.whiteboard``.
+
+    Raises ``TokenConfigError`` without credentials and ``InvalidLink`` for a bad rule, so a
+    misconfigured handler fails at start-up rather than on its first trigger.
+    """
+    return WhiteboardCaptureAction(
+        HttpWhiteboardClient.from_settings(settings.whiteboard),
+        rules=rules,
+        topics=settings.topics,
+        default_region=settings.whiteboard.region,
+        links_lookup=links_lookup,
+        clock=clock,
+    )

@@ -1,0 +1,189 @@
+"""Value types of the whiteboard capture: request limits, the service's answers, and the
+channel-to-room link (from a session record or the rules file).
+
+Limits we enforce before anything is sent (Agora documents none beyond "pixels"):
+
+- ``width`` and ``height``: integers in ``1..MAX_DIMENSION`` (8192). That is above any
+  screen or 8K frame, and keeps a typo from asking the service for a gigapixel image.
+- ``path``: a string starting with ``/``, at most ``MAX_PATH_LENGTH`` characters.
+- ``room_uuid``: letters, digits and ``-`` only (it goes into the URL path).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+MAX_DIMENSION = 8192
+MAX_PATH_LENGTH = 1024
+_ROOM_UUID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+class InvalidCaptureRequest(ValueError):
+    """A capture parameter is out of range; ``field`` names it. Nothing was sent."""
+
+    def __init__(self, field: str, expected: str, got: object) -> None:
+        super().__init__(f"{field}: expected {expected}, got {got!r}")
+        self.field = field
+
+
+def check_dimension(field: str, value: object) -> int:
+    """``value`` as a pixel size, or :class:`InvalidCaptureRequest` naming ``field``."""
+    # bool is an int subclass; True is not a width.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIMENSION:
+        raise InvalidCaptureRequest(field, f"an integer from 1 to {MAX_DIMENSION}", value)
+    return value
+
+
+def check_path(field: str, value: object) -> str:
+    """``value`` as a scene path or directory (starts with ``/``)."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > MAX_PATH_LENGTH:
+        raise InvalidCaptureRequest(
+            field, f"a path starting with '/' (at most {MAX_PATH_LENGTH} characters)", value
+        )
+    return value
+
+
+def check_room_uuid(field: str, value: object) -> str:
+    if not isinstance(value, str) or not _ROOM_UUID.match(value):
+        raise InvalidCaptureRequest(field, "a room UUID (letters, digits, '-')", value)
+    return value
+
+
+def check_capture(room_uuid: object, path: object, width: object, height: object) -> None:
+    """Validate everything a screenshot call sends; raises :class:`InvalidCaptureRequest`."""
+    check_room_uuid("room_uuid", room_uuid)
+    check_path("path", path)
+    check_dimension("width", width)
+    check_dimension("height", height)
+
+
+class Screenshot(BaseModel):
+    """One captured scene, as the service reports it (201 body or one list entry)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    url: str
+    key: str
+    bucket: str
+    region: str
+
+
+class Room(BaseModel):
+    """``GET /v5/rooms/{uuid}``; only the fields we read are required."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    uuid: str
+    is_ban: bool | None = None
+    is_record: bool | None = None
+    created_at: str | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_api(cls, body: Mapping[str, Any]) -> Room:
+        return cls(
+            uuid=body["uuid"],
+            is_ban=body.get("isBan"),
+            is_record=body.get("isRecord"),
+            created_at=body.get("createdAt"),
+            limit=body.get("limit"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLink:
+    """Which room to capture for a channel, and on which event types.
+
+    The session registry (``agora.recording.sessions``) may carry it as the ``whiteboard``
+    object of a session record, with exactly these keys::
+
+        "whiteboard": {"room_uuid": "a7e0...", "path": "/", "width": 1280,
+                       "height": 720, "region": "us-sv", "on_events": [11]}
+
+    ``room_uuid`` is required; the others default as in the rules file (``path`` "/",
+    1280x720, region from ``WHITEBOARD_REGION``, ``on_events`` [11] = session_exit).
+    """
+
+    room_uuid: str
+    path: str = "/"
+    width: int = 1280
+    height: int = 720
+    region: str | None = None
+    on_events: frozenset[int] = frozenset({11})
+
+    def __post_init__(self) -> None:
+        check_capture(self.room_uuid, self.path, self.width, self.height)
+        if self.region is not None and (not isinstance(self.region, str) or not self.region):
+            raise InvalidCaptureRequest("region", "a non-empty string", self.region)
+
+
+class InvalidLink(ValueError):
+    """A session record's ``whiteboard`` object does not follow the documented schema."""
+
+
+def _field_name(where: str, loc: Sequence[int | str]) -> str:
+    return ".".join([where, *(str(p) for p in loc)])
+
+
+class _LinkFields(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    room_uuid: str
+    path: str = "/"
+    width: int = 1280
+    height: int = 720
+    region: str | None = None
+    on_events: list[int] = [11]
+
+
+def link_from_session(
+    record: Mapping[str, Any] | None, where: str = "whiteboard"
+) -> RoomLink | None:
+    """The link in a session record's value, ``None`` when it has none.
+
+    Raises :class:`InvalidLink` naming the field when the object is malformed.
+    """
+    if record is None:
+        return None
+    raw = record.get("whiteboard")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InvalidLink(f"{where}: expected an object, got {type(raw).__name__}")
+    try:
+        fields = _LinkFields.model_validate(dict(raw))
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        raise InvalidLink(f"{_field_name(where, err['loc'])}: {err['msg']}") from None
+    try:
+        return RoomLink(
+            room_uuid=fields.room_uuid,
+            path=fields.path,
+            width=fields.width,
+            height=fields.height,
+            region=fields.region,
+            on_events=frozenset(fields.on_events),
+        )
+    except InvalidCaptureRequest as exc:
+        raise InvalidLink(f"{where}.{exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureCommand:
+    """What ``decide`` asks ``run`` to do: one screenshot-list for one trigger."""
+
+    cname: str
+    sid: str
+    notice_id: str
+    event_type: int
+    room_uuid: str
+    path: str
+    width: int
+    height: int
+    region: str
+    trigger_key: str

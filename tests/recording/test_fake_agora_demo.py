@@ -1,0 +1,31 @@
+"""``python -m support.fake_agora`` serves a usable fake and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from handlers.recording.client import CloudRecordingClient
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def test_demo_prints_its_url_and_credentials() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "support.fake_agora", "--port", "0"],
+        cwd=TESTS, stdout=subprocess.PIPE, text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline().strip() for _ in range(5)]
+            env = dict(line.split("=", 1) for line in lines[1:])
+            assert lines[0] == f"fake Agora Cloud Recording API at {env['AGORA_API_BASE']}"
+            with CloudRecordingClient(
+                app_id=env["AGORA_APP_ID"], customer_id=env["AGORA_CUSTOMER_ID"],
+                customer_secret=env["AGORA_CUSTOMER_SECRET"], api_base=env["AGORA_API_BASE"],
+            ) as client:
+                assert client.acquire("demo", "1").resource_id
+        finally:
+            process.terminate()
+            assert process.wait(timeout=10) == 0

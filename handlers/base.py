@@ -10,7 +10,7 @@ offset (one Kafka transaction), retries ``TransientError`` with backoff, and dea
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -61,6 +61,15 @@ class StateView(Protocol):
     """Read-only view of the handler's durable state (a compacted topic, per handler)."""
 
     def get(self, key: str) -> Mapping[str, Any] | None: ...
+
+
+class TableView(Protocol):
+    """Read-only live view of a compacted topic (text key -> JSON object), e.g. the
+    recording sessions. Obtained from the factory context (``ActionContext.table``)."""
+
+    def get(self, key: str) -> Mapping[str, Any] | None: ...
+
+    def items(self) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
 
 
 class TransientError(Exception):

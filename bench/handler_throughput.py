@@ -1,0 +1,151 @@
+"""Throughput of the handler runtime (echo action) against a bare kafka-python consumer.
+
+Fills a fresh events topic with N callback records shaped exactly as the webhook publishes
+them (original body bytes, key = cname, the standard headers), then, in the same run:
+
+1. a raw ``KafkaConsumer`` (no group, ``read_committed``) reads all N records;
+2. the ``echo`` action runs on the real runtime: decode, per-key scheduling, one outcome
+   record per event, and offsets committed in Kafka transactions.
+
+Both rates are measured from the first record received to the last record done, so group
+join and start-up are reported apart. Prints records/s of both and the ratio.
+
+    .venv/bin/python bench/handler_throughput.py --records 20000 --partitions 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+import uuid
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from handlers.runtime.echo import EchoAction
+from handlers.runtime.metrics import RuntimeMetrics
+from handlers.runtime.retry import RetryPolicy
+from handlers.runtime.runner import ActionRunner, RunnerConfig
+from webhook.events import parse_notification
+from webhook.records import event_record
+from webhook.settings import KafkaSettings, TopicNames
+from webhook.topics import create_topics
+
+EVENT_TYPES = (40, 41, 30, 31, 32, 11, 4, 1)
+
+
+def sample_body(index: int) -> bytes:
+    """A Cloud Recording callback as NCS sends it (compact JSON, ~400 bytes)."""
+    now = int(time.time() * 1000)
+    body = {
+        "noticeId": uuid.uuid4().hex,
+        "productId": 3,
+        "eventType": EVENT_TYPES[index % len(EVENT_TYPES)],
+        "notifyMs": now,
+        "payload": {
+            "cname": f"class-{index % 200}",
+            "uid": "900001",
+            "sid": f"{index % 200:032x}",
+            "sequence": index,
+            "sendts": now,
+            "serviceType": 0,
+            "details": {"msgName": "recorder_started", "status": 0},
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def fill(bootstrap: str, topic: str, count: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=256 * 1024)
+    for i in range(count):
+        body = sample_body(i)
+        record = event_record(topic, body, parse_notification(body), int(time.time() * 1000), "v2")
+        producer.send(topic, key=record.key, value=record.value, headers=list(record.headers))
+    producer.flush()
+    producer.close()
+
+
+def raw_rate(bootstrap: str, topic: str, count: int) -> float:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        isolation_level="read_committed", auto_offset_reset="earliest",
+    )
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    seen = 0
+    first = None
+    while seen < count:
+        for records in consumer.poll(timeout_ms=500).values():
+            if first is None:
+                first = time.perf_counter()
+            seen += len(records)
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    consumer.close()
+    return count / elapsed
+
+
+def echo_rate(bootstrap: str, names: TopicNames, count: int) -> tuple[float, float]:
+    metrics = RuntimeMetrics()
+    tag = uuid.uuid4().hex[:8]
+    config = RunnerConfig(
+        group_id=f"bench-{tag}.echo",
+        transactional_id=f"bench-{tag}.echo.1",
+        topics=names,
+        retry=RetryPolicy(max_attempts=3, budget_s=60),
+        client_config={"bootstrap_servers": bootstrap},
+        max_poll_records=500,
+    )
+    stop = threading.Event()
+    runner = ActionRunner(EchoAction(), config, metrics=metrics, stop=stop)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+
+    def consumed() -> float:
+        value = metrics.registry.get_sample_value("agora_handler_consumed_total", {"action": "echo"})
+        return value or 0.0
+
+    def done() -> float:
+        value = metrics.registry.get_sample_value(
+            "agora_handler_outcomes_total", {"action": "echo", "outcome": "ok"}
+        )
+        return value or 0.0
+
+    while consumed() == 0:
+        time.sleep(0.001)
+    first = time.perf_counter()
+    while done() < count:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - first
+    stop.set()
+    thread.join(30)
+    return count / elapsed, first - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+
+    tag = uuid.uuid4().hex[:8]
+    names = TopicNames.model_validate({f: f"bench-{tag}.{f}" for f in TopicNames.model_fields})
+    create_topics(KafkaSettings(bootstrap_servers=args.bootstrap), names, args.partitions, 1)
+    fill(args.bootstrap, names.events, args.records)
+
+    raw = raw_rate(args.bootstrap, names.events, args.records)
+    echo, startup = echo_rate(args.bootstrap, names, args.records)
+    print(f"records            {args.records} on {args.partitions} partition(s)")
+    print(f"raw consumer       {raw:10.0f} records/s")
+    print(f"echo action        {echo:10.0f} records/s  (start-up and group join {startup:.2f} s)")
+    print(f"ratio echo/raw     {echo / raw:10.3f}")
+
+
+if __name__ == "__main__":
+    main()

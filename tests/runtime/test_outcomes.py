@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+
+from support.callbacks import callback_body
+
+from handlers.runtime.dispatch import work_from_record
+from handlers.runtime.outcomes import ActionOutcome, outcome_of
+
+
+def test_an_outcome_record_is_keyed_by_cname_with_descriptive_headers() -> None:
+    body = callback_body(event_type=11, cname="class-9", sid="sid-1", notice_id="n-7")
+    work = work_from_record("restart", "ev", 3, 99, b"class-9", body, (("noticeId", b"n-7"),))
+    work.attempts = 2
+    outcome = outcome_of(work, "restart", "ok", 0.0123, 1_700_000_000_000)
+    record = outcome.to_record("agora.actions")
+    assert record.key == b"class-9"
+    assert record.headers == (
+        ("action", b"restart"), ("outcome", b"ok"), ("schema-version", b"1"),
+        ("noticeId", b"n-7"),
+    )
+    assert json.loads(record.value or b"") == {
+        "action": "restart", "outcome": "ok", "cname": "class-9", "noticeId": "n-7",
+        "eventType": 11, "sid": "sid-1", "attempts": 2, "error": None, "duration_ms": 12.3,
+        "at": 1_700_000_000_000, "source": "ev/3/99", "replayed": False, "retry_in_s": None,
+    }
+
+
+def test_an_undecodable_event_takes_what_the_headers_say() -> None:
+    headers = (("noticeId", b"n"), ("sid", b"s"), ("eventType", b"31"))
+    work = work_from_record("notify", "ev", 0, 1, b"c", b"junk", headers)
+    outcome = outcome_of(work, "notify", "dead_lettered", 0, 1, error="InvalidEvent: x")
+    assert (outcome.notice_id, outcome.sid, outcome.event_type) == ("n", "s", 31)
+
+
+def test_the_schema_documents_every_field_by_its_published_name() -> None:
+    schema = ActionOutcome.model_json_schema(by_alias=True)
+    assert set(schema["properties"]) == {
+        "action", "outcome", "cname", "noticeId", "eventType", "sid", "attempts", "error",
+        "duration_ms", "at", "source", "replayed", "retry_in_s",
+    }
+    assert all("description" in p for p in schema["properties"].values())
+    assert schema["properties"]["outcome"]["enum"] == [
+        "ok", "failed", "ignored", "retrying", "dead_lettered",
+    ]

@@ -1,0 +1,116 @@
+"""``agora-events handlers`` as a real process: SIGTERM drains and commits; SIGKILL then a
+restart loses nothing and publishes every output exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.runtime_helpers import (
+    committed_offsets,
+    consume_all_uncommitted,
+    produce_events,
+    read_to_end,
+    topics_env,
+    unique_topics,
+    wait_until,
+)
+
+from webhook.settings import TopicNames
+
+pytestmark = pytest.mark.kafka
+
+CLI = Path(sys.executable).with_name("agora-events")
+TESTS = Path(__file__).resolve().parents[1]
+PLUGIN = "slow=support.runtime_helpers:slow_echo_factory"
+COUNT = 300
+
+
+def start(bootstrap: str, names: TopicNames, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        **topics_env(names),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "AGORA_HANDLERS_GROUP_PREFIX": prefix,
+        "AGORA_HANDLERS_METRICS_PORT": "0",
+        "PYTHONPATH": str(TESTS),
+    }
+    with log.open("ab") as stderr:
+        return subprocess.Popen(
+            [
+                str(CLI), "handlers", "--plugin", PLUGIN, "--instance-id", "one",
+                # The killed member's partitions wait this long before the restart gets them.
+                "--session-timeout-ms", "6000", "slow",
+            ],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+
+
+def notices(records: list[Any]) -> list[str]:
+    return [json.loads(r.value)["noticeId"] for r in records]
+
+
+def test_sigterm_commits_exactly_after_the_last_handled_record(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    names = unique_topics(kafka_bootstrap)
+    prefix = f"rt-{uuid.uuid4().hex[:8]}"
+    sent = produce_events(kafka_bootstrap, names.events, [f"c{i % 5}" for i in range(COUNT)])
+    log = tmp_path / "handlers.log"
+    process = start(kafka_bootstrap, names, prefix, log)
+    try:
+        wait_until(lambda: len(read_to_end(kafka_bootstrap, names.files)) >= 30,
+                   what="30 outputs")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        process.kill()
+    handled = notices(read_to_end(kafka_bootstrap, names.files))
+    assert 30 <= len(handled) < COUNT, "the stop should land mid-stream"
+    # Outputs are the first records in order, and the commit is right after the last.
+    assert handled == [e.notice_id for e in sent[: len(handled)]]
+    assert committed_offsets(kafka_bootstrap, f"{prefix}.slow", names.events) == {
+        0: len(handled)
+    }
+    assert "SIGTERM received" in log.read_text()
+
+
+def test_sigkill_then_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
+    names = unique_topics(kafka_bootstrap)
+    prefix = f"rt-{uuid.uuid4().hex[:8]}"
+    sent = produce_events(kafka_bootstrap, names.events, [f"c{i % 5}" for i in range(COUNT)])
+    log = tmp_path / "handlers.log"
+    first = start(kafka_bootstrap, names, prefix, log)
+    try:
+        wait_until(lambda: len(read_to_end(kafka_bootstrap, names.files)) >= 30,
+                   what="30 outputs")
+        first.kill()
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    assert len(read_to_end(kafka_bootstrap, names.files)) < COUNT
+    second = start(kafka_bootstrap, names, prefix, log)
+    try:
+        wait_until(
+            lambda: committed_offsets(kafka_bootstrap, f"{prefix}.slow", names.events)
+            == {0: COUNT},
+            timeout_s=60, what="every record committed after the restart",
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0, log.read_text()
+    finally:
+        second.kill()
+    committed = notices(read_to_end(kafka_bootstrap, names.files))
+    # Every record's output is visible exactly once to read_committed readers, in order.
+    assert committed == [e.notice_id for e in sent]
+    # Anything else in the log belongs to a transaction the restart aborted.
+    everything = Counter(notices(consume_all_uncommitted(kafka_bootstrap, names.files, COUNT)))
+    assert set(everything) == set(committed)

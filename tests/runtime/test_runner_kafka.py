@@ -1,0 +1,275 @@
+"""The runner against a real broker: commits, ordering under retries, DLQ, state, guard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kafka import KafkaProducer
+from support.kafka_broker import consume_all
+from support.runtime_helpers import (
+    ScriptedAction,
+    committed_offsets,
+    consume_all_uncommitted,
+    fast_config,
+    json_values,
+    produce_events,
+    produce_raw,
+    running,
+    unique_topics,
+    wait_until,
+)
+
+from handlers.runtime import dlq
+from handlers.runtime.echo import EchoAction
+from handlers.runtime.guard import GuardPolicy
+from handlers.runtime.runner import RunnerExit
+
+pytestmark = pytest.mark.kafka
+
+
+def test_every_record_is_handled_and_committed_after_the_last(kafka_bootstrap: str) -> None:
+    names = unique_topics(kafka_bootstrap, partitions=3)
+    sent = produce_events(kafka_bootstrap, names.events, [f"class-{i % 7}" for i in range(40)])
+    config = fast_config(kafka_bootstrap, names, "echo")
+    with running(EchoAction(), config) as run:
+        wait_until(
+            lambda: run.sample("agora_handler_outcomes_total", action="echo", outcome="ok") == 40,
+            what="40 ok outcomes",
+        )
+        assert run.stop() is RunnerExit.STOPPED
+    last: dict[int, int] = {}
+    for event in sent:
+        last[event.partition] = max(last.get(event.partition, -1), event.offset)
+    committed = committed_offsets(kafka_bootstrap, config.group_id, names.events)
+    assert committed == {p: last.get(p, -1) + 1 if p in last else None for p in committed}
+    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, 40))
+    assert sorted(o["noticeId"] for o in outcomes) == sorted(e.notice_id for e in sent)
+    assert {o["outcome"] for o in outcomes} == {"ok"}
+    assert {o["action"] for o in outcomes} == {"echo"}
+
+
+def test_a_parked_key_does_not_block_other_keys_and_keeps_its_order(
+    kafka_bootstrap: str,
+) -> None:
+    names = unique_topics(kafka_bootstrap, partitions=1)
+    action = ScriptedAction(script={"A": ["transient", "transient", "ok"]})
+    cnames = ["A", "B", "B", "A", "B", "B", "A", "B"]
+    sent = produce_events(kafka_bootstrap, names.events, cnames)
+    config = fast_config(kafka_bootstrap, names, action.name, base_delay_s=1.0)
+    with running(action, config) as run:
+        wait_until(
+            lambda: len(set(action.handled())) == len(sent), what="every record handled"
+        )
+        assert run.stop() is RunnerExit.STOPPED
+    handled = action.handled()
+    a_notices = [e.notice_id for e in sent if e.cname == "A"]
+    b_notices = [e.notice_id for e in sent if e.cname == "B"]
+    order = [notice for _, notice in handled]
+    # B flowed while A's first record was parked...
+    assert max(order.index(n) for n in b_notices) < order.index(a_notices[0])
+    # ...and A's records were handled in their order, each after its two retries.
+    assert [n for n in order if n in a_notices] == a_notices
+    assert [c for c, n, r in action.calls if n == a_notices[1]] == ["A", "A", "A"]
+    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: len(sent)}
+    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, 6 + len(sent)))
+    assert sum(o["outcome"] == "retrying" for o in outcomes) == 6
+    assert sum(o["outcome"] == "ok" for o in outcomes) == len(sent)
+
+
+def test_an_exhausted_budget_ends_in_the_dlq_with_provenance(kafka_bootstrap: str) -> None:
+    names = unique_topics(kafka_bootstrap, partitions=2)
+    action = ScriptedAction(script={"X": ["transient"], "Z": ["boom"]})
+    sent = produce_events(kafka_bootstrap, names.events, ["X", "Y", "Z"])
+    config = fast_config(kafka_bootstrap, names, action.name, max_attempts=3)
+    with running(action, config) as run:
+        wait_until(
+            lambda: run.sample(
+                "agora_handler_dead_letters_total", action=action.name, reason="exhausted"
+            ) == 2,
+            what="two dead letters",
+        )
+        wait_until(lambda: len(action.handled()) == 1, what="Y handled")
+        assert run.stop() is RunnerExit.STOPPED
+    dead = {r.key: r for r in consume_all(kafka_bootstrap, names.dlq, 2)}
+    assert set(dead) == {b"X", b"Z"}
+    for event in sent:
+        if event.cname == "Y":
+            continue
+        record = dead[event.cname.encode()]
+        headers = dict(record.headers)
+        assert record.value == event.body
+        assert headers[dlq.DLQ_TOPIC] == names.events.encode()
+        assert headers[dlq.DLQ_PARTITION] == str(event.partition).encode()
+        assert headers[dlq.DLQ_OFFSET] == str(event.offset).encode()
+        assert headers[dlq.DLQ_HANDLER] == action.name.encode()
+        assert headers[dlq.DLQ_ATTEMPTS] == b"3"
+        assert int(headers[dlq.DLQ_AT]) > 1_600_000_000_000
+        assert headers["noticeId"] == event.notice_id.encode()
+        assert headers["schema-version"] == b"1"
+    assert dict(dead[b"X"].headers)[dlq.DLQ_ERROR] == b"TransientError: remote said 503"
+    assert dict(dead[b"Z"].headers)[dlq.DLQ_ERROR] == b"RuntimeError: a bug"
+    committed = committed_offsets(kafka_bootstrap, config.group_id, names.events)
+    expected: dict[int, int | None] = {0: None, 1: None}
+    for event in sent:
+        expected[event.partition] = max(expected[event.partition] or 0, event.offset + 1)
+    assert committed == expected
+    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, 7))
+    dead_outcomes = [o for o in outcomes if o["outcome"] == "dead_lettered"]
+    assert sorted(o["cname"] for o in dead_outcomes) == ["X", "Z"]
+    assert all(o["attempts"] == 3 for o in dead_outcomes)
+
+
+def test_invalid_records_go_to_the_dlq_at_once(kafka_bootstrap: str) -> None:
+    names = unique_topics(kafka_bootstrap)
+    action = ScriptedAction(script={"inv": ["invalid"]})
+    produce_raw(kafka_bootstrap, names.events, b"junk", b"{not json", [("noticeId", b"n-1")])
+    sent = produce_events(kafka_bootstrap, names.events, ["inv", "ok"])
+    config = fast_config(kafka_bootstrap, names, action.name)
+    with running(action, config) as run:
+        wait_until(
+            lambda: run.sample(
+                "agora_handler_dead_letters_total", action=action.name, reason="invalid"
+            ) == 2,
+            what="two invalid dead letters",
+        )
+        wait_until(lambda: len(action.handled()) == 1, what="the good record handled")
+        assert run.stop() is RunnerExit.STOPPED
+    dead = {r.key: r for r in consume_all(kafka_bootstrap, names.dlq, 2)}
+    junk = dict(dead[b"junk"].headers)
+    assert dead[b"junk"].value == b"{not json"
+    assert junk[dlq.DLQ_ATTEMPTS] == b"0"
+    assert junk[dlq.DLQ_OFFSET] == b"0"
+    assert junk[dlq.DLQ_ERROR].startswith(b"InvalidEvent: EventError: invalid notification")
+    assert junk["noticeId"] == b"n-1"
+    inv = dict(dead[b"inv"].headers)
+    assert inv[dlq.DLQ_ATTEMPTS] == b"1"
+    assert inv[dlq.DLQ_ERROR] == b"InvalidEvent: details.status is missing"
+    assert dead[b"inv"].value == sent[0].body
+    # run was called once for the invalid record: no retry
+    assert [behaviour for cname, _, behaviour in action.calls if cname == "inv"] == ["invalid"]
+    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 3}
+
+
+def test_action_failed_publishes_its_effects_and_commits(kafka_bootstrap: str) -> None:
+    names = unique_topics(kafka_bootstrap)
+    action = ScriptedAction(script={"F": ["failed"]}, output_topic=names.files)
+    sent = produce_events(kafka_bootstrap, names.events, ["F"])
+    config = fast_config(kafka_bootstrap, names, action.name)
+    with running(action, config) as run:
+        wait_until(lambda: len(action.handled()) == 1, what="F handled")
+        assert run.stop() is RunnerExit.STOPPED
+    outputs = json_values(consume_all(kafka_bootstrap, names.files, 1))
+    assert outputs == [{"noticeId": sent[0].notice_id}]
+    (outcome,) = json_values(consume_all(kafka_bootstrap, names.actions, 1))
+    assert outcome["outcome"] == "failed"
+    assert outcome["error"] == "ActionFailed: remote said 404"
+    assert outcome["eventType"] == 40
+    assert outcome["sid"] == "38f8e3cfdc474cd56fc1ceba380d7e1a"
+    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 1}
+
+
+def test_state_is_visible_to_the_next_record_and_survives_a_restart(
+    kafka_bootstrap: str,
+) -> None:
+    names = unique_topics(kafka_bootstrap)
+    first = produce_events(kafka_bootstrap, names.events, ["S", "S"])
+    config = fast_config(kafka_bootstrap, names, "scripted")
+    action = ScriptedAction(state_key=True)
+    with running(action, config) as run:
+        wait_until(lambda: len(action.handled()) == 2, what="two records handled")
+        run.stop()
+    assert action.seen_state == [("S", None), ("S", {"last": first[0].notice_id})]
+    later = produce_events(kafka_bootstrap, names.events, ["S"])
+    restarted = ScriptedAction(state_key=True)
+    with running(restarted, config) as run:
+        wait_until(lambda: len(restarted.handled()) == 1, what="the new record handled")
+        run.stop()
+    assert restarted.seen_state == [("S", {"last": first[1].notice_id})]
+    assert [n for _, n in restarted.handled()] == [later[0].notice_id]
+    state = consume_all(kafka_bootstrap, names.state, 3)[-1]
+    assert state.key == b"scripted/S"
+    assert json.loads(state.value) == {"last": later[0].notice_id}
+
+
+def test_the_guard_stops_instead_of_dead_lettering_everything(kafka_bootstrap: str) -> None:
+    names = unique_topics(kafka_bootstrap)
+    cnames = [f"k{i}" for i in range(6)]
+    action = ScriptedAction(script={c: ["invalid"] for c in cnames})
+    produce_events(kafka_bootstrap, names.events, cnames)
+    guard = GuardPolicy(max_consecutive=3, min_distinct_keys=2, min_window_events=1000)
+    config = fast_config(kafka_bootstrap, names, action.name, guard=guard)
+    with running(action, config) as run:
+        run.thread.join(30)
+        assert not run.thread.is_alive()
+        assert run.runner.exit is RunnerExit.GUARD_TRIPPED
+    assert len(consume_all(kafka_bootstrap, names.dlq, 3, timeout_s=3)) == 2
+    # The record that tripped the guard is not committed: a fixed deploy handles it.
+    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 2}
+
+
+def test_replays_for_another_handler_are_skipped(kafka_bootstrap: str) -> None:
+    names = unique_topics(kafka_bootstrap)
+    sent = produce_events(kafka_bootstrap, names.events, ["R"])
+    produce_raw(
+        kafka_bootstrap, names.events, b"R", sent[0].body,
+        [(dlq.REPLAY_FOR, b"someone-else"), (dlq.REPLAYED_FROM, b"x.dlq/0/0")],
+    )
+    action = ScriptedAction()
+    config = fast_config(kafka_bootstrap, names, action.name)
+    with running(action, config) as run:
+        wait_until(
+            lambda: committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 2},
+            what="both records committed",
+        )
+        run.stop()
+        assert run.sample("agora_handler_skipped_total", action=action.name) == 1
+    assert len(action.calls) == 1
+
+
+def test_an_orphan_transaction_is_aborted_and_never_visible(kafka_bootstrap: str) -> None:
+    """A crashed instance left a transaction open; its successor (same transactional id)
+    aborts it, and read_committed readers never see its records."""
+    names = unique_topics(kafka_bootstrap)
+    config = fast_config(kafka_bootstrap, names, "echo")
+    orphan = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=config.transactional_id
+    )
+    orphan.init_transactions()
+    orphan.begin_transaction()
+    orphan.send(names.actions, key=b"ghost", value=b"{}").get(timeout=10)
+    sent = produce_events(kafka_bootstrap, names.events, ["a", "b"])
+    with running(EchoAction(), config) as run:
+        wait_until(
+            lambda: run.sample("agora_handler_outcomes_total", action="echo", outcome="ok") == 2,
+            what="two ok outcomes",
+        )
+        run.stop()
+    committed = consume_all(kafka_bootstrap, names.actions, 3, timeout_s=5)
+    assert sorted(json.loads(r.value)["noticeId"] for r in committed) == sorted(
+        e.notice_id for e in sent
+    )
+    everything = consume_all_uncommitted(kafka_bootstrap, names.actions, 3)
+    assert b"ghost" in [r.key for r in everything]
+    orphan.close(timeout=1)
+
+
+def test_a_large_backlog_behind_a_parked_key_pauses_the_partition(
+    kafka_bootstrap: str,
+) -> None:
+    names = unique_topics(kafka_bootstrap)
+    action = ScriptedAction(script={"A": ["transient", "ok"]})
+    sent = produce_events(kafka_bootstrap, names.events, ["A"] * 8)
+    config = fast_config(kafka_bootstrap, names, action.name, base_delay_s=0.3, max_backlog=4)
+    with running(action, config) as run:
+        wait_until(
+            lambda: run.sample("agora_handler_paused_partitions", action=action.name) == 1,
+            what="the partition paused",
+        )
+        wait_until(lambda: len(set(action.handled())) == len(sent), what="all handled")
+        wait_until(
+            lambda: run.sample("agora_handler_paused_partitions", action=action.name) == 0,
+            what="the partition resumed",
+        )
+        run.stop()
+    assert [n for _, n in action.handled()] == [e.notice_id for e in sent]

@@ -70,7 +70,8 @@ def _no_bool(value: object) -> object:
     return value
 
 
-NumStr = Annotated[str, BeforeValidator(_number_to_str)]
+# Agora sends some ids as numbers (newUid); the schema says so, and we keep them as text.
+NumStr = Annotated[str, BeforeValidator(_number_to_str, json_schema_input_type=str | int)]
 Int = Annotated[int, BeforeValidator(_no_bool)]
 
 

@@ -1,0 +1,221 @@
+"""Record shapes that have no pydantic model of their own in the producing module, and the
+Kafka headers of every record the service writes.
+
+:class:`ScreenshotsRecord` and :class:`ActionReport` describe JSON values that the
+whiteboard and notify actions build as dictionaries; tests/test_contracts.py runs those
+actions and validates what they publish against these models, so the two cannot drift
+apart silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handlers.recording import registry
+from handlers.runtime import dlq
+from handlers.whiteboard.models import Screenshot
+from webhook import records
+from webhook.settings import SCHEMA_VERSION
+
+
+class ScreenshotsRecord(BaseModel):
+    """One whiteboard screenshot-list capture (value of an ``agora.whiteboard.screenshots``
+    record; key = cname)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="agora.whiteboard.screenshots record"
+    )
+
+    schema_version: Literal["1"] = Field(description="Version of this record's schema.")
+    cname: str = Field(description="Channel name (also the record key).")
+    sid: str = Field(description="Recording session id of the triggering event.")
+    notice_id: str = Field(alias="noticeId", description="noticeId of the triggering event.")
+    event_type: int = Field(alias="eventType", description="eventType of the triggering event.")
+    room_uuid: str = Field(description="Whiteboard room that was captured.")
+    path: str = Field(description="Scene directory that was captured.")
+    captured_at: str = Field(description="ISO-8601 UTC time of the capture (milliseconds).")
+    screenshots: list[Screenshot] = Field(
+        description="One entry per scene of the directory, as the whiteboard service reported."
+    )
+
+
+class ActionReport(BaseModel):
+    """An action's own record on ``agora.actions`` (besides the runtime's ``ActionOutcome``):
+    what one operation of one handler did. Handlers add fields of their own (kept as is).
+
+    ``"alert": true`` asks the notify handler's alert rules to look at the record.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, title="agora.actions action report")
+
+    schema_version: Literal["1"] = Field(description="Version of this record's schema.")
+    handler: str = Field(description="Handler that wrote the record: restart, whiteboard, ...")
+    action: str = Field(description="The operation: screenshot-list, alert, restart, ...")
+    outcome: str = Field(description="What happened: failed, notified, restarted, gave_up, ...")
+    cname: str | None = Field(default=None, description="Channel name (the record key).")
+    sid: str | None = Field(default=None, description="Recording session id, when known.")
+    notice_id: str | None = Field(
+        default=None, alias="noticeId", description="noticeId of the triggering event."
+    )
+    event_type: int | None = Field(
+        default=None, alias="eventType", description="eventType of the triggering event."
+    )
+    at: int | str = Field(description="When: Unix ms, or an ISO-8601 UTC time.")
+    alert: bool = Field(default=False, description="A person should look at this record.")
+    error: str | None = Field(default=None, description="What went wrong, secrets withheld.")
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+HeaderFormat = Literal["text", "integer", "version"]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One Kafka header: UTF-8 text on the wire; ``format`` narrows what the text holds."""
+
+    name: str
+    description: str
+    required: bool = True
+    format: HeaderFormat = "text"
+
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "description": self.description}
+        if self.format == "integer":
+            schema["pattern"] = "^-?[0-9]+$"
+        elif self.format == "version":
+            schema["const"] = SCHEMA_VERSION
+        return schema
+
+
+def headers_schema(headers: tuple[Header, ...], *, open_ended: bool = False) -> dict[str, Any]:
+    """The AsyncAPI ``headers`` schema of a message: an object of string values."""
+    return {
+        "type": "object",
+        "properties": {h.name: h.schema() for h in headers},
+        "required": [h.name for h in headers if h.required],
+        "additionalProperties": open_ended,
+    }
+
+
+SCHEMA_VERSION_HEADER = Header(
+    records.HEADER_SCHEMA_VERSION, "Version of the value's schema.", format="version"
+)
+REPLAY_HEADERS = (
+    Header(
+        dlq.REPLAYED_FROM,
+        "Only on a dead letter replayed by `agora-events dlq replay`: "
+        "<dlq topic>/<partition>/<offset> it was copied from.",
+        required=False,
+    ),
+    Header(
+        dlq.REPLAY_FOR,
+        "Only on a replay: the one handler that must handle it again (the others skip it).",
+        required=False,
+    ),
+)
+
+EVENT_HEADERS = (
+    Header(records.HEADER_NOTICE_ID, "NCS noticeId (unique per notification)."),
+    Header(records.HEADER_PRODUCT_ID, "NCS productId (3 = Cloud Recording).", format="integer"),
+    Header(records.HEADER_EVENT_TYPE, "NCS eventType.", format="integer"),
+    Header(
+        records.HEADER_SID,
+        "payload.sid, the recording session id (absent when the callback has none).",
+        required=False,
+    ),
+    Header(
+        records.HEADER_RECEIVED_AT,
+        "Unix ms when the webhook received the callback.",
+        format="integer",
+    ),
+    SCHEMA_VERSION_HEADER,
+    Header(
+        records.HEADER_SIGNATURE_HEADER,
+        "The signature header that verified the callback: Agora-Signature-V2 or "
+        "Agora-Signature.",
+    ),
+    *REPLAY_HEADERS,
+)
+
+QUARANTINE_HEADERS = (
+    Header(
+        records.HEADER_QUARANTINE_REASON,
+        "Why the body is not a valid envelope (field and expectation; at most 1000 characters).",
+    ),
+    Header(
+        records.HEADER_RECEIVED_AT,
+        "Unix ms when the webhook received the callback.",
+        format="integer",
+    ),
+    SCHEMA_VERSION_HEADER,
+)
+
+OUTCOME_HEADERS = (
+    Header("action", "Handler name (same as the value's action)."),
+    Header("outcome", "The value's outcome."),
+    SCHEMA_VERSION_HEADER,
+    Header(records.HEADER_NOTICE_ID, "noticeId of the triggering event, when known.", False),
+    *REPLAY_HEADERS,
+)
+
+REPORT_HEADERS = (
+    SCHEMA_VERSION_HEADER,
+    Header("action", "Handler name (set by the notify handler).", required=False),
+    Header("outcome", "The value's outcome (set by the restart handler).", required=False),
+    Header(records.HEADER_NOTICE_ID, "noticeId of the triggering event, when known.", False),
+    Header(records.HEADER_SID, "Recording session id, when known.", required=False),
+    *REPLAY_HEADERS,
+)
+
+FILE_HEADERS = (
+    Header(records.HEADER_NOTICE_ID, "noticeId of the reporting event."),
+    Header(records.HEADER_EVENT_TYPE, "eventType of the reporting event.", format="integer"),
+    Header(records.HEADER_SID, "Recording session id."),
+    SCHEMA_VERSION_HEADER,
+)
+
+SCREENSHOT_HEADERS = (
+    Header(records.HEADER_NOTICE_ID, "noticeId of the triggering event."),
+    Header(records.HEADER_SID, "Recording session id of the triggering event."),
+    SCHEMA_VERSION_HEADER,
+)
+
+SESSION_HEADERS = (
+    Header(registry.SCHEMA_VERSION_HEADER, "Version of the value's schema.", format="integer"),
+)
+
+STATE_HEADERS: tuple[Header, ...] = ()
+
+_PROVENANCE_TEXT = {
+    dlq.DLQ_TOPIC: ("Topic the record was consumed from (where a replay sends it).", "text"),
+    dlq.DLQ_PARTITION: ("Its partition.", "integer"),
+    dlq.DLQ_OFFSET: ("Its offset.", "integer"),
+    dlq.DLQ_HANDLER: ("The handler that gave up on it.", "text"),
+    dlq.DLQ_ERROR: (
+        f"Exception class and message, secrets withheld, at most {dlq.MAX_ERROR_CHARS} "
+        "characters.",
+        "text",
+    ),
+    dlq.DLQ_ATTEMPTS: ("Handling attempts made (0: the record could not be decoded).", "integer"),
+    dlq.DLQ_AT: ("Unix ms when it was dead-lettered.", "integer"),
+}
+
+
+def dlq_headers() -> tuple[Header, ...]:
+    """The provenance headers of a dead letter, in the order the runtime writes them.
+
+    Raises ``LookupError`` when the runtime gained a provenance header this module does not
+    describe yet (the contract must say what every header means).
+    """
+    missing = [name for name in dlq.PROVENANCE if name not in _PROVENANCE_TEXT]
+    if missing:
+        raise LookupError(f"undocumented dead-letter headers: {', '.join(missing)}")
+    headers: list[Header] = []
+    for name in dlq.PROVENANCE:
+        text, fmt = _PROVENANCE_TEXT[name]
+        headers.append(Header(name, text, format="integer" if fmt == "integer" else "text"))
+    return tuple(headers)

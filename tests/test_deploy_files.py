@@ -1,0 +1,662 @@
+"""docker/: the image and the compose stack, checked without a Docker engine.
+
+What is checked: the files parse; every command is a real ``agora-events`` command path
+with options it accepts; every environment variable given to our containers is one the
+settings classes of that process read (and repeated defaults equal the settings'
+defaults); the Kafka listeners, the bootstrap address, health checks, dependencies,
+Prometheus targets and mounted files agree with each other; the Dockerfile runs the
+console script as a non-root user, installs runtime dependencies only and copies only
+files the build context keeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tomllib
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from pydantic import AliasChoices, AliasPath
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+from support.mini_yaml import YamlSubsetError, load, load_file
+
+from handlers.settings import HandlerSettings
+from webhook.cli import SUBCOMMANDS, main
+from webhook.settings import KafkaSettings, ServeSettings, TopicNames, WebhookSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+COMPOSE_FILE = DOCKER / "compose.yml"
+DOCKERFILE = DOCKER / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+PROMETHEUS_FILE = DOCKER / "prometheus.yml"
+
+# The settings classes each of our processes reads (nested settings are followed).
+PROCESS_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "webhook": (WebhookSettings, ServeSettings),
+    "handlers": (HandlerSettings,),
+    "topics": (KafkaSettings, TopicNames),
+}
+SPEC_VARIABLES = {  # SPEC.md section 4: fixed names
+    "webhook": {"KAFKA_BOOTSTRAP_SERVERS", "AGORA_NCS_SECRET"},
+    "handlers": {
+        "KAFKA_BOOTSTRAP_SERVERS", "AGORA_APP_ID", "AGORA_CUSTOMER_ID", "AGORA_CUSTOMER_SECRET",
+        "AGORA_APP_CERTIFICATE", "AGORA_API_BASE", "WHITEBOARD_API_BASE", "WHITEBOARD_TOKEN",
+        "WHITEBOARD_REGION", "AGORA_EVENTS_CONFIG",
+    },
+    "topics": {"KAFKA_BOOTSTRAP_SERVERS"},
+}
+INTERPOLATION = re.compile(r"^\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?::-(?P<default>[^}]*))?\}$")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = load_file(COMPOSE_FILE)
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose["services"]
+    return found
+
+
+def our_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Services that run the agora-events image (built from docker/Dockerfile)."""
+    return {name: s for name, s in services.items() if "build" in s}
+
+
+@dataclass(frozen=True)
+class SettingVariable:
+    name: str
+    owner: type[BaseSettings]
+    field: str
+    field_info: FieldInfo
+
+
+def _nested_settings(annotation: Any) -> type[BaseSettings] | None:
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseSettings):
+            return candidate
+    return None
+
+
+def _aliases(info: FieldInfo) -> list[str]:
+    alias = info.validation_alias
+    if alias is None:
+        return []
+    if isinstance(alias, str):
+        return [alias]
+    if isinstance(alias, AliasChoices):
+        return [c if isinstance(c, str) else str(c.path[0]) for c in alias.choices]
+    if isinstance(alias, AliasPath):
+        return [str(alias.path[0])]
+    raise TypeError(f"unexpected alias {alias!r}")
+
+
+def settings_variables(classes: tuple[type[BaseSettings], ...]) -> dict[str, SettingVariable]:
+    """Environment variable name (upper case) -> the setting it feeds, for the classes and
+    the settings classes nested in them (which read the environment themselves)."""
+    found: dict[str, SettingVariable] = {}
+    pending = list(classes)
+    seen: set[type[BaseSettings]] = set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        assert not cls.model_config.get("case_sensitive"), f"{cls.__name__} is case sensitive"
+        prefix = cls.model_config.get("env_prefix", "")
+        for field_name, info in cls.model_fields.items():
+            nested = _nested_settings(info.annotation)
+            if nested is not None:
+                pending.append(nested)
+                continue
+            names = _aliases(info) or [f"{prefix}{field_name}"]
+            for name in names:
+                found[name.upper()] = SettingVariable(name.upper(), cls, field_name, info)
+    return found
+
+
+def _click_path(args: list[str]) -> tuple[list[str], click.Command, list[str]]:
+    """(command path, leaf command, its own arguments) for ``agora-events ARGS``."""
+    command: click.Command = main
+    path: list[str] = []
+    rest = list(args)
+    while isinstance(command, click.Group):
+        assert rest, f"{args}: names a group ({' '.join(path) or 'agora-events'}), not a command"
+        sub = command.get_command(click.Context(command), rest[0])
+        assert sub is not None, f"{args}: no subcommand {rest[0]!r} under {path or 'the root'}"
+        path.append(rest.pop(0))
+        command = sub
+    return path, command, rest
+
+
+def assert_real_command(args: list[str]) -> None:
+    """``agora-events ARGS`` names a real command path and its options parse."""
+    assert args, "empty command"
+    assert args[0] in SUBCOMMANDS, f"{args}: unknown subcommand"
+    path, command, rest = _click_path(args)
+    result = CliRunner().invoke(main, [*path, "--help"], prog_name="agora-events")
+    assert result.exit_code == 0, result.output
+    assert f"Usage: agora-events {' '.join(path)}" in result.output
+    # Parse the arguments as the command would (types, unknown options) without running it.
+    command.make_context(path[-1], list(rest))
+
+
+def _bind_port(args: list[str]) -> int:
+    bind = args[args.index("--bind") + 1]
+    return int(bind.rsplit(":", 1)[1])
+
+
+def _probe_url(test: list[str]) -> str:
+    urls: list[str] = re.findall(r"https?://[^'\" ]+", " ".join(test))
+    assert len(urls) == 1, test
+    return urls[0]
+
+
+def _published_ports(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host part, container port) of each ``ports`` entry."""
+    found = []
+    for entry in service.get("ports", []):
+        assert isinstance(entry, str), "ports are quoted strings (YAML 1.1 reads 22:22 as a number)"
+        host, _, container = entry.rpartition(":")
+        found.append((host, container))
+    return found
+
+
+# --- compose: commands and environment -----------------------------------------------------------
+
+
+def test_compose_has_the_stack(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == {"kafka", "topics", "webhook", "handlers", "prometheus"}
+    assert set(our_services(services)) == {"topics", "webhook", "handlers"}
+
+
+def test_our_services_build_the_image_from_the_repository(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    images = set()
+    for name, service in our_services(services).items():
+        build = service["build"]
+        context = (DOCKER / build["context"]).resolve()
+        assert context == ROOT, name
+        assert (context / build["dockerfile"]).resolve() == DOCKERFILE, name
+        images.add(service["image"])
+    assert len(images) == 1  # one image, three roles
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [("topics", ["topics", "create"]), ("webhook", ["webhook"]), ("handlers", ["handlers"])],
+)
+def test_every_command_is_a_real_agora_events_command(
+    services: dict[str, dict[str, Any]], service: str, expected: list[str]
+) -> None:
+    command = services[service]["command"]
+    assert isinstance(command, list), "exec form: no shell between compose and the process"
+    assert command[: len(expected)] == expected
+    assert_real_command(command)
+
+
+def test_a_wrong_command_would_be_caught() -> None:
+    with pytest.raises(AssertionError, match="no subcommand"):
+        assert_real_command(["topics", "make"])
+    with pytest.raises(click.UsageError):
+        assert_real_command(["topics", "create", "--partition", "6"])
+    with pytest.raises(click.BadParameter):
+        assert_real_command(["topics", "create", "--partitions", "six"])
+
+
+@pytest.mark.parametrize("service", sorted(PROCESS_SETTINGS))
+def test_environment_names_are_read_by_the_process_settings(
+    services: dict[str, dict[str, Any]], service: str
+) -> None:
+    environment = services[service]["environment"]
+    assert isinstance(environment, dict), "mapping form, one variable per line"
+    known = settings_variables(PROCESS_SETTINGS[service])
+    unknown = sorted(set(environment) - set(known))
+    assert not unknown, f"{service}: variables no settings class of the process reads: {unknown}"
+    missing = sorted(SPEC_VARIABLES[service] - set(environment))
+    assert not missing, f"{service}: the documented variables are not passed: {missing}"
+
+
+def test_repeated_defaults_equal_the_settings_defaults(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    checked = 0
+    for service, spec in our_services(services).items():
+        known = settings_variables(PROCESS_SETTINGS[service])
+        for name, value in spec["environment"].items():
+            match = INTERPOLATION.match(value) if isinstance(value, str) else None
+            if match is None:
+                continue
+            assert match["name"] == name, f"{service}: {name} interpolates {match['name']}"
+            assert match["default"] is not None, f"{service}: {name} needs a :- default"
+            assert match["default"] == str(known[name].field_info.default), (service, name)
+            checked += 1
+    assert checked >= 4
+
+
+def test_secrets_are_never_written_in_the_compose_file(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for service, spec in our_services(services).items():
+        known = settings_variables(PROCESS_SETTINGS[service])
+        for name, value in spec["environment"].items():
+            setting = known.get(name)
+            if setting is not None and "SecretStr" in str(setting.field_info.annotation):
+                assert value is None, f"{service}: {name} must be passed through, not written"
+
+
+def test_settings_variables_follow_prefixes_and_aliases() -> None:
+    names = settings_variables((HandlerSettings,))
+    assert {"AGORA_HANDLERS_METRICS_PORT", "AGORA_EVENTS_CONFIG", "AGORA_LOG_LEVEL",
+            "KAFKA_BOOTSTRAP_SERVERS", "AGORA_TOPIC_EVENTS", "AGORA_APP_ID",
+            "WHITEBOARD_TOKEN"} <= set(names)
+    assert "AGORA_HANDLERS_CONFIG_PATH" not in names  # aliased to AGORA_EVENTS_CONFIG
+    assert "AGORA_HANDLERS_KAFKA" not in names  # nested settings read their own prefix
+    assert "AGORA_NCS_SECRET" in settings_variables((WebhookSettings,))
+
+
+# --- compose: Kafka ------------------------------------------------------------------------------
+
+
+def _listeners(value: str) -> dict[str, tuple[str, str]]:
+    """Listener name -> (host, port text) of a listeners setting."""
+    found = {}
+    for entry in value.split(","):
+        name, _, address = entry.partition("://")
+        host, _, port = address.partition(":")
+        found[name] = (host, port)
+    return found
+
+
+def test_kafka_runs_kraft_single_node(services: dict[str, dict[str, Any]]) -> None:
+    kafka = services["kafka"]
+    env = kafka["environment"]
+    assert kafka["image"] == "apache/kafka:4.1.1"
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    listeners = _listeners(env["KAFKA_LISTENERS"])
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(listeners) == set(protocols)
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in listeners
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in listeners
+    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+    assert voters == f"{env['KAFKA_NODE_ID']}@{kafka['hostname']}:{listeners[controller][1]}"
+    assert all(host == "" for host, _ in listeners.values())  # bind every interface
+    # Topics come from `topics create` only; one node cannot replicate internal topics.
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    for name in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+                 "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                 "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+        assert env[name] == 1, name  # the handlers use transactions
+    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
+    assert any(v.endswith(f":{env['KAFKA_LOG_DIRS']}") for v in kafka["volumes"])
+
+
+def test_inside_and_outside_listeners_match_clients_and_ports(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    kafka = services["kafka"]
+    env = kafka["environment"]
+    listeners = _listeners(env["KAFKA_LISTENERS"])
+    advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] not in advertised
+    inside = advertised[env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+    assert inside == (kafka["hostname"], listeners[env["KAFKA_INTER_BROKER_LISTENER_NAME"]][1])
+    for name, service in our_services(services).items():
+        assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == f"{inside[0]}:{inside[1]}", name
+    # The outside listener is published on the host port it advertises.
+    [outside] = [n for n in advertised if n != env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+    outside_host, outside_port = advertised[outside]
+    assert outside_host == "localhost"
+    [(published, container)] = _published_ports(kafka)
+    assert container == listeners[outside][1]
+    assert published == f"127.0.0.1:{outside_port}"  # the advertised port is the host's
+
+
+# --- compose: health and order -------------------------------------------------------------------
+
+
+def test_dependencies_use_conditions_the_targets_can_meet(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for target, rule in service.get("depends_on", {}).items():
+            assert target in services, f"{name} depends on unknown {target}"
+            condition = rule["condition"]
+            dependency = services[target]
+            if condition == "service_healthy":
+                check = dependency.get("healthcheck", {})
+                assert check, f"{target} has no health check"
+                assert not check.get("disable"), f"{target} has its health check disabled"
+            elif condition == "service_completed_successfully":
+                assert dependency.get("restart") == "no", f"{target} is not a one-shot"
+            else:
+                assert condition == "service_started", condition
+    order = [("topics", "kafka"), ("webhook", "topics"), ("handlers", "topics")]
+    for dependent, target in order:
+        assert target in services[dependent]["depends_on"], (dependent, target)
+
+
+@pytest.mark.parametrize("service", ["webhook", "handlers"])
+def test_health_checks_probe_healthz_on_the_service_port(
+    services: dict[str, dict[str, Any]], service: str
+) -> None:
+    spec = services[service]
+    test = spec["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"], "the slim image has no curl: probe with python"
+    url = _probe_url(test)
+    assert url.endswith("/healthz")
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    if service == "webhook":
+        assert port == _bind_port(spec["command"])
+        assert [c for _, c in _published_ports(spec)] == [str(port)]
+    else:
+        assert port == spec["environment"]["AGORA_HANDLERS_METRICS_PORT"]
+    compile(test[3], f"{service} health check", "exec")  # the probe is valid Python
+
+
+def test_kafka_health_check_uses_the_inside_listener(services: dict[str, dict[str, Any]]) -> None:
+    test = services["kafka"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    assert "--bootstrap-server kafka:9092" in test[1]
+
+
+# --- compose: Prometheus -------------------------------------------------------------------------
+
+
+def test_prometheus_is_optional_and_scrapes_both_services(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    mounts = {}
+    for volume in prometheus["volumes"]:
+        host, container = volume.split(":")[:2]
+        assert (DOCKER / host).is_file(), f"{host} is mounted but missing"
+        mounts[container] = (DOCKER / host).resolve()
+    assert mounts["/etc/prometheus/prometheus.yml"] == PROMETHEUS_FILE
+    config = load_file(PROMETHEUS_FILE)
+    assert set(config["rule_files"]) <= set(mounts)
+    assert mounts[config["rule_files"][0]] == ROOT / "docs" / "monitoring" / "alerts.yml"
+    targets = {}
+    for job in config["scrape_configs"]:
+        [sd] = job["dns_sd_configs"]
+        [name] = sd["names"]
+        targets[job["job_name"]] = (name, sd["port"], job["metrics_path"])
+    webhook, handlers = services["webhook"], services["handlers"]
+    assert targets == {
+        "agora-webhook": ("webhook", _bind_port(webhook["command"]), "/metrics"),
+        "agora-handlers": ("handlers", handlers["environment"]["AGORA_HANDLERS_METRICS_PORT"],
+                           "/metrics"),
+    }
+
+
+def test_handlers_metrics_port_is_the_settings_default(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    port = services["handlers"]["environment"]["AGORA_HANDLERS_METRICS_PORT"]
+    assert port == HandlerSettings.model_fields["metrics_port"].default
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    argument: str
+    stage: int
+
+    def exec_form(self) -> list[str]:
+        value = json.loads(self.argument)
+        assert isinstance(value, list), self
+        assert all(isinstance(v, str) for v in value), self
+        return value
+
+
+def dockerfile_instructions(text: str) -> list[Instruction]:
+    """Instructions with continuation lines joined and comments dropped; ``stage`` counts
+    FROM lines (0 before the first)."""
+    instructions: list[Instruction] = []
+    stage = 0
+    buffer = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not buffer and (not line or line.startswith("#")):
+            continue
+        if buffer and line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            buffer += line[:-1] + " "
+            continue
+        full = (buffer + line).strip()
+        buffer = ""
+        keyword, _, argument = full.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stage += 1
+        instructions.append(Instruction(keyword, " ".join(argument.split()), stage))
+    assert not buffer, "dangling line continuation"
+    return instructions
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[Instruction]:
+    return dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def _final(instructions: list[Instruction], keyword: str) -> list[Instruction]:
+    last = max(i.stage for i in instructions)
+    return [i for i in instructions if i.keyword == keyword and i.stage == last]
+
+
+def test_every_stage_is_python_311_slim(dockerfile: list[Instruction]) -> None:
+    stages = [i for i in dockerfile if i.keyword == "FROM"]
+    assert len(stages) >= 1
+    for stage in stages:
+        assert stage.argument.split()[0] == "python:3.11-slim"
+
+
+def test_the_image_runs_as_a_non_root_user(dockerfile: list[Instruction]) -> None:
+    users = _final(dockerfile, "USER")
+    assert users, "no USER in the final stage: the image would run as root"
+    user = users[-1].argument.split(":")[0]
+    assert user not in ("root", "0")
+    # Set after the last RUN/COPY: the process, not only part of the build, is unprivileged.
+    last_run = max(n for n, i in enumerate(dockerfile) if i.keyword in ("RUN", "COPY"))
+    assert dockerfile.index(users[-1]) > last_run
+
+
+def test_entrypoint_is_the_console_script(dockerfile: list[Instruction]) -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    [entrypoint] = _final(dockerfile, "ENTRYPOINT")
+    assert entrypoint.exec_form() == ["agora-events"]
+    assert scripts["agora-events"] == "webhook.cli:main"
+
+
+def test_default_command_is_the_webhook_on_all_interfaces(dockerfile: list[Instruction]) -> None:
+    [cmd] = _final(dockerfile, "CMD")
+    args = cmd.exec_form()
+    assert args == ["webhook", "--bind", "0.0.0.0:8080"]
+    assert_real_command(args)
+
+
+def test_ports_and_health_check(dockerfile: list[Instruction]) -> None:
+    exposed = {p for e in _final(dockerfile, "EXPOSE") for p in e.argument.split()}
+    assert exposed == {"8080", "9102"}
+    assert str(HandlerSettings.model_fields["metrics_port"].default) in exposed
+    [check] = _final(dockerfile, "HEALTHCHECK")
+    options, _, command = check.argument.partition("CMD ")
+    probe = json.loads(command)
+    assert probe[0] == "python"
+    assert _probe_url(probe) == "http://127.0.0.1:8080/healthz"
+    assert "curl" not in check.argument
+    assert "wget" not in check.argument
+    assert "--interval=" in options
+    assert "--timeout=" in options
+
+
+def test_only_runtime_dependencies_are_installed(dockerfile: list[Instruction]) -> None:
+    installs = [i for i in dockerfile if i.keyword == "RUN" and "pip install" in i.argument]
+    assert len(installs) == 1
+    argv = installs[0].argument.split()
+    assert argv[argv.index("-c") + 1] == "constraints.txt"
+    assert argv[-1] == "."
+    assert not any("[dev]" in a or a in ("-e", "--editable") for a in argv)
+
+
+# --- build context -------------------------------------------------------------------------------
+
+
+def dockerignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
+    """(include, pattern) in file order; Docker applies the last pattern that matches."""
+    found = []
+    for raw in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        include = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = ""
+        index = 0
+        while index < len(pattern):
+            if pattern.startswith("**", index):
+                regex += ".*"
+                index += 2
+                if pattern.startswith("/", index):
+                    regex += "/?"
+                    index += 1
+                continue
+            char = pattern[index]
+            regex += "[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char)
+            index += 1
+        found.append((include, re.compile(regex)))
+    return found
+
+
+def in_build_context(path: str) -> bool:
+    """Whether Docker sends ``path`` (relative to the repository) with the build context."""
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    keep = True
+    for include, pattern in dockerignore_patterns():
+        if any(pattern.fullmatch(p) for p in prefixes):
+            keep = include
+    return keep
+
+
+def _copied_sources(instructions: list[Instruction]) -> Iterator[str]:
+    for instruction in instructions:
+        if instruction.keyword != "COPY" or "--from=" in instruction.argument:
+            continue
+        words = [w for w in instruction.argument.split() if not w.startswith("--")]
+        yield from words[:-1]
+
+
+def test_copied_files_exist_and_are_in_the_build_context(dockerfile: list[Instruction]) -> None:
+    sources = list(_copied_sources(dockerfile))
+    assert {"pyproject.toml", "constraints.txt", "webhook", "handlers"} <= set(sources)
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert in_build_context(source), f"{source} is excluded by .dockerignore"
+    # pyproject's readme is read by the build.
+    readme = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["readme"]
+    assert readme in sources
+
+
+def test_build_context_leaves_out_local_state() -> None:
+    for path in (".venv/bin/python", ".kafka/libs/kafka.jar", ".git/HEAD", "tests/conftest.py",
+                 "webhook/__pycache__/app.cpython-311.pyc", "docker/.env"):
+        assert not in_build_context(path), path
+    for path in ("webhook/app.py", "handlers/runtime/runner.py", "webhook/samples/1_x.json"):
+        assert in_build_context(path), path
+
+
+def test_the_package_data_is_inside_the_copied_trees() -> None:
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]
+    for package, patterns in package_data.items():
+        for pattern in patterns:
+            for path in (ROOT / package).glob(pattern):
+                assert in_build_context(str(path.relative_to(ROOT))), path
+
+
+# --- the YAML reader these tests use -------------------------------------------------------------
+
+YAML_FILES = [COMPOSE_FILE, PROMETHEUS_FILE, ROOT / "docs" / "monitoring" / "alerts.yml"]
+
+
+def test_yaml_subset_reads_what_a_yaml_parser_reads() -> None:
+    text = """\
+# comment
+top:
+  plain: value with spaces  # trailing comment
+  quoted: "a: b # not a comment"
+  single: 'it''s'
+  number: 42
+  float: 0.5
+  flag: false
+  empty:
+  url: http://host:8080/path
+  list:
+    - one
+    - key: v
+      other: [1, "two"]
+  same_indent_list:
+  - x
+  literal: |
+    line 1
+      indented
+    line 3
+  folded: >-
+    a
+    b
+"""
+    assert load(text) == {"top": {
+        "plain": "value with spaces", "quoted": "a: b # not a comment", "single": "it's",
+        "number": 42, "float": 0.5, "flag": False, "empty": None,
+        "url": "http://host:8080/path",
+        "list": ["one", {"key": "v", "other": [1, "two"]}], "same_indent_list": ["x"],
+        "literal": "line 1\n  indented\nline 3\n", "folded": "a b",
+    }}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: &anchor 1\n", "unsupported"),
+        ("a: *anchor\n", "unsupported"),
+        ("ports:\n  - 22:22\n", "number in YAML 1.1"),
+        ("a: 1\na: 2\n", "duplicate"),
+        ("a: b: c\n", "cannot contain"),
+        ("a: {x: 1}\n", "unsupported"),
+        ("a:\n\t- b\n", "tab"),
+    ],
+)
+def test_yaml_subset_refuses_what_it_would_misread(text: str, problem: str) -> None:
+    with pytest.raises(YamlSubsetError, match=problem):
+        load(text)
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.name)
+def test_yaml_files_read_the_same_with_pyyaml(path: Path) -> None:
+    yaml = pytest.importorskip("yaml")  # PyYAML is not a dependency yet
+    assert load(path.read_text(encoding="utf-8")) == yaml.safe_load(path.read_text())

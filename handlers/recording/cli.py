@@ -1,0 +1,343 @@
+"""``agora-events recording ...``: start, stop, query and list recordings by hand, print
+the registry schema, run the reconciler.
+
+Credentials come from ``AGORA_APP_ID``, ``AGORA_CUSTOMER_ID``, ``AGORA_CUSTOMER_SECRET``
+(+ ``AGORA_APP_CERTIFICATE`` for RTC tokens, ``AGORA_API_BASE``); profiles from the rules
+file ``AGORA_EVENTS_CONFIG``; the registry is the sessions topic on
+``KAFKA_BOOTSTRAP_SERVERS``. Requests and credentials are never printed.
+
+Exit codes: 0 done; 1 Agora or Kafka refused or could not be reached, or the channel is
+not in the state the command needs; 2 bad options or configuration (unknown profile,
+missing credentials or variables, a request that breaks Agora's rules: nothing was sent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from kafka.errors import KafkaError
+
+from handlers.config import ConfigError, load_rules
+from handlers.recording.client import CloudRecordingClient
+from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
+from handlers.recording.models import SessionResponse
+from handlers.recording.registry import (
+    ACTIVE_STATUSES,
+    MissingReference,
+    SessionRecord,
+    SessionWriter,
+    json_schema,
+    load_sessions,
+    prepare_requests,
+    raw_rules,
+    utc_from_ms,
+    valid_sessions,
+)
+from handlers.recording.tokens import TokenError
+from handlers.recording.validation import RequestInvalid
+from handlers.runtime.state import CatchUpTimeout, TopicMissing
+from handlers.settings import HandlerSettings
+from webhook.clock import SystemClock
+from webhook.logs import configure_json_logging
+
+log = logging.getLogger(__name__)
+
+REGISTRY_TIMEOUT_S = 15.0
+KAFKA_ERRORS = (KafkaError, TopicMissing, CatchUpTimeout, OSError)
+
+
+class ConfigProblem(click.ClickException):
+    """Bad configuration or input: nothing was sent (exit 2)."""
+
+    exit_code = 2
+
+
+def _settings() -> HandlerSettings:
+    # One-shot commands report through their output; only ``reconcile`` (a service)
+    # configures JSON logging.
+    return HandlerSettings()
+
+
+@contextmanager
+def _client(settings: HandlerSettings) -> Iterator[CloudRecordingClient]:
+    try:
+        client = CloudRecordingClient.from_settings(settings.agora)
+    except RecordingNotConfigured as exc:
+        raise ConfigProblem(str(exc)) from None
+    with client:
+        yield client
+
+
+def _sessions(settings: HandlerSettings) -> Mapping[str, Mapping[str, Any]]:
+    topic = settings.topics.sessions
+    try:
+        return load_sessions(settings.kafka.client_config(), topic, REGISTRY_TIMEOUT_S)
+    except KAFKA_ERRORS as exc:  # say where we looked, not a traceback
+        raise click.ClickException(
+            f"cannot read the session registry (topic {topic!r} at "
+            f"{settings.kafka.bootstrap_servers}): {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _registered(settings: HandlerSettings, cname: str) -> SessionRecord:
+    value = _sessions(settings).get(cname)
+    if value is None:
+        raise click.ClickException(f"no session is registered for cname {cname!r}")
+    records, invalid = valid_sessions({cname: value})
+    if cname in invalid:
+        raise click.ClickException(invalid[cname])
+    return records[cname]
+
+
+@contextmanager
+def _writer(settings: HandlerSettings) -> Iterator[SessionWriter]:
+    try:
+        writer = SessionWriter(settings.kafka.client_config(), settings.topics.sessions)
+    except KAFKA_ERRORS as exc:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {type(exc).__name__}"
+        ) from None
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def _publish(writer: SessionWriter, record: SessionRecord, what: str) -> None:
+    try:
+        writer.publish(record)
+    except KAFKA_ERRORS as exc:
+        raise click.ClickException(
+            f"{what}, but the session registry could not be updated "
+            f"({type(exc).__name__}); cname={record.cname} sid={record.sid} "
+            f"resourceId={record.resource_id}"
+        ) from None
+
+
+def _now() -> Any:
+    return utc_from_ms(SystemClock().now_ms())
+
+
+def _api_error(exc: RecordingApiError) -> click.ClickException:
+    hint = {
+        Advice.RETRY_SAME: " (temporary: try again)",
+        Advice.NOT_FOUND: " (the task ended, or Agora is moving it: try again in a minute)",
+    }.get(exc.advice, "")
+    return click.ClickException(f"{exc}{hint}")
+
+
+@click.group("recording")
+def recording_group() -> None:
+    """Cloud Recording by hand: start from a profile, stop, query, list the registry."""
+
+
+# ------------------------------------------------------------------------------- start
+
+
+@recording_group.command("start")
+@click.option("--profile", "profile_name", required=True, help="Profile name in the rules file.")
+@click.option("--cname", required=True, help="Channel to record.")
+@click.option("--force", is_flag=True,
+              help="Start even if the registry says the channel is being recorded "
+                   "(e.g. after an interrupted start).")
+def start_command(profile_name: str, cname: str, force: bool) -> None:
+    """Acquire and start a recording from a profile, and register the session."""
+    settings = _settings()
+    try:
+        rules = raw_rules(settings.config_path)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+    profile = rules.recording.profile_named(profile_name)
+    if profile is None:
+        known = ", ".join(p.name for p in rules.recording.profiles) or "none"
+        where = settings.config_path or "no rules file (set AGORA_EVENTS_CONFIG)"
+        raise ConfigProblem(f"profile {profile_name!r} not found in {where}; "
+                            f"profiles: {known}")
+    try:
+        record = SessionRecord(
+            cname=cname, mode=profile.mode, profile=profile.name, uid=profile.uid,
+            backup_uid=profile.backup_uid, status="starting",
+            client_request=profile.client_request,
+            acquire_client_request=profile.acquire_client_request, updated_at=_now(),
+        )
+    except ValueError as exc:
+        raise ConfigProblem(f"profile {profile.name!r}: {exc}") from None
+    with _client(settings) as client:
+        assert settings.agora.app_id is not None  # checked by _client
+        try:
+            request, acquire = prepare_requests(
+                record, record.uid, env=os.environ, app_id=settings.agora.app_id,
+                certificate=settings.agora.app_certificate)
+        except (MissingReference, TokenError, RequestInvalid) as exc:
+            raise ConfigProblem(f"nothing was sent: {exc}") from None
+        existing = _sessions(settings).get(cname)
+        if existing is not None and existing.get("status") in ACTIVE_STATUSES and not force:
+            raise click.ClickException(
+                f"{cname!r} is already registered as {existing.get('status')} "
+                f"(sid {existing.get('sid')}); stop it first, or use --force")
+        with _writer(settings) as writer:
+            _publish(writer, record, "nothing was started")
+            try:
+                acquired = client.acquire(cname, record.uid, acquire, mode=record.mode)
+                started = client.start(record.mode, acquired.resource_id, cname, record.uid,
+                                       request)
+            except RecordingApiError as exc:
+                _publish(writer, record.model_copy(update={
+                    "status": "failed", "error": str(exc)[:500], "updated_at": _now()}),
+                    "the start failed")
+                raise _api_error(exc) from None
+            running = record.model_copy(update={
+                "status": "running", "resource_id": acquired.resource_id, "sid": started.sid,
+                "started_at": _now(), "updated_at": _now()})
+            _publish(writer, running, "the recording started")
+    click.echo(f"started cname={cname} mode={record.mode} uid={record.uid} "
+               f"sid={started.sid} resourceId={acquired.resource_id}")
+
+
+# -------------------------------------------------------------------------------- stop
+
+
+@recording_group.command("stop")
+@click.option("--cname", required=True, help="Channel whose registered recording to stop.")
+@click.option("--async", "async_stop", is_flag=True,
+              help="Return at once instead of waiting for the upload (async_stop).")
+def stop_command(cname: str, async_stop: bool) -> None:
+    """Stop the registered recording of a channel (its exit is then not a failure)."""
+    settings = _settings()
+    with _client(settings) as client:
+        record = _registered(settings, cname)
+        if record.status == "stopped":
+            click.echo(f"{cname} is already stopped (sid {record.sid})")
+            return
+        with _writer(settings) as writer:
+            if record.resource_id is None or record.sid is None:
+                _publish(writer, record.model_copy(update={
+                    "status": "stopped", "pending": None, "updated_at": _now()}),
+                    "nothing was stopped")
+                click.echo(f"{cname} had no task at Agora (status {record.status}); "
+                           "registered as stopped")
+                return
+            # Registered first: the exit events the stop causes must read as ours.
+            _publish(writer, record.model_copy(update={"status": "stopping",
+                                                       "updated_at": _now()}),
+                     "nothing was stopped")
+            try:
+                answer: SessionResponse | None = client.stop(
+                    record.mode, record.resource_id, record.sid, cname, record.uid,
+                    async_stop=async_stop)
+            except RecordingApiError as exc:
+                if exc.advice is not Advice.GONE:
+                    _publish(writer, record.model_copy(update={"updated_at": _now()}),
+                             "the stop failed")
+                    raise _api_error(exc) from None
+                answer = None
+            _publish(writer, record.model_copy(update={
+                "status": "stopped", "pending": None, "updated_at": _now()}),
+                "the recording stopped")
+    if answer is None:
+        click.echo(f"stopped cname={cname} sid={record.sid} (the task was already ending)")
+    else:
+        click.echo(f"stopped cname={cname} sid={record.sid} "
+                   f"upload={answer.uploading_status or 'unknown'} files={len(answer.files)}")
+
+
+# ------------------------------------------------------------------------------- query
+
+
+@recording_group.command("query")
+@click.option("--cname", required=True, help="Channel whose registered recording to query.")
+def query_command(cname: str) -> None:
+    """Ask Agora about the registered task of a channel; print it as JSON."""
+    settings = _settings()
+    with _client(settings) as client:
+        record = _registered(settings, cname)
+        if record.resource_id is None or record.sid is None:
+            raise click.ClickException(f"{cname!r} has no task to query (status "
+                                       f"{record.status})")
+        try:
+            answer = client.query(record.mode, record.resource_id, record.sid)
+        except RecordingApiError as exc:
+            raise _api_error(exc) from None
+    click.echo(json.dumps({
+        "cname": cname, "sid": record.sid, "uid": record.uid, "mode": record.mode,
+        "registry_status": record.status, "status": answer.status, "running": answer.running,
+        "files": [f.file_name for f in answer.files],
+    }, indent=2))
+
+
+# -------------------------------------------------------------------------------- list
+
+
+@recording_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_command(as_json: bool) -> None:
+    """List the registered sessions (latest record per channel)."""
+    settings = _settings()
+    records, invalid = valid_sessions(_sessions(settings))
+    for cname in sorted(records):
+        r = records[cname]
+        summary = {"cname": cname, "status": r.status, "mode": r.mode, "uid": r.uid,
+                   "sid": r.sid, "profile": r.profile, "restarts": len(r.restarts),
+                   "updated_at": r.updated_at.isoformat(), "error": r.error}
+        if as_json:
+            click.echo(json.dumps(summary))
+        else:
+            click.echo(f"{cname}\t{r.status}\t{r.mode}\tuid={r.uid}\tsid={r.sid}\t"
+                       f"restarts={len(r.restarts)}\tupdated={summary['updated_at']}")
+    for cname in sorted(invalid):
+        click.echo(f"{cname}: invalid record: {invalid[cname]}", err=True)
+    click.echo(f"{len(records)} session(s)", err=True)
+
+
+@recording_group.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of session records (for apps that write the registry)."""
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- reconcile
+
+
+@recording_group.command("reconcile")
+@click.option("--once", is_flag=True, help="Check every running session once and exit.")
+def reconcile_command(once: bool) -> None:
+    """Query running sessions every reconciler.interval_s; publish the failures NCS missed."""
+    from handlers.recording.reconciler import EventPublisher, Reconciler
+
+    settings = _settings()
+    try:
+        rules = load_rules(settings.config_path)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+    interval = rules.reconciler.interval_s
+    if interval == 0 and not once:
+        click.echo("the reconciler is disabled (reconciler.interval_s = 0)")
+        return
+    client_config = settings.kafka.client_config()
+    with _client(settings) as client:
+        publisher = EventPublisher(client_config)
+        try:
+            reconciler = Reconciler(
+                client, snapshot=lambda: _sessions(settings), publish=publisher,
+                events_topic=settings.topics.events, grace_s=rules.restart.failover_grace_s)
+            if once:
+                for report in reconciler.tick():
+                    click.echo(f"{report.cname}\tsid={report.sid}\t{report.verdict.kind}\t"
+                               f"{report.verdict.reason}"
+                               f"{chr(9) + 'failure published' if report.published else ''}")
+                return
+            configure_json_logging(settings.log_level)
+            stop = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            reconciler.run(stop, interval)
+        finally:
+            publisher.close()

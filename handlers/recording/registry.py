@@ -1,0 +1,509 @@
+"""The recording session registry: the compacted topic ``agora.recording.sessions``.
+
+One record per channel: key = ``cname`` (UTF-8), value = a :class:`SessionRecord` as JSON,
+header ``schema-version``. A tombstone (no value) removes the channel. The latest record
+per key is the truth; it is written by ``agora-events recording start/stop``, by the
+restart action (after each restart) and by any application that follows this schema.
+``SessionRecord.model_json_schema(by_alias=True)`` (or ``agora-events recording schema``)
+prints the published JSON Schema.
+
+Schema version 1, field by field:
+
+- ``schema_version``: ``1``.
+- ``cname``: the channel (equals the record key).
+- ``mode``: ``individual`` | ``mix`` | ``web`` (the Cloud Recording mode in the URLs).
+- ``profile``: the rules-file profile the session was started from, or ``null``.
+- ``uid``: the recording bot's uid in the current task (decimal string);
+  ``backup_uid``: the other uid. A restart starts with ``backup_uid`` and swaps the two,
+  so an old and a new bot never collide.
+- ``resource_id``, ``sid``: the current task (``null`` before it exists).
+- ``status``: ``starting`` | ``running`` | ``stopping`` | ``stopped`` | ``failed`` |
+  ``restarting`` | ``gave_up``. ``stopping``/``stopped`` mean *we* stopped it: exit and
+  leave events that follow are not failures.
+- ``client_request``: the start ``clientRequest`` exactly as Agora documents it, and
+  ``acquire_client_request`` the acquire one (``{}`` for none).
+- ``restarts``: history, oldest first, at most :data:`MAX_HISTORY` entries (``at``,
+  ``old_sid``, ``new_sid``, ``uid``, ``reason``, ``noticeId``).
+- ``pending``: the restart in flight (``failed_sid``, ``uid``, ``resource_id``,
+  ``acquired_at_ms``, ``previous_resource_ids``, ``noticeId``), written *before* its
+  ``start`` is sent, so a crashed attempt can be resumed; ``null`` otherwise.
+- ``started_at`` (when the current ``sid`` started), ``updated_at``: ISO-8601 UTC.
+- ``whiteboard``: optional link to a whiteboard room (``room_uuid``, ``path``, ``width``,
+  ``height``, ``region``, ``on_events``), read by the whiteboard action.
+- ``error``: why the session is ``failed`` or ``gave_up``, else ``null``.
+
+Unknown fields are kept (and written back by our updates), so applications may add their
+own.
+
+**Secrets are referenced by name, never stored.** Inside ``client_request`` and
+``acquire_client_request``, every credential field (``accessKey``, ``secretKey``,
+``stsToken``, ``token``, ``secret``, ``salt``, ``password``...) must be a reference
+``"${NAME}"`` (any string may also contain references). :func:`resolve_references`
+replaces them with the environment variables of the process that sends the request, at
+send time; the resolved request never leaves that process. Records that carry a clear
+credential are refused with an error naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from handlers.base import Output
+from handlers.config import ConfigError, RulesConfig, parse_rules
+from handlers.recording.models import Mode
+from handlers.recording.validation import validate_acquire, validate_start
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SCHEMA_VERSION_HEADER = "schema-version"
+MAX_HISTORY = 50
+
+Status = Literal["starting", "running", "stopping", "stopped", "failed", "restarting", "gave_up"]
+ACTIVE_STATUSES: frozenset[str] = frozenset({"starting", "running", "restarting"})
+OWN_STOP_STATUSES: frozenset[str] = frozenset({"stopping", "stopped"})
+
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ONLY_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# Field names that hold credentials in Cloud Recording requests (matched case-insensitively).
+_CREDENTIAL = re.compile(r"(?i)^(accesskey|secretkey|ststoken|token|secret|salt|password)$")
+_UID = re.compile(r"[1-9][0-9]{0,9}")
+
+
+class SessionRecordError(ValueError):
+    """A value that does not follow the session schema; the message names the field."""
+
+
+class MissingReference(KeyError):
+    """A ``${NAME}`` reference whose environment variable is not set. ``name`` is the
+    variable, ``where`` the JSON path of the field (values are never shown)."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(name)
+        self.name = name
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: environment variable {self.name} is not set"
+
+
+def utc_from_ms(ms: int) -> datetime:
+    """Unix milliseconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def references(value: Any) -> set[str]:
+    """The environment variable names referenced anywhere in a JSON value."""
+    if isinstance(value, str):
+        return set(REFERENCE.findall(value))
+    if isinstance(value, Mapping):
+        return set().union(*(references(v) for v in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(references(v) for v in value)) if value else set()
+    return set()
+
+
+def resolve_references(value: Any, env: Mapping[str, str], where: str = "clientRequest") -> Any:
+    """A copy of a JSON value with every ``${NAME}`` replaced by ``env[NAME]``.
+
+    Call it right before sending; never store or log the result. Raises
+    :class:`MissingReference` naming the variable and the field."""
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise MissingReference(name, where)
+            return env[name]
+
+        return REFERENCE.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {k: resolve_references(v, env, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve_references(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def clear_credentials(value: Any, where: str) -> list[str]:
+    """JSON paths of credential fields whose value is not exactly one ``${NAME}``."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            path = f"{where}.{key}"
+            if isinstance(key, str) and _CREDENTIAL.match(key) and item not in (None, ""):
+                if not (isinstance(item, str) and _ONLY_REFERENCE.fullmatch(item)):
+                    found.append(path)
+                continue
+            found.extend(clear_credentials(item, path))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found.extend(clear_credentials(item, f"{where}[{i}]"))
+    return found
+
+
+class KeepReferences(Mapping[str, str]):
+    """An environment in which every variable "is set" to its own reference.
+
+    ``handlers.config.parse_rules(text, KeepReferences())`` loads the rules file with
+    ``${NAME}`` left as written: what profiles give to the registry."""
+
+    def __getitem__(self, key: str) -> str:
+        return "${" + key + "}"
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def raw_rules(path: Path | None) -> RulesConfig:
+    """The rules file with ``${NAME}`` references kept as written (profiles as the
+    registry stores them). Raises ``ConfigError``; the built-in defaults without a path."""
+    if path is None:
+        return RulesConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read rules file: {exc.strerror}") from None
+    return parse_rules(text, KeepReferences(), str(path))
+
+
+# ------------------------------------------------------------------------------ schema
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True,
+                              serialize_by_alias=True)
+
+
+class RestartEntry(_Part):
+    """One restart: when, from which task to which, with which uid, and why."""
+
+    at: datetime
+    old_sid: str | None
+    new_sid: str
+    uid: str | None = None
+    reason: str
+    notice_id: str | None = Field(default=None, alias="noticeId")
+
+
+class PendingRestart(_Part):
+    """A restart in flight: the resourceId acquired for ``uid``, written before its start
+    is sent. ``previous_resource_ids`` are earlier acquisitions of the same restart (one of
+    them may be the task that runs when Agora answers 53)."""
+
+    failed_sid: str
+    uid: str
+    resource_id: str
+    acquired_at_ms: int
+    previous_resource_ids: list[str] = Field(default_factory=list)
+    notice_id: str | None = Field(default=None, alias="noticeId")
+
+
+class WhiteboardRef(_Part):
+    """The whiteboard room of a channel (see ``handlers.whiteboard.models.RoomLink``)."""
+
+    room_uuid: str
+    path: str = "/"
+    width: int = 1280
+    height: int = 720
+    region: str | None = None
+    on_events: list[int] = Field(default_factory=lambda: [11])
+
+
+class SessionRecord(_Part):
+    """The value of one ``agora.recording.sessions`` record (schema version 1); see the
+    module documentation for every field and the rule on secrets."""
+
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    cname: str = Field(min_length=1)
+    mode: Mode
+    profile: str | None = None
+    uid: str
+    backup_uid: str
+    resource_id: str | None = None
+    sid: str | None = None
+    status: Status
+    client_request: dict[str, Any]
+    acquire_client_request: dict[str, Any] = Field(default_factory=dict)
+    restarts: list[RestartEntry] = Field(default_factory=list)
+    pending: PendingRestart | None = None
+    started_at: datetime | None = None
+    updated_at: datetime
+    whiteboard: WhiteboardRef | None = None
+    error: str | None = None
+
+    @field_validator("uid", "backup_uid")
+    @classmethod
+    def _uid(cls, value: str) -> str:
+        if not _UID.fullmatch(value) or int(value) > 2**32 - 1:
+            raise ValueError("must be a decimal integer string in [1, 4294967295]")
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self) -> SessionRecord:
+        if self.uid == self.backup_uid:
+            raise ValueError("uid and backup_uid must differ (restarts alternate between them)")
+        clear = clear_credentials(self.client_request, "client_request") + clear_credentials(
+            self.acquire_client_request, "acquire_client_request"
+        )
+        if clear:
+            raise ValueError(
+                f"{', '.join(clear)}: credentials must be references like \"${{NAME}}\", "
+                "never values"
+            )
+        return self
+
+    @property
+    def next_uid(self) -> str:
+        """The uid a restart of this session starts with."""
+        return self.backup_uid
+
+    def other_uid(self, uid: str) -> str:
+        """Of the session's two uids, the one that is not ``uid``."""
+        return self.backup_uid if uid == self.uid else self.uid
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=False)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
+
+    def output(self, topic: str) -> Output:
+        """The record for the runtime to publish (key cname, with the schema header)."""
+        return Output(topic=topic, key=self.cname, value=self.to_bytes(),
+                      headers={SCHEMA_VERSION_HEADER: str(self.schema_version)})
+
+
+def parse_session(value: Mapping[str, Any] | bytes | str, key: str | None = None) -> SessionRecord:
+    """Validate a registry value; raises :class:`SessionRecordError` naming the field.
+    With ``key``, the record's ``cname`` must equal it."""
+    try:
+        if isinstance(value, bytes | str):
+            record = SessionRecord.model_validate_json(value)
+        else:
+            record = SessionRecord.model_validate(dict(value))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(record)'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)[:5]
+        )
+        raise SessionRecordError(f"session record{f' {key!r}' if key else ''}: {problems}") \
+            from None
+    if key is not None and record.cname != key:
+        raise SessionRecordError(f"session record {key!r}: cname {record.cname!r} differs from "
+                                 "the record key")
+    return record
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a registry value."""
+    return SessionRecord.model_json_schema(by_alias=True, mode="serialization")
+
+
+def prepare_requests(
+    record: SessionRecord,
+    uid: str,
+    *,
+    env: Mapping[str, str],
+    app_id: str,
+    certificate: SecretStr | None,
+    token_valid_s: int = 24 * 3600,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The start and acquire clientRequests to send for ``record`` with ``uid``:
+    references resolved from ``env``, a fresh RTC token when ``certificate`` is set,
+    ``scene`` 1 for web mode, ``startParameter`` (if used) equal to the start request,
+    both validated. Keep the result in memory only.
+
+    Raises :class:`MissingReference`, ``tokens.TokenError`` or ``validation.RequestInvalid``
+    (each names the field, never a secret value)."""
+    from handlers.recording.tokens import build_recording_token
+
+    request = resolve_references(record.client_request, env, "client_request")
+    acquire = resolve_references(record.acquire_client_request, env, "acquire_client_request")
+    if certificate is not None:
+        request["token"] = build_recording_token(
+            app_id, certificate, channel=record.cname, uid=uid, valid_for_s=token_valid_s)
+    if record.mode == "web":
+        acquire.setdefault("scene", 1)
+    if "startParameter" in acquire:
+        acquire["startParameter"] = request  # Agora: must equal what start sends
+    validate_start(record.mode, request, cname=record.cname, uid=uid)
+    validate_acquire(record.cname, uid, acquire, mode=record.mode)
+    return request, acquire
+
+
+# ------------------------------------------------------------------------- read / write
+
+
+class SessionStore(Protocol):
+    """Read and write access to the registry: the restart action reads through ``get``
+    (a live view) and writes in-flight restarts through ``save`` (durable on return)."""
+
+    def get(self, key: str) -> Mapping[str, Any] | None: ...
+
+    def save(self, record: SessionRecord) -> None: ...
+
+
+class SessionWriter:
+    """Publishes records to the sessions topic with an idempotent ``acks=all`` producer;
+    :meth:`publish` returns once the broker acknowledged (raises otherwise)."""
+
+    def __init__(self, client_config: Mapping[str, Any], topic: str,
+                 timeout_s: float = 10.0) -> None:
+        from kafka import KafkaProducer
+
+        self.topic = topic
+        self._timeout_s = timeout_s
+        self._producer = KafkaProducer(
+            **client_config, acks="all", enable_idempotence=True, linger_ms=0,
+            client_id="agora-events.sessions-writer",
+        )
+
+    def publish(self, record: SessionRecord) -> None:
+        self._send(record.cname, record.to_bytes(), str(record.schema_version))
+
+    def delete(self, cname: str) -> None:
+        """Tombstone: the channel leaves the registry."""
+        self._send(cname, None, str(SCHEMA_VERSION))
+
+    def _send(self, cname: str, value: bytes | None, version: str) -> None:
+        future = self._producer.send(
+            self.topic, key=cname.encode(), value=value,
+            headers=[(SCHEMA_VERSION_HEADER, version.encode())],
+        )
+        future.get(timeout=self._timeout_s)
+
+    def close(self) -> None:
+        self._producer.close(timeout=self._timeout_s)
+
+
+class TableSessions:
+    """A :class:`SessionStore` over a live view of the topic (the runtime's ``Table``)
+    plus a writer created on first use. What ``save`` writes shows in the view once the
+    view has read it back from the topic."""
+
+    def __init__(self, view: Any, writer_factory: Callable[[], SessionWriter]) -> None:
+        self._view = view
+        self._writer_factory = writer_factory
+        self._writer: SessionWriter | None = None
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Mapping[str, Any] | None:
+        value: Mapping[str, Any] | None = self._view.get(key)
+        return value
+
+    def save(self, record: SessionRecord) -> None:
+        with self._lock:
+            if self._writer is None:
+                self._writer = self._writer_factory()
+            writer = self._writer
+        writer.publish(record)
+
+
+class MemorySessions:
+    """A :class:`SessionStore` and table view held in memory (tests, single-process
+    tools). Values are stored as the JSON the topic would carry."""
+
+    def __init__(self, *records: SessionRecord) -> None:
+        self._values: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.saved: list[SessionRecord] = []
+        for record in records:
+            self.put(record)
+
+    def put(self, record: SessionRecord) -> None:
+        with self._lock:
+            self._values[record.cname] = json.loads(record.to_bytes())
+
+    def put_raw(self, key: str, value: Mapping[str, Any] | None) -> None:
+        with self._lock:
+            if value is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = dict(value)
+
+    def save(self, record: SessionRecord) -> None:
+        self.put(record)
+        with self._lock:
+            self.saved.append(record)
+
+    def get(self, key: str) -> Mapping[str, Any] | None:
+        with self._lock:
+            return self._values.get(key)
+
+    def items(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        with self._lock:
+            snapshot = list(self._values.items())
+        return iter(snapshot)
+
+    def record(self, key: str) -> SessionRecord | None:
+        value = self.get(key)
+        return None if value is None else parse_session(value, key)
+
+
+def load_sessions(
+    client_config: Mapping[str, Any], topic: str, timeout_s: float = 30.0
+) -> dict[str, Mapping[str, Any]]:
+    """The latest value per cname, read from the start of the topic to its current end
+    (a one-off read; long-running processes keep a runtime ``Table`` instead)."""
+    from handlers.runtime.state import Table
+
+    table = Table(topic)
+    table.start(client_config, timeout_s)
+    try:
+        return dict(table.items())
+    finally:
+        table.close()
+
+
+def valid_sessions(
+    values: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, SessionRecord], dict[str, str]]:
+    """Split raw registry values into valid records and errors (cname -> message)."""
+    good: dict[str, SessionRecord] = {}
+    bad: dict[str, str] = {}
+    for key, value in values.items():
+        try:
+            good[key] = parse_session(value, key)
+        except SessionRecordError as exc:
+            bad[key] = str(exc)
+    return good, bad
+
+
+def lookup(view: Any, cname: str) -> SessionRecord | None:
+    """The valid record of ``cname`` in a table view; a malformed one is logged and
+    treated as absent (its writer must fix it)."""
+    value = view.get(cname)
+    if value is None:
+        return None
+    try:
+        return parse_session(value, cname)
+    except SessionRecordError as exc:
+        log.warning("ignoring a malformed session record", extra={"cname": cname,
+                                                                  "error": str(exc)[:500]})
+        return None

@@ -1,0 +1,189 @@
+"""The reconciler: the pure verdict, ticks against the fake Agora with an injected clock,
+and the synthetic failure flowing through the restart action."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from support.fake_agora import FakeAgora, upstream_timeout_62
+from support.restart_env import (
+    BACKUP_UID,
+    OPEN_CLIENTS,
+    MemoryState,
+    make_action,
+    registered,
+    start_session,
+)
+from support.runtime_helpers import wait_until
+
+from handlers.base import Received
+from handlers.recording.reconciler import (
+    Alive,
+    Missing,
+    QueryFailed,
+    Reconciler,
+    judge,
+    synthetic_notice_id,
+)
+from handlers.recording.registry import MemorySessions
+from handlers.recording.restart import RestartCommand
+from handlers.recording.signals import Signal, classify
+from webhook.clock import FakeClock
+from webhook.events import parse_notification
+from webhook.records import Record
+
+T0 = 1_700_000_000_000
+
+
+@pytest.mark.parametrize(("observation", "since", "now", "kind", "since_after"), [
+    (Alive(5), None, T0, "ok", None),
+    (Alive(4), T0 - 5000, T0, "ok", None),
+    (Alive(20), None, T0, "failed", None),
+    (Missing(), None, T0, "wait", T0),
+    (Missing(), T0 - 89_000, T0, "wait", T0 - 89_000),
+    (Missing(), T0 - 90_000, T0, "failed", T0 - 90_000),
+    (QueryFailed("HTTP 500"), T0 - 10_000, T0, "unknown", T0 - 10_000),
+    (QueryFailed("HTTP 500"), None, T0, "unknown", None),
+], ids=["running", "404-then-running", "status-20", "first-404", "404-in-grace",
+        "404-past-grace", "error-keeps-404", "error"])
+def test_judge(observation: Alive | Missing | QueryFailed, since: int | None, now: int,
+               kind: str, since_after: int | None) -> None:
+    verdict = judge(observation, now, since, grace_s=90)
+    assert (verdict.kind, verdict.missing_since_ms) == (kind, since_after)
+
+
+class Published:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def __call__(self, record: Record) -> None:
+        self.records.append(record)
+
+
+def reconciler(fake: FakeAgora, sessions: MemorySessions, published: Published,
+               grace_s: float = 90) -> Reconciler:
+    client = fake.client()
+    OPEN_CLIENTS.append(client)
+    return Reconciler(client, snapshot=lambda: dict(sessions.items()), publish=published,
+                      events_topic="t.events", grace_s=grace_s, clock=fake.clock)
+
+
+def clock(fake: FakeAgora) -> FakeClock:
+    assert isinstance(fake.clock, FakeClock)
+    return fake.clock
+
+
+def test_running_sessions_are_left_alone(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    stopped = registered("class-2", sid="sid-2", status="stopped")
+    published = Published()
+    reports = reconciler(fake_agora, MemorySessions(record, stopped), published).tick()
+    assert [(r.cname, r.verdict.kind) for r in reports] == [("class-1", "ok")]
+    assert published.records == []
+    assert len(fake_agora.calls_to("query")) == 1  # the stopped session is not queried
+
+
+def test_a_silent_death_is_reported_once_after_the_grace(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    fake_agora.end_session(str(record.sid))
+    published = Published()
+    rec = reconciler(fake_agora, MemorySessions(record), published)
+    assert [r.verdict.kind for r in rec.tick()] == ["wait"]
+    clock(fake_agora).advance(60)
+    assert [r.verdict.kind for r in rec.tick()] == ["wait"]
+    clock(fake_agora).advance(30)
+    reports = rec.tick()
+    assert [(r.verdict.kind, r.published) for r in reports] == [("failed", True)]
+    clock(fake_agora).advance(120)
+    assert [(r.verdict.kind, r.published) for r in rec.tick()] == [("failed", False)]
+    assert len(published.records) == 1
+
+    event = published.records[0]
+    assert event.topic == "t.events"
+    assert event.key == b"class-1"
+    assert event.header("synthetic") == "reconciler"
+    assert event.header("eventType") == "11"
+    assert event.header("sid") == record.sid
+    body = json.loads(event.value)
+    assert body["synthetic"] is True
+    assert body["noticeId"] == synthetic_notice_id("class-1", str(record.sid))
+    assert body["payload"]["details"]["exitStatus"] == 1
+    assert "404" in body["payload"]["details"]["reason"]
+
+
+def test_a_failover_that_completes_inside_the_grace_is_not_reported(
+    fake_agora: FakeAgora,
+) -> None:
+    record = start_session(fake_agora)
+    fake_agora.failover(str(record.sid), window_s=50)
+    published = Published()
+    rec = reconciler(fake_agora, MemorySessions(record), published)
+    assert [r.verdict.kind for r in rec.tick()] == ["wait"]
+    clock(fake_agora).advance(60)
+    assert [r.verdict.kind for r in rec.tick()] == ["ok"]
+    clock(fake_agora).advance(60)
+    fake_agora.end_session(str(record.sid))
+    assert [r.verdict.kind for r in rec.tick()] == ["wait"]  # the grace starts again
+    assert published.records == []
+
+
+def test_status_20_is_reported_at_once(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    fake_agora.set_status(str(record.sid), 20)
+    published = Published()
+    reports = reconciler(fake_agora, MemorySessions(record), published).tick()
+    assert [(r.verdict.kind, r.published) for r in reports] == [("failed", True)]
+    assert "status 20" in json.loads(published.records[0].value)["payload"]["details"]["reason"]
+
+
+def test_query_errors_change_nothing(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    fake_agora.fail_next("query", upstream_timeout_62("query"))
+    published = Published()
+    reports = reconciler(fake_agora, MemorySessions(record), published).tick()
+    assert [r.verdict.kind for r in reports] == ["unknown"]
+    assert published.records == []
+
+
+def test_malformed_records_are_skipped(fake_agora: FakeAgora) -> None:
+    sessions = MemorySessions()
+    sessions.put_raw("bad-1", {"sid": "x"})
+    assert reconciler(fake_agora, sessions, Published()).tick() == []
+
+
+def test_the_synthetic_failure_restarts_the_session(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    sessions = MemorySessions(record)
+    fake_agora.set_status(str(record.sid), 20)
+    published = Published()
+    reconciler(fake_agora, sessions, published).tick()
+    body = published.records[0].value
+    notification = parse_notification(body)
+    assert classify(notification, record).signal is Signal.FAILURE
+    event = Received(notification=notification, raw=body, topic="t.events", partition=0,
+                     offset=0, headers={}, key="class-1")
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = action.decide(event, state)
+    assert isinstance(command, RestartCommand)
+    assert command.failure.synthetic
+    action.run(command)
+    assert len([s for s in fake_agora.running() if s.uid == BACKUP_UID]) == 1
+
+
+def test_run_ticks_until_stopped(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    rec = reconciler(fake_agora, MemorySessions(record), Published())
+    stop = threading.Event()
+    thread = threading.Thread(target=rec.run, args=(stop, 0.01), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(fake_agora.calls_to("query")) >= 3, timeout_s=10,
+                   what="three ticks")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert len(fake_agora.calls_to("query")) >= 3

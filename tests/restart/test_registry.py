@@ -1,0 +1,145 @@
+"""The session record schema, secret references and the in-memory store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.restart_env import CLIENT_REQUEST, ENV, RESOLVED_REQUEST, registered
+
+from handlers.config import ConfigError, parse_rules
+from handlers.recording.registry import (
+    MemorySessions,
+    MissingReference,
+    SessionRecordError,
+    json_schema,
+    parse_session,
+    raw_rules,
+    references,
+    resolve_references,
+)
+
+RULES_TOML = """
+[[recording.profiles]]
+name = "classes"
+cnames = ["class-*"]
+mode = "individual"
+uid = "900001"
+backup_uid = "900002"
+[recording.profiles.client_request]
+recordingConfig = { channelType = 0, streamTypes = 2, subscribeUidGroup = 0 }
+[recording.profiles.client_request.storageConfig]
+vendor = 1
+region = 0
+bucket = "rec"
+accessKey = "${S3_KEY}"
+secretKey = "${S3_SECRET}"
+"""
+
+
+def _value(**changes: Any) -> dict[str, Any]:
+    return {**json.loads(registered().to_bytes()), **changes}
+
+
+def test_a_record_round_trips_through_json() -> None:
+    record = registered(whiteboard={"room_uuid": "a7e04e2b0cf911ecb3b8d5ea7d1eca69"})
+    again = parse_session(record.to_bytes(), record.cname)
+    assert again == record
+    assert again.whiteboard is not None
+    assert again.whiteboard.on_events == [11]
+    assert json.loads(record.to_bytes())["schema_version"] == 1
+
+
+def test_unknown_fields_written_by_other_apps_are_kept() -> None:
+    record = parse_session(_value(tenant="acme"))
+    assert json.loads(record.to_bytes())["tenant"] == "acme"
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"mode": "audio"}, "mode"),
+    ({"uid": "0"}, "uid"),
+    ({"backup_uid": "12ab"}, "backup_uid"),
+    ({"status": "paused"}, "status"),
+    ({"backup_uid": "900001"}, "uid and backup_uid must differ"),
+])
+def test_bad_values_are_refused_naming_the_field(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(SessionRecordError) as caught:
+        parse_session(_value(**changes), "class-1")
+    assert field in str(caught.value)
+
+
+def test_a_clear_credential_is_refused_without_echoing_it() -> None:
+    request = json.loads(json.dumps(CLIENT_REQUEST))
+    request["storageConfig"]["secretKey"] = "hunter2-value"
+    request["token"] = "007eJxTYL"
+    with pytest.raises(SessionRecordError) as caught:
+        parse_session(_value(client_request=request))
+    message = str(caught.value)
+    assert "client_request.storageConfig.secretKey" in message
+    assert "client_request.token" in message
+    assert "hunter2" not in message
+    assert "007eJ" not in message
+
+
+def test_the_record_key_must_be_the_cname() -> None:
+    with pytest.raises(SessionRecordError, match="differs from the record key"):
+        parse_session(_value(), "class-2")
+
+
+def test_references_resolve_from_the_environment_at_send_time() -> None:
+    assert references(CLIENT_REQUEST) == {"S3_KEY", "S3_SECRET"}
+    assert resolve_references(CLIENT_REQUEST, ENV) == RESOLVED_REQUEST
+    assert RESOLVED_REQUEST["storageConfig"]["secretKey"] == "storage-secret-value"
+    assert CLIENT_REQUEST["storageConfig"]["secretKey"] == "${S3_SECRET}"  # untouched
+
+
+def test_a_missing_variable_names_variable_and_field_only() -> None:
+    with pytest.raises(MissingReference) as caught:
+        resolve_references(CLIENT_REQUEST, {"S3_KEY": "AKIA-visible"}, "client_request")
+    assert str(caught.value) == ("client_request.storageConfig.secretKey: environment "
+                                 "variable S3_SECRET is not set")
+    assert "AKIA" not in str(caught.value)
+
+
+def test_the_json_schema_is_published() -> None:
+    schema = json_schema()
+    props = schema["properties"]
+    assert {"schema_version", "cname", "mode", "uid", "backup_uid", "resource_id", "sid",
+            "status", "client_request", "restarts", "pending", "whiteboard"} <= set(props)
+    assert set(schema["required"]) >= {"cname", "mode", "uid", "backup_uid", "status",
+                                       "client_request", "updated_at"}
+    status = props["status"]
+    assert set(status["enum"]) == {"starting", "running", "stopping", "stopped", "failed",
+                                   "restarting", "gave_up"}
+    entry = schema["$defs"]["RestartEntry"]["properties"]
+    assert "noticeId" in entry
+
+
+def test_raw_rules_keep_references_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES_TOML)
+    profile = raw_rules(path).recording.profile_named("classes")
+    assert profile is not None
+    assert profile.client_request["storageConfig"]["secretKey"] == "${S3_SECRET}"
+    resolved = parse_rules(RULES_TOML, ENV).recording.profiles[0]
+    assert resolved.client_request["storageConfig"]["secretKey"] == "storage-secret-value"
+    assert raw_rules(None).recording.profiles == []
+
+
+def test_raw_rules_report_an_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read rules file"):
+        raw_rules(tmp_path / "absent.toml")
+
+
+def test_memory_sessions_store_json_like_the_topic() -> None:
+    store = MemorySessions(registered("class-1"))
+    store.save(registered("class-2", sid="sid-2"))
+    assert [k for k, _ in store.items()] == ["class-1", "class-2"]
+    stored = store.record("class-2")
+    assert stored is not None
+    assert stored.sid == "sid-2"
+    assert [r.cname for r in store.saved] == ["class-2"]
+    store.put_raw("class-1", None)
+    assert store.get("class-1") is None

@@ -1,0 +1,159 @@
+"""End to end: signed callbacks posted to the real webhook (gunicorn) -> Kafka -> the
+handler runtime running the restart action -> the fake Agora server, with the session
+registry read from and written to its compacted topic."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from support.callbacks import callback_body, signed
+from support.fake_agora import FakeAgora
+from support.restart_env import (
+    BACKUP_UID,
+    ENV,
+    PROFILE,
+    RESOLVED_REQUEST,
+    TOPICS,
+    start_session,
+)
+from support.runtime_helpers import (
+    committed_offsets,
+    fast_config,
+    running,
+    topics_env,
+    unique_topics,
+    wait_until,
+)
+from support.webhook_server import run_webhook
+
+from handlers.config import RecordingRules, RestartRules
+from handlers.recording.registry import (
+    SessionRecord,
+    SessionWriter,
+    TableSessions,
+    parse_session,
+)
+from handlers.recording.restart import RestartAction
+from handlers.runtime.state import Table
+from webhook.clock import SystemClock
+from webhook.settings import TopicNames
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAgora]:
+    with FakeAgora(clock=SystemClock()) as server:
+        yield server
+
+
+def read_to_end(bootstrap: str, topic: str) -> list[Any]:
+    """Every committed record of ``topic`` up to its current end (single partition)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        records: list[Any] = []
+        while consumer.position(tp) < end:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def post(url: str, body: bytes) -> None:
+    response = httpx.post(url, content=body, headers=signed(body), timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def exit_body(cname: str, sid: str, status: int, notice_id: str | None = None) -> bytes:
+    return callback_body(event_type=11, cname=cname, sid=sid, notice_id=notice_id,
+                         details={"msgName": "session_exit", "exitStatus": status})
+
+
+def registered(fake: FakeAgora, writer: SessionWriter, cname: str,
+               status: str = "running") -> SessionRecord:
+    record = start_session(fake, cname)
+    record = record.model_copy(update={"status": status})
+    writer.publish(record)
+    return record
+
+
+def test_a_failure_callback_restarts_once_and_nothing_else_does(
+    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+) -> None:
+    topics: TopicNames = unique_topics(kafka_bootstrap)
+    tag = uuid.uuid4().hex[:6]
+    failing, normal, stopping, moving = (f"class-{tag}-{n}" for n in ("a", "b", "c", "d"))
+    writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
+    try:
+        a = registered(fake, writer, failing)
+        b = registered(fake, writer, normal)
+        c = registered(fake, writer, stopping, status="stopping")
+        d = registered(fake, writer, moving)
+    finally:
+        writer.close()
+    fake.end_session(str(a.sid))  # the task that the failure callback reports
+    setup_calls = len(fake.calls)
+
+    table = Table(topics.sessions)
+    client = fake.client()
+    action = RestartAction(
+        client, sessions=TableSessions(
+            table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
+                                         topics.sessions)),
+        profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(),
+        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+    )
+    failure = exit_body(failing, str(a.sid), 1, notice_id=f"n-{tag}")
+    bodies = [
+        exit_body(normal, str(b.sid), 0),  # normal exit
+        exit_body(stopping, str(c.sid), 1),  # our own stop
+        callback_body(event_type=12, cname=moving, sid=str(d.sid),
+                      details={"msgName": "session_failover", "newUid": 4242}),
+        failure,
+        failure,  # an NCS retry
+        exit_body(failing, str(a.sid), 1),  # the redundant channel: another noticeId
+    ]
+    config = fast_config(kafka_bootstrap, topics, "restart")
+    with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+            running(action, config, tables=[table]):
+        for body in bodies:
+            post(webhook.ncs_url, body)
+        wait_until(
+            lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
+            == {0: len(bodies)},
+            timeout_s=90, what="every callback handled",
+        )
+
+    calls = fake.calls[setup_calls:]
+    assert [(c.endpoint, c.body["uid"]) for c in calls] == [
+        ("acquire", BACKUP_UID), ("start", BACKUP_UID)]
+    start = calls[1]
+    assert start.body["cname"] == failing
+    assert start.body["clientRequest"] == RESOLVED_REQUEST
+    (new_task,) = [s for s in fake.running() if s.cname == failing]
+    assert new_task.uid == BACKUP_UID
+
+    registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
+    record = parse_session(registry[failing].value, failing)
+    assert (record.sid, record.uid, record.status) == (new_task.sid, BACKUP_UID, "running")
+    assert [(h.old_sid, h.new_sid) for h in record.restarts] == [(a.sid, new_task.sid)]
+    assert record.pending is None
+
+    outcomes = [json.loads(r.value) for r in read_to_end(kafka_bootstrap, topics.actions)]
+    restarts = [o for o in outcomes if o.get("handler") == "restart"]
+    assert [(o["outcome"], o["cname"], o["new_sid"]) for o in restarts] == [
+        ("restarted", failing, new_task.sid)]
+    assert TOPICS.sessions != topics.sessions  # the test ran on its own topics

@@ -1,0 +1,627 @@
+"""``run`` against the fake Agora server: the happy path, every rung of Agora's retry
+ladder, crashes between acquire and start, confirmation by query, and giving up."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+import zlib
+from typing import Any
+
+import pytest
+from support.fake_agora import (
+    FakeAgora,
+    Fault,
+    agora_error,
+    bad_gateway,
+    disconnect,
+    no_worker_502,
+    rate_limited,
+    response_timeout_65,
+    upstream_timeout_62,
+)
+from support.restart_env import (
+    BACKUP_UID,
+    RESOLVED_REQUEST,
+    UID,
+    MemoryState,
+    apply_outputs,
+    exit_event,
+    make_action,
+    received,
+    start_session,
+)
+
+from handlers.base import ActionFailed, Effects, TransientError
+from handlers.config import RestartRules
+from handlers.recording.registry import MemorySessions, SessionRecord
+from handlers.recording.restart import (
+    GiveUpCommand,
+    RestartAction,
+    RestartCommand,
+    channel_key,
+    failure_key,
+)
+from webhook.clock import FakeClock
+
+CERTIFICATE = "5cfd2fd1755d40ecb72977518be15d3b"
+
+
+class Crash(BaseException):
+    """The process dies here."""
+
+
+class CrashingSessions(MemorySessions):
+    """Dies right after the in-flight restart was written (before start is sent)."""
+
+    crash = True
+
+    def save(self, record: SessionRecord) -> None:
+        super().save(record)
+        if self.crash and record.status == "restarting":
+            raise Crash
+
+
+class BrokenSessions(MemorySessions):
+    broken = True
+
+    def save(self, record: SessionRecord) -> None:
+        if self.broken:
+            raise OSError("broker unreachable")
+        super().save(record)
+
+
+def rtc_grant(token: str, certificate: str) -> tuple[str, str]:
+    """Channel and uid of an AccessToken2 with one RTC service, after checking that
+    ``certificate`` verifies its signature (Agora's published layout)."""
+    assert token.startswith("007")
+    raw = zlib.decompress(base64.b64decode(token[3:]))
+
+    def string(data: bytes, at: int) -> tuple[bytes, int]:
+        (size,) = struct.unpack_from("<H", data, at)
+        return data[at + 2:at + 2 + size], at + 2 + size
+
+    signature, at = string(raw, 0)
+    info = raw[at:]
+    _app_id, at = string(info, 0)
+    issue_ts, _expire, salt, services = struct.unpack_from("<IIIH", info, at)
+    assert services == 1
+    service_type, privileges = struct.unpack_from("<HH", info, at + 14)
+    assert service_type == 1
+    channel, at = string(info, at + 18 + 6 * privileges)
+    uid, _ = string(info, at)
+    key = hmac.new(struct.pack("<I", issue_ts), certificate.encode(), hashlib.sha256).digest()
+    key = hmac.new(struct.pack("<I", salt), key, hashlib.sha256).digest()
+    assert hmac.compare_digest(signature, hmac.new(key, info, hashlib.sha256).digest())
+    return channel.decode(), uid.decode()
+
+
+def clock(fake: FakeAgora) -> FakeClock:
+    assert isinstance(fake.clock, FakeClock)
+    return fake.clock
+
+
+def failed_session(fake: FakeAgora, sessions: MemorySessions | None = None,
+                   ) -> tuple[SessionRecord, MemorySessions]:
+    """A task started and registered, then dead (its sid is gone at Agora)."""
+    record = start_session(fake)
+    assert record.sid is not None
+    fake.end_session(record.sid)
+    store = sessions if sessions is not None else MemorySessions()
+    store.put(record)
+    return record, store
+
+
+def decide(action: RestartAction, record: SessionRecord, state: MemoryState,
+           **kwargs: Any) -> RestartCommand:
+    assert record.sid is not None
+    command = action.decide(exit_event(sid=record.sid, at_ms=clock_ms(action), **kwargs), state)
+    assert isinstance(command, RestartCommand)
+    return command
+
+
+def clock_ms(action: RestartAction) -> int:
+    return action._clock.now_ms()
+
+
+def commit(effects: Effects, state: MemoryState, sessions: MemorySessions) -> list[dict[str, Any]]:
+    """What the runtime does with effects: state and registry updated, outcomes returned."""
+    state.apply(effects)
+    return apply_outputs(effects, sessions)
+
+
+def calls_after_setup(fake: FakeAgora, endpoint: str) -> list[Any]:
+    # start_session made one acquire and one start.
+    return fake.calls_to(endpoint)[1:]
+
+
+def live_tasks(fake: FakeAgora, uid: str) -> list[str]:
+    return [s.sid for s in fake.running() if s.uid == uid]
+
+
+def test_a_failed_recording_is_restarted_once_with_the_other_uid(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    outcomes = commit(action.run(decide(action, record, state, notice_id="n-1")), state, sessions)
+
+    acquires, starts = calls_after_setup(fake_agora, "acquire"), calls_after_setup(fake_agora,
+                                                                                   "start")
+    assert [c.body["uid"] for c in acquires] == [BACKUP_UID]
+    assert len(starts) == 1
+    assert starts[0].body["uid"] == BACKUP_UID
+    assert starts[0].body["clientRequest"] == RESOLVED_REQUEST
+    assert "/mode/individual/start" in starts[0].path
+    new_sid = live_tasks(fake_agora, BACKUP_UID)
+    assert len(new_sid) == 1
+
+    now = sessions.record("class-1")
+    assert now is not None
+    assert (now.sid, now.uid, now.backup_uid, now.status) == (new_sid[0], BACKUP_UID, UID,
+                                                             "running")
+    assert now.client_request == record.client_request  # references, never values
+    assert [(r.old_sid, r.new_sid, r.notice_id) for r in now.restarts] == [
+        (record.sid, new_sid[0], "n-1")]
+    assert len(outcomes) == 1
+    assert outcomes[0]["outcome"] == "restarted"
+    assert outcomes[0]["alert"] is False
+    assert outcomes[0]["new_sid"] == new_sid[0]
+    assert state.entries[failure_key("class-1", str(record.sid))]["new_sid"] == new_sid[0]
+    assert len(state.entries[channel_key("class-1")]["restarts_ms"]) == 1
+
+    # Duplicates, redundant notices and the old task's late events change nothing.
+    for notice in ("n-1", "n-2"):
+        assert action.decide(exit_event(sid=str(record.sid), notice_id=notice), state) is None
+    assert action.decide(received(41, sid=str(record.sid), details={"leaveCode": 0}),
+                         state) is None
+    assert len(fake_agora.calls_to("start")) == 2
+
+
+def test_the_new_task_failing_is_restarted_back_to_the_first_uid(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    commit(action.run(decide(action, record, state)), state, sessions)
+    second = sessions.record("class-1")
+    assert second is not None
+    fake_agora.end_session(str(second.sid))
+    commit(action.run(decide(action, second, state, uid=BACKUP_UID)), state, sessions)
+    third = sessions.record("class-1")
+    assert third is not None
+    assert third.uid == UID
+    assert [r.uid for r in third.restarts] == [BACKUP_UID, UID]
+    assert len(live_tasks(fake_agora, UID)) == 1
+
+
+def test_a_fresh_token_is_sent_when_a_certificate_is_configured(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    action = make_action(fake_agora, sessions, certificate=CERTIFICATE)
+    action.run(decide(action, record, MemoryState()))
+    token = calls_after_setup(fake_agora, "start")[0].body["clientRequest"]["token"]
+    assert rtc_grant(token, CERTIFICATE) == ("class-1", BACKUP_UID)
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert "token" not in stored.client_request
+
+
+@pytest.mark.parametrize("fault", [upstream_timeout_62("start"), response_timeout_65(),
+                                   bad_gateway(), rate_limited(), disconnect()],
+                         ids=["62", "65", "502-gateway", "429", "no-answer"])
+def test_transient_start_errors_retry_the_same_resource(fake_agora: FakeAgora,
+                                                        fault: Fault) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, state)
+    fake_agora.fail_next("start", fault)
+    with pytest.raises(TransientError) as caught:
+        action.run(command)
+    assert caught.value.retry_after_s is not None
+    assert caught.value.retry_after_s >= 3.0
+    commit(action.run(command), state, sessions)
+    starts = calls_after_setup(fake_agora, "start")
+    assert len(calls_after_setup(fake_agora, "acquire")) == 1
+    assert len(starts) == 2
+    assert starts[0].path == starts[1].path  # the same resourceId
+    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
+
+
+def test_a_start_that_went_through_unanswered_is_found_not_repeated(
+    fake_agora: FakeAgora,
+) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, state)
+    fake_agora.fail_next("start", response_timeout_65(apply=True))
+    with pytest.raises(TransientError):
+        action.run(command)
+    commit(action.run(command), state, sessions)  # 201 + code 7 names the task
+    running = live_tasks(fake_agora, BACKUP_UID)
+    assert len(running) == 1
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert stored.sid == running[0]
+
+
+def test_after_three_failed_starts_a_new_resource_is_acquired(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, MemoryState())
+    fake_agora.fail_next("start", upstream_timeout_62(), upstream_timeout_62(),
+                         upstream_timeout_62())
+    delays = []
+    for _ in range(3):
+        with pytest.raises(TransientError) as caught:
+            action.run(command)
+        delays.append(caught.value.retry_after_s)
+    assert delays == [3.0, 6.0, 9.0]
+    action.run(command)
+    assert len(calls_after_setup(fake_agora, "acquire")) == 2
+    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
+
+
+def test_a_retry_after_four_minutes_acquires_again_and_finds_its_own_task(
+    fake_agora: FakeAgora,
+) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, state)
+    fake_agora.fail_next("start", disconnect())  # not applied: nothing started
+    with pytest.raises(TransientError):
+        action.run(command)
+    clock(fake_agora).advance(241)
+    commit(action.run(command), state, sessions)
+    assert len(calls_after_setup(fake_agora, "acquire")) == 2
+    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
+
+
+@pytest.mark.parametrize("fault", [agora_error(400, 433, "resource expired"),
+                                   agora_error(400, 1001, "cannot parse"), no_worker_502()],
+                         ids=["433", "1001", "502"])
+def test_an_unusable_resource_is_acquired_again_at_once(fake_agora: FakeAgora,
+                                                        fault: Fault) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    fake_agora.fail_next("start", fault)
+    outcomes = commit(action.run(decide(action, record, state)), state, sessions)
+    assert outcomes[0]["outcome"] == "restarted"
+    acquires = calls_after_setup(fake_agora, "acquire")
+    assert [c.body["uid"] for c in acquires] == [BACKUP_UID, BACKUP_UID]
+    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
+
+
+@pytest.mark.parametrize("fault", [agora_error(400, 2, "invalid parameter"),
+                                   agora_error(400, 110, "token invalid")],
+                         ids=["2", "110"])
+def test_other_client_errors_fail_with_an_alert(fake_agora: FakeAgora, fault: Fault) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    fake_agora.fail_next("start", fault)
+    with pytest.raises(ActionFailed) as caught:
+        action.run(decide(action, record, state))
+    outcomes = commit(caught.value.effects, state, sessions)
+    assert [(o["outcome"], o["alert"]) for o in outcomes] == [("failed", True)]
+    assert f"code {fault.body['code']}" in outcomes[0]["error"]  # type: ignore[index]
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert (stored.status, stored.pending) == ("failed", None)
+    assert action.decide(exit_event(sid=str(record.sid)), state) is None  # no storm
+    assert live_tasks(fake_agora, BACKUP_UID) == []
+
+
+def test_a_crash_between_acquire_and_start_resumes_with_the_same_uid_and_resource(
+    fake_agora: FakeAgora,
+) -> None:
+    sessions = CrashingSessions()
+    record, _ = failed_session(fake_agora, sessions)
+    state = MemoryState()
+    first = make_action(fake_agora, sessions)
+    command = decide(first, record, state)
+    with pytest.raises(Crash):
+        first.run(command)
+    assert len(calls_after_setup(fake_agora, "start")) == 0
+    note = sessions.record("class-1")
+    assert note is not None
+    assert note.status == "restarting"
+    assert note.pending is not None
+    assert (note.pending.failed_sid, note.pending.uid) == (record.sid, BACKUP_UID)
+
+    # The process restarts: nothing was committed, the event is handled again.
+    sessions.crash = False
+    second = make_action(fake_agora, sessions)
+    commit(second.run(decide(second, note, state)), state, sessions)
+    assert len(calls_after_setup(fake_agora, "acquire")) == 1
+    starts = calls_after_setup(fake_agora, "start")
+    assert len(starts) == 1
+    assert note.pending.resource_id in starts[0].path
+    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
+
+
+@pytest.mark.parametrize("later_s", [0, 300], ids=["resource-fresh", "resource-expired"])
+def test_a_crash_after_start_never_starts_a_second_task(fake_agora: FakeAgora,
+                                                        later_s: int) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    first = make_action(fake_agora, sessions)
+    command = decide(first, record, state)
+    # Start reached Agora, then the process died before committing anything.
+    fake_agora.fail_next("start", Fault(disconnect=True, apply=True))
+    with pytest.raises(TransientError):
+        first.run(command)
+    running = live_tasks(fake_agora, BACKUP_UID)
+    assert len(running) == 1
+    clock(fake_agora).advance(later_s)
+
+    second = make_action(fake_agora, sessions)  # a new process: empty memory
+    outcomes = commit(second.run(decide(second, record, state)), state, sessions)
+    assert live_tasks(fake_agora, BACKUP_UID) == running
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert (stored.sid, stored.status, stored.pending) == (running[0], "running", None)
+    assert outcomes[0]["new_sid"] == running[0]
+    if later_s:  # a new resourceId got 53, the earlier one answered 7
+        assert [c.status for c in calls_after_setup(fake_agora, "start")][-2:] == [400, 201]
+
+
+def test_53_for_a_task_that_cannot_be_identified_alerts_and_never_records_twice(
+    fake_agora: FakeAgora,
+) -> None:
+    record, sessions = failed_session(fake_agora)
+    foreign = start_session(fake_agora, uid=BACKUP_UID, backup_uid=UID)  # not in our notes
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, state)
+    for _ in range(2):  # give a concurrent attempt time to show up in the registry
+        with pytest.raises(TransientError) as caught:
+            action.run(command)
+        assert "53" in str(caught.value)
+    with pytest.raises(ActionFailed) as failed:
+        action.run(command)
+    outcomes = commit(failed.value.effects, state, sessions)
+    assert [(o["outcome"], o["alert"]) for o in outcomes] == [("failed", True)]
+    assert "not switching uids" in outcomes[0]["error"]
+    assert live_tasks(fake_agora, BACKUP_UID) == [foreign.sid]
+    assert live_tasks(fake_agora, UID) == []
+    assert {c.body["uid"] for c in calls_after_setup(fake_agora, "start")[1:]} == {BACKUP_UID}
+
+
+def test_a_concurrent_attempt_noted_in_the_registry_is_found_not_doubled(
+    fake_agora: FakeAgora,
+) -> None:
+    # A rebalance: the old owner (a) started the restart and noted it; its commit was
+    # refused. The new owner (b) handles the same failure from the same state.
+    record, sessions = failed_session(fake_agora)
+    state_a, state_b = MemoryState(), MemoryState()
+    a, b = make_action(fake_agora, sessions), make_action(fake_agora, sessions)
+    command_b = decide(b, record, state_b)  # decided before a's note arrived
+    a.run(decide(a, record, state_a))  # effects never committed
+    (task,) = live_tasks(fake_agora, BACKUP_UID)
+    commit(b.run(command_b), state_b, sessions)
+    assert live_tasks(fake_agora, BACKUP_UID) == [task]
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert (stored.sid, stored.status) == (task, "running")
+
+
+def test_a_concurrent_attempt_started_after_ours_is_found_through_its_note(
+    fake_agora: FakeAgora,
+) -> None:
+    record, sessions = failed_session(fake_agora)
+    state_a, state_b = MemoryState(), MemoryState()
+    a, b = make_action(fake_agora, sessions), make_action(fake_agora, sessions)
+    command_a, command_b = decide(a, record, state_a), decide(b, record, state_b)
+    # b acquires and notes first but its start is lost in the network (never applied) ...
+    fake_agora.fail_next("start", disconnect())
+    with pytest.raises(TransientError):
+        b.run(command_b)
+    # ... then a, resuming from b's note, starts the task on that same resourceId.
+    a.run(command_a)
+    (task,) = live_tasks(fake_agora, BACKUP_UID)
+    commit(b.run(command_b), state_b, sessions)  # b's retry: 7 names a's task
+    assert live_tasks(fake_agora, BACKUP_UID) == [task]
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert stored.sid == task
+
+
+def test_over_the_cap_only_an_alert_is_emitted(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions, rules=RestartRules(max_restarts=1))
+    state.entries[channel_key("class-1")] = {"restarts_ms": [clock_ms(action) - 1000]}
+    command = action.decide(exit_event(sid=str(record.sid), at_ms=clock_ms(action)), state)
+    assert isinstance(command, GiveUpCommand)
+    outcomes = commit(action.run(command), state, sessions)
+    assert [(o["outcome"], o["alert"]) for o in outcomes] == [("gave_up", True)]
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert stored.status == "gave_up"
+    assert len(calls_after_setup(fake_agora, "acquire")) == 0
+    assert action.decide(exit_event(sid=str(record.sid)), state) is None  # alerted once
+
+
+def test_a_live_task_needs_no_restart(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    sessions = MemorySessions(record)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = action.decide(received(41, sid=str(record.sid), details={"leaveCode": 16}), state)
+    assert isinstance(command, RestartCommand)
+    effects = action.run(command)
+    outcomes = commit(effects, state, sessions)
+    assert [(o["outcome"], o["alert"]) for o in outcomes] == [("not_needed", False)]
+    assert effects.state == {}  # a later session_exit is still handled
+    assert len(calls_after_setup(fake_agora, "acquire")) == 0
+
+
+def test_a_404_inside_the_failover_grace_is_checked_again_later(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions, rules=RestartRules(failover_grace_s=90))
+    event = received(1, sid=str(record.sid), at_ms=clock_ms(action),
+                     details={"module": 0, "errorLevel": 5, "errorCode": 52})
+    command = action.decide(event, state)
+    assert isinstance(command, RestartCommand)
+    with pytest.raises(TransientError) as caught:
+        action.run(command)
+    assert caught.value.retry_after_s == 31.0
+    clock(fake_agora).advance(60)
+    with pytest.raises(TransientError) as caught:
+        action.run(command)
+    assert caught.value.retry_after_s == 31.0
+    clock(fake_agora).advance(31)
+    outcomes = commit(action.run(command), state, sessions)
+    assert outcomes[0]["outcome"] == "restarted"
+    assert len(fake_agora.calls_to("query")) == 3
+
+
+def test_a_failover_that_completes_needs_no_restart(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    sessions = MemorySessions(record)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    sid = str(record.sid)
+    fake_agora.failover(sid, window_s=40)
+    note = action.decide(received(12, sid=sid, details={"newUid": 77}, at_ms=clock_ms(action)),
+                         state)
+    assert note is not None
+    state.apply(action.run(note))
+    command = action.decide(received(41, sid=sid, details={"leaveCode": 16},
+                                     at_ms=clock_ms(action)), state)
+    assert isinstance(command, RestartCommand)
+    with pytest.raises(TransientError):
+        action.run(command)
+    clock(fake_agora).advance(41)
+    outcomes = commit(action.run(command), state, sessions)
+    assert outcomes[0]["outcome"] == "not_needed"
+    assert len(calls_after_setup(fake_agora, "acquire")) == 0
+
+
+def test_status_20_is_a_failure(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    sessions = MemorySessions(record)
+    fake_agora.set_status(str(record.sid), 20)
+    action = make_action(fake_agora, sessions)
+    command = action.decide(received(41, sid=str(record.sid), details={"leaveCode": 16}),
+                            MemoryState())
+    assert isinstance(command, RestartCommand)
+    action.run(command)
+    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
+
+
+def test_a_missing_secret_fails_before_anything_is_sent(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    action = make_action(fake_agora, sessions, env={"S3_KEY": "AKIA-visible"})
+    with pytest.raises(ActionFailed) as caught:
+        action.run(decide(action, record, MemoryState()))
+    assert "S3_SECRET is not set" in str(caught.value)
+    assert "AKIA" not in str(caught.value)
+    assert len(calls_after_setup(fake_agora, "acquire")) == 0
+
+
+def test_an_invalid_request_fails_before_anything_is_sent(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    bad = record.model_copy(update={"client_request": {
+        **record.client_request,
+        "storageConfig": {**record.client_request["storageConfig"],
+                          "fileNamePrefix": ["not-allowed"]}}})
+    sessions.put(bad)
+    action = make_action(fake_agora, sessions)
+    with pytest.raises(ActionFailed) as caught:
+        action.run(decide(action, bad, MemoryState()))
+    assert "clientRequest.storageConfig.fileNamePrefix[0]" in str(caught.value)
+    assert "storage-secret-value" not in str(caught.value)
+    assert len(calls_after_setup(fake_agora, "acquire")) == 0
+
+
+def test_nothing_is_started_while_the_restart_cannot_be_recorded(fake_agora: FakeAgora) -> None:
+    sessions = BrokenSessions()
+    record, _ = failed_session(fake_agora, sessions)
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, MemoryState())
+    for _ in range(2):
+        with pytest.raises(TransientError, match="not starting"):
+            action.run(command)
+    assert len(calls_after_setup(fake_agora, "start")) == 0
+    sessions.broken = False
+    action.run(command)
+    assert len(calls_after_setup(fake_agora, "acquire")) == 1  # the noted resourceId is used
+    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
+
+
+def test_a_restart_superseded_by_a_newer_task_is_dropped(fake_agora: FakeAgora) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, state)
+    newer = start_session(fake_agora, uid=BACKUP_UID, backup_uid=UID)  # started by hand
+    sessions.put(newer)
+    outcomes = commit(action.run(command), state, sessions)
+    assert outcomes[0]["outcome"] == "not_needed"
+    assert state.entries[failure_key("class-1", str(record.sid))]["status"] == "superseded"
+    assert len(calls_after_setup(fake_agora, "acquire")) == 1  # only the newer task's
+
+
+def test_without_a_record_the_profile_restarts_and_registers_the_channel(
+    fake_agora: FakeAgora,
+) -> None:
+    sessions = MemorySessions()
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = action.decide(exit_event(cname="class-9", sid="sid-unknown"), state)
+    assert isinstance(command, RestartCommand)
+    commit(action.run(command), state, sessions)
+    stored = sessions.record("class-9")
+    assert stored is not None
+    assert (stored.profile, stored.uid, stored.status) == ("classes", BACKUP_UID, "running")
+    assert stored.client_request["storageConfig"]["secretKey"] == "${S3_SECRET}"
+
+
+def test_a_restart_keeps_the_whiteboard_link_and_foreign_fields(fake_agora: FakeAgora) -> None:
+    record = start_session(fake_agora)
+    linked = SessionRecord.model_validate({
+        **record.model_dump(by_alias=True), "tenant": "acme",
+        "whiteboard": {"room_uuid": "a7e04e2b0cf911ecb3b8d5ea7d1eca69", "on_events": [11, 41]}})
+    sessions = MemorySessions(linked)
+    fake_agora.end_session(str(record.sid))
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    commit(action.run(decide(action, linked, state)), state, sessions)
+    value = sessions.get("class-1")
+    assert value is not None
+    assert value["tenant"] == "acme"
+    assert value["whiteboard"]["on_events"] == [11, 41]
+    assert value["sid"] != record.sid
+
+
+def test_outcomes_read_as_alerts_and_recoveries_downstream(fake_agora: FakeAgora) -> None:
+    from handlers.notify.outcomes import parse_action_record
+
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions, rules=RestartRules(max_restarts=1))
+    restarted = action.run(decide(action, record, state))
+    (outcome,) = [o for o in restarted.outputs if o.topic == "t.actions"]
+    parsed = parse_action_record(outcome.value)
+    assert parsed is not None
+    assert parsed.is_recovery
+    assert not parsed.alert
+    commit(restarted, state, sessions)
+
+    second = sessions.record("class-1")
+    assert second is not None
+    gave_up = action.decide(exit_event(sid=str(second.sid), uid=BACKUP_UID,
+                                       at_ms=clock_ms(action)), state)
+    assert isinstance(gave_up, GiveUpCommand)
+    (outcome,) = [o for o in action.run(gave_up).outputs if o.topic == "t.actions"]
+    parsed = parse_action_record(outcome.value)
+    assert parsed is not None
+    assert parsed.alert
+    assert "restart gave up" in parsed.names()
+    assert dict(outcome.headers)["outcome"] == "gave_up"

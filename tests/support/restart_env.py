@@ -1,0 +1,162 @@
+"""Helpers for the restart tests: events as the runtime hands them over, a session
+really started on the fake Agora and registered, an in-memory action state, and the
+restart action wired to all of them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from handlers.base import Effects, Received
+from handlers.config import RecordingProfile, RecordingRules, RestartRules
+from handlers.recording.client import CloudRecordingClient
+from handlers.recording.registry import (
+    MemorySessions,
+    SessionRecord,
+    resolve_references,
+    utc_from_ms,
+)
+from handlers.recording.restart import RestartAction
+from support.callbacks import callback_body
+from support.fake_agora import FakeAgora
+from webhook.clock import FakeClock
+from webhook.events import parse_notification
+from webhook.settings import TopicNames
+
+UID = "900001"
+BACKUP_UID = "900002"
+ENV = {"S3_KEY": "AKIAEXAMPLEKEY", "S3_SECRET": "storage-secret-value"}
+TOPICS = TopicNames(sessions="t.sessions", actions="t.actions", events="t.events")
+
+CLIENT_REQUEST: dict[str, Any] = {
+    "recordingConfig": {"channelType": 0, "streamTypes": 2, "subscribeUidGroup": 0,
+                        "maxIdleTime": 300},
+    "recordingFileConfig": {"avFileType": ["hls"]},
+    "storageConfig": {"vendor": 1, "region": 0, "bucket": "rec", "accessKey": "${S3_KEY}",
+                      "secretKey": "${S3_SECRET}", "fileNamePrefix": ["rec"]},
+}
+RESOLVED_REQUEST: dict[str, Any] = resolve_references(CLIENT_REQUEST, ENV)
+
+OPEN_CLIENTS: list[CloudRecordingClient] = []
+"""Clients made by :func:`make_action`; ``close_clients`` (autouse in tests/restart)
+closes them after each test."""
+
+PROFILE = RecordingProfile(name="classes", cnames=["class-*"], mode="individual", uid=UID,
+                           backup_uid=BACKUP_UID, client_request=CLIENT_REQUEST)
+
+
+def close_clients() -> None:
+    while OPEN_CLIENTS:
+        OPEN_CLIENTS.pop().close()
+
+
+def received(
+    event_type: int,
+    cname: str = "class-1",
+    sid: str = "sid-1",
+    details: Mapping[str, Any] | None = None,
+    *,
+    uid: str = UID,
+    notice_id: str | None = None,
+    at_ms: int | None = None,
+    product_id: int = 3,
+    extra: Mapping[str, Any] | None = None,
+) -> Received:
+    """One event as the runtime passes it to ``decide`` (``at_ms`` is notifyMs and sendts)."""
+    body = json.loads(callback_body(event_type=event_type, cname=cname, sid=sid,
+                                    details=dict(details or {}), notice_id=notice_id,
+                                    notify_ms=at_ms))
+    body["productId"] = product_id
+    body["payload"]["uid"] = uid
+    if at_ms is not None:
+        body["payload"]["sendts"] = at_ms
+    body.update(extra or {})
+    raw = json.dumps(body).encode()
+    return Received(notification=parse_notification(raw), raw=raw, topic="t.events",
+                    partition=0, offset=0, headers={}, key=cname)
+
+
+def exit_event(cname: str = "class-1", sid: str = "sid-1", status: int = 1,
+               **kwargs: Any) -> Received:
+    return received(11, cname, sid, {"msgName": "session_exit", "exitStatus": status}, **kwargs)
+
+
+class MemoryState:
+    """The action's state as the runtime keeps it: a dict that effects update."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Mapping[str, Any]] = {}
+
+    def get(self, key: str) -> Mapping[str, Any] | None:
+        return self.entries.get(key)
+
+    def apply(self, effects: Effects) -> None:
+        for key, value in effects.state.items():
+            if value is None:
+                self.entries.pop(key, None)
+            else:
+                self.entries[key] = json.loads(json.dumps(value))
+
+
+def apply_outputs(effects: Effects, sessions: MemorySessions, topics: TopicNames = TOPICS
+                  ) -> list[dict[str, Any]]:
+    """Apply registry outputs to ``sessions`` like the runtime's table would; returns the
+    outcome records (actions topic) as JSON."""
+    outcomes = []
+    for output in effects.outputs:
+        value = json.loads(output.value)
+        if output.topic == topics.sessions:
+            assert output.key is not None
+            sessions.put_raw(output.key, value)
+        elif output.topic == topics.actions:
+            outcomes.append(value)
+    return outcomes
+
+
+def start_session(fake: FakeAgora, cname: str = "class-1", uid: str = UID,
+                  backup_uid: str = BACKUP_UID, status: str = "running") -> SessionRecord:
+    """A task really started on the fake, as its registry record."""
+    with fake.client() as client:
+        acquired = client.acquire(cname, uid, {})
+        started = client.start("individual", acquired.resource_id, cname, uid,
+                               RESOLVED_REQUEST)
+    return registered(cname, uid=uid, backup_uid=backup_uid, resource_id=acquired.resource_id,
+                      sid=started.sid, status=status, now_ms=fake.clock.now_ms())
+
+
+def registered(cname: str = "class-1", *, uid: str = UID, backup_uid: str = BACKUP_UID,
+               resource_id: str | None = None, sid: str | None = "sid-1",
+               status: str = "running", now_ms: int = 1_700_000_000_000,
+               **fields: Any) -> SessionRecord:
+    return SessionRecord.model_validate({
+        "cname": cname, "mode": "individual", "profile": "classes", "uid": uid,
+        "backup_uid": backup_uid, "resource_id": resource_id or f"rid-{uuid.uuid4().hex[:8]}",
+        "sid": sid, "status": status, "client_request": CLIENT_REQUEST,
+        "started_at": utc_from_ms(now_ms), "updated_at": utc_from_ms(now_ms), **fields,
+    })
+
+
+def make_action(
+    fake: FakeAgora,
+    sessions: MemorySessions,
+    *,
+    rules: RestartRules | None = None,
+    certificate: str | None = None,
+    env: Mapping[str, str] = ENV,
+    profiles: RecordingRules | None = None,
+) -> RestartAction:
+    from pydantic import SecretStr
+
+    clock = fake.clock
+    assert isinstance(clock, FakeClock)
+    client = fake.client()
+    OPEN_CLIENTS.append(client)
+    return RestartAction(
+        client, sessions=sessions,
+        profiles=profiles if profiles is not None else RecordingRules(profiles=[PROFILE]),
+        rules=rules or RestartRules(), topics=TOPICS, app_id=fake.app_id,
+        app_certificate=SecretStr(certificate) if certificate else None,
+        clock=clock, env=env,
+    )

@@ -8,6 +8,12 @@ if [ -z "${AGORA_NCS_SECRET:-}" ]; then
 fi
 agora-events handlers &
 handlers=$!
-trap 'kill -TERM $handlers 2>/dev/null; wait $handlers 2>/dev/null' EXIT INT TERM
+reconciler=""
+if [ -n "${AGORA_APP_ID:-}" ]; then
+  # NCS alone is not reliable: the reconciler queries running sessions for silent deaths.
+  agora-events recording reconcile &
+  reconciler=$!
+fi
+trap 'kill -TERM $handlers $reconciler 2>/dev/null; wait $handlers $reconciler 2>/dev/null' EXIT INT TERM
 echo "webhook on http://127.0.0.1:8080/ncs  (try: agora-events send http://127.0.0.1:8080/ncs --lifecycle)" >&2
 agora-events webhook --bind 127.0.0.1:8080

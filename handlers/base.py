@@ -33,6 +33,19 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One consumed record of an extra input topic (see ``Action``), not decoded: the
+    runtime passes it to ``decide`` in place of :class:`Received`."""
+
+    raw: bytes
+    topic: str
+    partition: int
+    offset: int
+    headers: Mapping[str, str]
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Output:
     """A record to publish, atomically with the consumed offset."""
 
@@ -94,7 +107,14 @@ class ActionFailed(Exception):
 
 
 class Action(Protocol, Generic[CommandT]):
-    """One handler: its consumer group is ``<group_prefix>.<name>``."""
+    """One handler: its consumer group is ``<group_prefix>.<name>``.
+
+    Optional attribute ``extra_inputs: tuple[str, ...]``: names of
+    :class:`webhook.settings.TopicNames` fields (e.g. ``("actions",)``) whose topics the
+    group consumes besides the events topic. Their records reach ``decide`` as
+    :class:`RawRecord` (same ordering, retries, DLQ and commits); records that carry the
+    header ``action`` equal to this action's name (its own outcomes) are skipped.
+    """
 
     name: str
 

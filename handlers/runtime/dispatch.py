@@ -18,6 +18,7 @@ from handlers.base import (
     ActionFailed,
     Effects,
     InvalidEvent,
+    RawRecord,
     Received,
     StateView,
     TransientError,
@@ -40,6 +41,7 @@ class Work:
     value: bytes | None
     headers: Headers
     received: Received | None
+    raw_input: RawRecord | None = None
     parse_error: str | None = None
     replayed: bool = False
     command: Any = None
@@ -83,8 +85,11 @@ def work_from_record(
     key: bytes | None,
     value: bytes | None,
     headers: Headers,
+    *,
+    decode: bool = True,
 ) -> Work:
-    """Decode a consumed record; a record that does not decode becomes invalid work."""
+    """Decode a consumed record; a record that does not decode becomes invalid work.
+    With ``decode=False`` (an extra input topic) the record is passed on as is."""
     text_headers = decode_headers(headers)
     text_key = key.decode("utf-8", "replace") if key is not None else None
     work = Work(
@@ -103,6 +108,12 @@ def work_from_record(
             "source": f"{topic}/{partition}/{offset}",
         },
     )
+    if value is not None and not decode:
+        work.raw_input = RawRecord(
+            raw=value, topic=topic, partition=partition, offset=offset,
+            headers=text_headers, key=text_key,
+        )
+        return work
     try:
         if value is None:
             raise ValueError("the record has no value (tombstone)")
@@ -124,12 +135,13 @@ def work_from_record(
 
 def attempt(action: Action[Any], work: Work, state: StateView) -> Result:
     """Decide (unless an earlier attempt already did) and run the command once."""
-    if work.received is None:
+    event: Any = work.received if work.received is not None else work.raw_input
+    if event is None:
         return Invalid(work.parse_error or "InvalidEvent: the record could not be decoded")
     work.attempts += 1
     if not work.decided:
         try:
-            command = action.decide(work.received, state)
+            command = action.decide(event, state)
         except InvalidEvent as exc:
             return Invalid(describe_error(exc))
         except TransientError as exc:

@@ -138,6 +138,7 @@ class ActionRunner:
         self._aborts_in_a_row = 0
         self._listener = RecordingListener()
         self._suspended: frozenset[Partition] = frozenset()
+        self._suspended_since = 0.0
         self.trip: Trip | None = None
         self.exit: RunnerExit | None = None
 
@@ -189,11 +190,27 @@ class ActionRunner:
             max_poll_records=cfg.max_poll_records,
             session_timeout_ms=cfg.session_timeout_ms,
         )
+        topics = [cfg.topics.events, *self._extra_topics()]
+        self._consumer.subscribe(topics, listener=self._listener)
+        # After subscribing, so the metadata the first join snapshots already lists the
+        # topics (otherwise the leader rebalances again as soon as it sees them).
         try:
-            wait_for_topic(self._consumer, cfg.topics.events, cfg.startup_timeout_s)
+            for topic in topics:
+                wait_for_topic(self._consumer, topic, cfg.startup_timeout_s)
         except Exception as exc:
             raise FatalRunnerError(str(exc)) from exc
-        self._consumer.subscribe([cfg.topics.events], listener=self._listener)
+
+    def _extra_topics(self) -> list[str]:
+        """Topics of the action's optional ``extra_inputs`` (TopicNames field names)."""
+        names = getattr(self.action, "extra_inputs", ())
+        fields = type(self.config.topics).model_fields
+        unknown = [n for n in names if n not in fields or n == "events"]
+        if unknown:
+            raise FatalRunnerError(
+                f"{self.name}: extra_inputs {unknown} are not topic names other than "
+                f"events; expected some of {sorted(f for f in fields if f != 'events')}"
+            )
+        return [getattr(self.config.topics, n) for n in names]
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -231,6 +248,7 @@ class ActionRunner:
                 self._accept(record)
         self._apply_rebalance()
         if self._suspended:
+            self._unstick_rebalance()
             return  # a rebalance is under way: nothing may be handled or committed now
         for table in self._tables:
             table.refresh()
@@ -256,15 +274,19 @@ class ActionRunner:
         partition: Partition = (record.topic, record.partition)
         headers = tuple(record.headers or ())
         self._tracker.track(partition, record.offset)
+        events = record.topic == self.config.topics.events
         replay_for = header_value(headers, dlq.REPLAY_FOR)
-        if replay_for is not None and replay_for != self.name:
-            # A DLQ replay for another handler: this one has handled the original already.
+        if (replay_for is not None and replay_for != self.name) or (
+            not events and header_value(headers, "action") == self.name
+        ):
+            # A DLQ replay for another handler (this one handled the original already),
+            # or this action's own outcome read back from an extra input.
             self._tracker.finish(partition, record.offset)
             self._metrics.skipped.labels(action=self.name).inc()
             return
         work = work_from_record(
             self.name, record.topic, record.partition, record.offset, record.key,
-            record.value, headers,
+            record.value, headers, decode=events,
         )
         self._scheduler.push((record.topic, record.partition, record.key), work)
 
@@ -501,6 +523,8 @@ class ActionRunner:
         if not events:
             return
         change = fold(events, self._suspended)
+        if change.suspended and not self._suspended:
+            self._suspended_since = self._clock.monotonic()
         self._suspended = change.suspended
         if change.dropped:
             self._forget(change.dropped)
@@ -513,6 +537,28 @@ class ActionRunner:
                 extra={"handler": self.name,
                        "partitions": sorted(tp.partition for tp in assignment)},
             )
+
+    def _unstick_rebalance(self) -> None:
+        """Ask the coordinator to join again when a rebalance seems stuck.
+
+        kafka-python 3.0.12 completes a join only while a ``poll`` waits for it. When the
+        join finishes between two polls and the rebalance was triggered by a metadata
+        change, it never applies the assignment: the partitions stay revoked and nothing
+        is fetched. Requesting a rejoin makes the next poll run a fresh join. Harmless
+        during a slow but healthy rebalance: a join still in flight is awaited, not resent.
+        """
+        stuck_after = max(5.0, 10 * self.config.poll_timeout_s)
+        if self._clock.monotonic() - self._suspended_since < stuck_after:
+            return
+        coordinator = getattr(self._require_consumer(), "_coordinator", None)
+        request_rejoin = getattr(coordinator, "request_rejoin", None)
+        if callable(request_rejoin):
+            log.warning(
+                "rebalance not completed after %.0fs; rejoining the group", stuck_after,
+                extra={"handler": self.name},
+            )
+            request_rejoin()
+        self._suspended_since = self._clock.monotonic()
 
     def _forget(self, gone: Set[Partition]) -> None:
         self._scheduler.drop(lambda key: (key[0], key[1]) in gone)

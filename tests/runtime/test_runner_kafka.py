@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -20,6 +21,7 @@ from support.runtime_helpers import (
     wait_until,
 )
 
+from handlers.base import Effects, Output, StateView
 from handlers.runtime import dlq
 from handlers.runtime.echo import EchoAction
 from handlers.runtime.guard import GuardPolicy
@@ -273,3 +275,46 @@ def test_a_large_backlog_behind_a_parked_key_pauses_the_partition(
         )
         run.stop()
     assert [n for _, n in action.handled()] == [e.notice_id for e in sent]
+
+
+class ReadsFiles:
+    """Consumes the files topic too; writes one record there per event, marked as its own."""
+
+    name = "reader"
+    extra_inputs = ("files",)
+
+    def __init__(self, files_topic: str) -> None:
+        self.files_topic = files_topic
+        self.seen: list[tuple[str, str, bytes]] = []
+
+    def decide(self, event: Any, state: StateView) -> Any:
+        self.seen.append((event.topic, type(event).__name__, event.raw))
+        return event.topic
+
+    def run(self, command: str) -> Effects:
+        if command == self.files_topic:
+            return Effects()
+        mine = Output(self.files_topic, "k", b"mine", {"action": self.name})
+        return Effects(outputs=(mine,))
+
+
+def test_extra_inputs_reach_decide_undecoded_and_own_records_are_skipped(
+    kafka_bootstrap: str,
+) -> None:
+    names = unique_topics(kafka_bootstrap)
+    (event,) = produce_events(kafka_bootstrap, names.events, ["c"])
+    produce_raw(kafka_bootstrap, names.files, b"k", b'{"from": "elsewhere"}')
+    action = ReadsFiles(names.files)
+    config = fast_config(kafka_bootstrap, names, action.name)
+    with running(action, config) as run:
+        wait_until(
+            lambda: run.sample("agora_handler_skipped_total", action="reader") == 1,
+            what="the action's own record skipped",
+        )
+        wait_until(lambda: len(action.seen) == 2, what="both inputs decided")
+        run.stop()
+    assert sorted(action.seen) == sorted([
+        (names.events, "Received", event.body),
+        (names.files, "RawRecord", b'{"from": "elsewhere"}'),
+    ])
+    assert committed_offsets(kafka_bootstrap, config.group_id, names.files) == {0: 2}

@@ -13,6 +13,7 @@ import sys
 import threading
 
 import click
+from prometheus_client import PlatformCollector, ProcessCollector
 
 from handlers.config import ConfigError
 from handlers.registry import (
@@ -34,6 +35,10 @@ from webhook.logs import configure_json_logging
 log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
+
+
+class ActionBuildError(Exception):
+    """A factory failed; the message names the action and the factory's reason."""
 
 
 def runner_config(
@@ -77,6 +82,10 @@ def build_runners(
                 raise click.UsageError(f"cannot run {name!r}: {exc}") from None
             log.warning("action disabled: %s", exc, extra={"handler": name})
             continue
+        except ConfigError:
+            raise
+        except Exception as exc:  # a factory refusing its configuration (bad link, sink...)
+            raise ActionBuildError(f"cannot build action {name!r}: {exc}") from exc
         runners.append(
             ActionRunner(
                 action,
@@ -139,6 +148,8 @@ def handlers_command(
     configure_json_logging(settings.log_level)
     stop = threading.Event()
     metrics = RuntimeMetrics()
+    ProcessCollector(registry=metrics.registry)
+    PlatformCollector(registry=metrics.registry)
     liveness = Liveness(settings.max_poll_interval_ms / 1000, settings.health_file)
     try:
         runners = build_runners(
@@ -149,6 +160,9 @@ def handlers_command(
         )
     except ConfigError as exc:
         log.error("cannot load the rules file: %s", exc)
+        sys.exit(EXIT_USAGE)
+    except ActionBuildError as exc:
+        log.error("%s", exc)
         sys.exit(EXIT_USAGE)
     if not runners:
         log.error("no action to run: every default action is disabled by the configuration")

@@ -3,22 +3,27 @@
 Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outcomes`):
 
 - An offset is committed (as offset + 1) only once its record was handled, ignored,
-  dead-lettered, or skipped as a replay addressed to another handler; records of one
-  partition may finish out of order, the commit stops at the lowest unfinished one.
+  dead-lettered, or skipped (a replay addressed to another handler, or the action's own
+  record read back from an extra input); records of one partition may finish out of
+  order, the commit stops at the lowest unfinished one.
 - What handling produced (the action's outputs, state updates, outcome records, dead
   letters) is published in one Kafka transaction together with those offsets. A crash
   before the commit makes all of it invisible to ``read_committed`` readers and the
-  records are handled again: side effects of ``run`` must be idempotent.
+  records are handled again: side effects of ``run`` must be idempotent. Records that
+  finished above a parked one are published before their offset can be committed, so
+  after a crash or a rebalance they may be handled (and published) a second time.
 - Records of one key are handled in order. A transient failure parks the key (its later
-  records wait behind it) while other keys go on; the poll loop never sleeps longer than
-  ``poll_timeout_s``, so the group membership is never at risk. When too many records
-  wait behind parked keys, their partitions are paused until the backlog halves.
+  records wait behind it) while other keys go on; the loop never sleeps (at most
+  ``poll_timeout_s`` in ``poll``) and hands out work for at most ``batch_time_s`` between
+  polls, so only a single ``run`` call longer than ``max.poll.interval.ms`` can cost the
+  group membership. When too many records wait behind parked keys, their partitions are
+  paused until the backlog halves.
 - Before dead-lettering, the bad-deploy guard is asked; when it trips, the record stays
   uncommitted and the runner stops with :attr:`RunnerExit.GUARD_TRIPPED`.
 
-Finished work is committed before every poll, so a rebalance only forgets unfinished
-(queued or parked) records of the partitions involved; they are read again from the
-committed offset, by this instance or the new owner (retry counts restart). See
+Finished work is committed before every poll. A rebalance keeps the queued and parked
+records of partitions this instance gets back and forgets the others' (their new owner
+reads them again from the committed offset, with fresh retry counts). See
 :mod:`handlers.runtime.rebalance`.
 """
 
@@ -48,7 +53,7 @@ from handlers.runtime.outcomes import OutcomeKind, outcome_of
 from handlers.runtime.rebalance import RecordingListener, fold
 from handlers.runtime.records import KafkaRecord, header_value
 from handlers.runtime.retry import RetryPolicy
-from handlers.runtime.state import StateStore, Table
+from handlers.runtime.state import CatchUpTimeout, StateStore, Table, TopicMissing
 from handlers.runtime.txn import ProducerUnusable, TransactionAborted, TransactionalPublisher
 from webhook.clock import Clock, SystemClock
 from webhook.settings import TopicNames
@@ -153,7 +158,8 @@ class ActionRunner:
             log.info("handler started", extra={"handler": self.name})
             while not self.stop.is_set() and self.trip is None:
                 self._turn()
-            self._flush()
+            if not self._suspended:  # mid-rebalance nothing can be committed anyway
+                self._flush()
             self.exit = RunnerExit.GUARD_TRIPPED if self.trip else RunnerExit.STOPPED
         except FatalRunnerError as exc:
             log.error("handler stopped: %s", exc, extra={"handler": self.name})
@@ -181,9 +187,12 @@ class ActionRunner:
             transaction_timeout_ms=cfg.transaction_timeout_ms,
         )
         self._publisher = TransactionalPublisher(producer, cfg.transactional_id)
-        self._state.start(cfg.client_config, cfg.startup_timeout_s)
-        for table in self._tables:
-            table.start(cfg.client_config, cfg.startup_timeout_s)
+        try:
+            self._state.start(cfg.client_config, cfg.startup_timeout_s)
+            for table in self._tables:
+                table.start(cfg.client_config, cfg.startup_timeout_s)
+        except (TopicMissing, CatchUpTimeout) as exc:
+            raise FatalRunnerError(str(exc)) from exc
         self._consumer = group_consumer(
             cfg.client_config, cfg.group_id, client_id=cfg.transactional_id,
             max_poll_interval_ms=cfg.max_poll_interval_ms,
@@ -233,8 +242,8 @@ class ActionRunner:
         self._beat()
         now = self._clock.monotonic()
         if self._suspended:
-            # A rebalance is under way: wait in poll so the join can complete there
-            # (kafka-python drops a join that completes between two polls and rejoins).
+            # A rebalance is under way: wait in poll, where kafka-python completes joins
+            # (see _unstick_rebalance).
             timeout_s = self.config.poll_timeout_s
         elif self._scheduler.has_ready(now):
             timeout_s = 0.0
@@ -535,7 +544,7 @@ class ActionRunner:
             log.info(
                 "partitions assigned",
                 extra={"handler": self.name,
-                       "partitions": sorted(tp.partition for tp in assignment)},
+                       "partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in assignment)},
             )
 
     def _unstick_rebalance(self) -> None:

@@ -19,6 +19,7 @@ from support.runtime_helpers import (
     header,
     json_values,
     produce_events,
+    produce_raw,
     running,
     topics_env,
     unique_topics,
@@ -26,7 +27,7 @@ from support.runtime_helpers import (
 )
 
 from handlers.runtime import dlq
-from handlers.runtime.replay import replay_group
+from handlers.runtime.replay import DlqReader, replay_dead_letters, replay_group
 from webhook.settings import TopicNames
 
 pytestmark = pytest.mark.kafka
@@ -127,3 +128,38 @@ def test_replay_dry_run_then_replay_once_for_the_right_handler(kafka_bootstrap: 
     (listed,) = [json.loads(line) for line in cli(kafka_bootstrap, names, prefix, "list")
                  .splitlines()]
     assert listed["pending"] is False
+
+
+def test_replay_positions_are_per_handler_and_limit_counts_records(
+    kafka_bootstrap: str,
+) -> None:
+    names = unique_topics(kafka_bootstrap)
+    prefix = f"rt-{uuid.uuid4().hex[:8]}"
+    for offset, handler in enumerate(["a", "b", "a"]):
+        record = dlq.dead_letter(
+            dlq_topic=names.dlq, source_topic=names.events, partition=0, offset=offset,
+            key=f"k{offset}".encode(), value=b"{}", headers=[("noticeId", b"n")],
+            handler=handler, error="TransientError: 503", attempts=3, at_ms=1,
+        )
+        produce_raw(kafka_bootstrap, record.topic, record.key, record.value,
+                    list(record.headers))
+    reader = DlqReader({"bootstrap_servers": kafka_bootstrap}, names.dlq, prefix)
+    lines: list[str] = []
+
+    def replay(limit: int | None) -> list[tuple[str | None, int]]:
+        result = replay_dead_letters(
+            DlqReader(reader.client_config, names.dlq, prefix), handler=None, limit=limit,
+            dry_run=False, emit=lines.append, transactional_id=f"{prefix}.dlq-replay",
+        )
+        return [(r.handler, r.offset) for r in result.replayed]
+
+    assert replay(limit=2) == [("a", 0), ("b", 1)]
+    assert committed_offsets(kafka_bootstrap, replay_group(prefix, "a"), names.dlq) == {0: 1}
+    assert committed_offsets(kafka_bootstrap, replay_group(prefix, "b"), names.dlq) == {0: 2}
+    assert replay(limit=None) == [("a", 2)]
+    assert replay(limit=None) == []
+    copies = consume_all(kafka_bootstrap, names.events, 3)
+    assert [(r.key, header(r, dlq.REPLAY_FOR)) for r in copies] == [
+        (b"k0", "a"), (b"k1", "b"), (b"k2", "a"),
+    ]
+    assert len(lines) == 3

@@ -114,3 +114,39 @@ def test_sigkill_then_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path
     # Anything else in the log belongs to a transaction the restart aborted.
     everything = Counter(notices(consume_all_uncommitted(kafka_bootstrap, names.files, COUNT)))
     assert set(everything) == set(committed)
+
+
+def test_agora_events_handlers_echo_stops_cleanly_on_sigterm(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    names = unique_topics(kafka_bootstrap, partitions=2)
+    prefix = f"rt-{uuid.uuid4().hex[:8]}"
+    sent = produce_events(kafka_bootstrap, names.events, [f"c{i}" for i in range(20)])
+    env = {
+        **os.environ,
+        **topics_env(names),
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "AGORA_HANDLERS_GROUP_PREFIX": prefix,
+        "AGORA_HANDLERS_METRICS_PORT": "0",
+        "AGORA_HANDLERS_HEALTH_FILE": str(tmp_path / "alive"),
+    }
+    log = tmp_path / "echo.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [str(CLI), "handlers", "echo"], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+    try:
+        wait_until(lambda: len(read_to_end(kafka_bootstrap, names.actions)) == len(sent),
+                   what="an outcome per event")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        process.kill()
+    expected: dict[int, int | None] = {0: None, 1: None}
+    for event in sent:
+        expected[event.partition] = max(expected[event.partition] or 0, event.offset + 1)
+    assert committed_offsets(kafka_bootstrap, f"{prefix}.echo", names.events) == expected
+    assert (tmp_path / "alive").exists()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {"handler started", "handlers stopped"} <= {line["message"] for line in lines}
+    assert all(line["level"] in ("INFO", "WARNING") for line in lines)

@@ -58,7 +58,7 @@ def test_a_parked_key_does_not_block_other_keys_and_keeps_its_order(
     action = ScriptedAction(script={"A": ["transient", "transient", "ok"]})
     cnames = ["A", "B", "B", "A", "B", "B", "A", "B"]
     sent = produce_events(kafka_bootstrap, names.events, cnames)
-    config = fast_config(kafka_bootstrap, names, action.name, base_delay_s=1.0)
+    config = fast_config(kafka_bootstrap, names, action.name, base_delay_s=0.5)
     with running(action, config) as run:
         wait_until(
             lambda: len(set(action.handled())) == len(sent), what="every record handled"

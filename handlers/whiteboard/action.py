@@ -34,6 +34,7 @@ from handlers.whiteboard.models import (
     InvalidLink,
     RoomLink,
     link_from_session,
+    room_link,
 )
 from webhook.clock import Clock, SystemClock
 from webhook.settings import SCHEMA_VERSION, TopicNames
@@ -61,17 +62,7 @@ def _iso(ms: int) -> str:
 
 
 def _rule_link(rule: WhiteboardLink, index: int) -> RoomLink:
-    try:
-        return RoomLink(
-            room_uuid=rule.room_uuid,
-            path=rule.path,
-            width=rule.width,
-            height=rule.height,
-            region=rule.region,
-            on_events=frozenset(rule.on_events),
-        )
-    except InvalidCaptureRequest as exc:
-        raise InvalidLink(f"whiteboard.links[{index}].{exc}") from None
+    return room_link(rule, f"whiteboard.links[{index}]")
 
 
 def _no_registry(_cname: str) -> RoomLink | None:

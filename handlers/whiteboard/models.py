@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -160,14 +160,34 @@ def link_from_session(
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
         raise InvalidLink(f"{_field_name(where, err['loc'])}: {err['msg']}") from None
+    return room_link(fields, where)
+
+
+class _LinkSource(Protocol):
+    @property
+    def room_uuid(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def on_events(self) -> Sequence[int]: ...
+
+
+def room_link(source: _LinkSource, where: str) -> RoomLink:
+    """A :class:`RoomLink` from a registry or rules-file link; errors name ``where``."""
     try:
         return RoomLink(
-            room_uuid=fields.room_uuid,
-            path=fields.path,
-            width=fields.width,
-            height=fields.height,
-            region=fields.region,
-            on_events=frozenset(fields.on_events),
+            room_uuid=source.room_uuid,
+            path=source.path,
+            width=source.width,
+            height=source.height,
+            region=source.region,
+            on_events=frozenset(source.on_events),
         )
     except InvalidCaptureRequest as exc:
         raise InvalidLink(f"{where}.{exc}") from None

@@ -5,4 +5,5 @@ pytest_plugins = [
     "support.fake_whiteboard",
     "support.fake_sinks",
     "support.fake_agora",
+    "support.figures",
 ]

@@ -72,7 +72,7 @@ def build_runners(
     explicit = bool(names)
     runners = []
     for name in dict.fromkeys(names or registry.default_names()):
-        context = ActionContext(settings)
+        context = ActionContext(settings, metrics_registry=metrics.registry)
         try:
             action = registry.create(name, context)
         except UnknownAction as exc:

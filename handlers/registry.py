@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from handlers.base import Action, TableView
 from handlers.config import RulesConfig, load_rules
 from handlers.runtime.echo import ECHO, EchoAction
@@ -37,12 +39,14 @@ class UnknownAction(LookupError):
 @dataclass
 class ActionContext:
     """What a factory may use. Tables it opens are loaded and refreshed by the runner of
-    the action it builds (one context per action)."""
+    the action it builds (one context per action). ``metrics_registry``: where an action
+    registers metrics of its own (the process's ``/metrics``; ``None``: not exported)."""
 
     settings: HandlerSettings
     clock: Clock = field(default_factory=SystemClock)
     rules_config: RulesConfig | None = None
     tables: dict[str, Table] = field(default_factory=dict)
+    metrics_registry: CollectorRegistry | None = None
 
     @property
     def rules(self) -> RulesConfig:

@@ -95,6 +95,7 @@ from handlers.base import (
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import RecordingApi
 from handlers.recording.errors import Advice, RecordingApiError
+from handlers.recording.metrics import GaveUpReason, RestartMetrics
 from handlers.recording.models import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
 from handlers.recording.registry import (
     MAX_HISTORY,
@@ -258,6 +259,7 @@ class RestartAction:
         env: Mapping[str, str] | None = None,
         reacquire_after_s: float = REACQUIRE_AFTER_S,
         token_valid_s: int = TOKEN_VALID_S,
+        metrics: RestartMetrics | None = None,
     ) -> None:
         self._api = api
         self._sessions = sessions
@@ -270,7 +272,12 @@ class RestartAction:
         self._env = os.environ if env is None else env
         self._reacquire_after_ms = int(reacquire_after_s * 1000)
         self._token_valid_s = token_valid_s
+        self._metrics = metrics or RestartMetrics()
         self._ledger: OrderedDict[str, _Attempt] = OrderedDict()
+
+    @property
+    def metrics(self) -> RestartMetrics:
+        return self._metrics
 
     # --------------------------------------------------------------------------- decide
 
@@ -421,7 +428,8 @@ class RestartAction:
                 return None
             if exc.advice is Advice.RETRY_SAME:
                 raise TransientError(str(exc), exc.retry_after_s) from None
-            raise self._failed(cmd, None, f"cannot confirm the failure: {exc}") from None
+            raise self._failed(cmd, None, f"cannot confirm the failure: {exc}",
+                               "refused") from None
         if answer.status == STATUS_EXITED_ABNORMALLY:
             return None
         if answer.status in RUNNING_STATUSES:
@@ -467,7 +475,7 @@ class RestartAction:
                     if found is not None:
                         return self._restarted(cmd, attempt, found)
                     self._on_conflict(cmd, attempt)
-                raise self._failed(cmd, attempt, str(exc)) from None
+                raise self._failed(cmd, attempt, str(exc), "refused") from None
             return self._restarted(cmd, attempt, _Found(attempt.resource_id, started.sid))
 
     def _needs_acquire(self, attempt: _Attempt) -> bool:
@@ -489,13 +497,13 @@ class RestartAction:
             acquired = self._api.acquire(cmd.failure.cname, attempt.uid, acquire_request,
                                          mode=cmd.session.mode)
         except RequestInvalid as exc:
-            raise self._failed(cmd, attempt, str(exc)) from None
+            raise self._failed(cmd, attempt, str(exc), "invalid_request") from None
         except RecordingApiError as exc:
             if exc.advice is Advice.NEW_UID:
                 raise _Conflict(str(exc)) from None
             if exc.advice in (Advice.RETRY_SAME, Advice.REACQUIRE):
                 raise TransientError(str(exc), exc.retry_after_s) from None
-            raise self._failed(cmd, attempt, str(exc)) from None
+            raise self._failed(cmd, attempt, str(exc), "refused") from None
         attempt.resource_id = acquired.resource_id
         attempt.acquired_at_ms = self._clock.now_ms()
         attempt.start_failures = 0
@@ -576,7 +584,7 @@ class RestartAction:
             f"uid {attempt.uid} is taken on {cmd.failure.cname} (Agora 53) by a task this "
             "restart cannot identify (a concurrent attempt whose registry note was "
             "overwritten, or another application using the uid); not switching uids, "
-            "which could record the channel twice"))
+            "which could record the channel twice"), "uid_conflict")
 
     def _requests(self, cmd: RestartCommand, uid: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The start and acquire clientRequests to send (``registry.prepare_requests``);
@@ -586,7 +594,7 @@ class RestartAction:
                                     certificate=self._certificate,
                                     token_valid_s=self._token_valid_s)
         except (MissingReference, TokenError, RequestInvalid) as exc:
-            raise self._failed(cmd, None, str(exc)) from None
+            raise self._failed(cmd, None, str(exc), "invalid_request") from None
 
     # ------------------------------------------------------------------------ effects
 
@@ -622,7 +630,7 @@ class RestartAction:
         )
 
     def _failed(self, cmd: RestartCommand, attempt: _Attempt | None,
-                error: str) -> ActionFailed:
+                error: str, why: GaveUpReason) -> ActionFailed:
         """The restart cannot succeed by retrying: record it, alert, and stop."""
         failure = cmd.failure
         now = self._clock.now_ms()
@@ -630,7 +638,8 @@ class RestartAction:
         record = _updated(base, status="failed", pending=None, error=error[:500],
                           updated_at=utc_from_ms(now))
         log.error("restart failed: %s", error, extra={"cname": failure.cname,
-                                                      "sid": failure.sid})
+                                                      "sid": failure.sid, "gave_up": why})
+        self._metrics.record_gave_up(why)
         effects = Effects(
             outputs=(
                 record.output(self._topics.sessions),
@@ -654,7 +663,9 @@ class RestartAction:
                               error=error, updated_at=utc_from_ms(now))
             outputs = (record.output(self._topics.sessions),)
         log.error("restart gave up: %s", error, extra={"cname": failure.cname,
-                                                       "sid": failure.sid})
+                                                       "sid": failure.sid,
+                                                       "gave_up": "max_restarts"})
+        self._metrics.record_gave_up("max_restarts")
         return Effects(
             outputs=(*outputs, self._outcome(failure, "gave_up", now, alert=True, error=error)),
             state={failure.key: {"status": "gave_up", "error": error, "at_ms": now,
@@ -773,4 +784,5 @@ def _build(context: ActionContext, client: RecordingApi) -> RestartAction:
     return RestartAction(
         client, sessions=sessions, profiles=profiles, rules=rules.restart, topics=topics,
         app_id=settings.agora.app_id, app_certificate=certificate, clock=context.clock,
+        metrics=RestartMetrics(context.metrics_registry),
     )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from support.fake_agora import FakeAgora
-from support.restart_env import ENV
+from support.restart_env import ENV, registered
 
+from handlers.cli import build_runners
 from handlers.config import ConfigError
-from handlers.recording.restart import RestartAction, create_action
-from handlers.registry import ActionContext, ActionDisabled
+from handlers.recording.restart import Failure, GiveUpCommand, RestartAction, create_action
+from handlers.registry import ActionContext, ActionDisabled, default_registry
+from handlers.runtime.health import HealthServer, Liveness
+from handlers.runtime.metrics import RuntimeMetrics
 from handlers.settings import HandlerSettings
 
 PROFILE = """
@@ -89,11 +94,46 @@ def test_an_unset_variable_is_a_configuration_error(agora_env: Path,
 
 
 def test_the_default_registry_builds_it(agora_env: Path) -> None:
-    from handlers.registry import default_registry
-
     agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"'))
     action = default_registry().create("restart", ActionContext(HandlerSettings()))
     try:
         assert isinstance(action, RestartAction)
     finally:
+        action._api.close()  # type: ignore[attr-defined]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The ``agora_restart_gave_up_total`` samples of the process's ``/metrics``."""
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = {}
+    for line in body.splitlines():
+        if line.startswith("agora_restart_gave_up_total{"):
+            name, value = line.rsplit(" ", 1)
+            samples[name.split('reason="')[1].rstrip('"}')] = float(value)
+    return samples
+
+
+def test_give_ups_are_served_on_the_handler_process_metrics(agora_env: Path) -> None:
+    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"'))
+    metrics = RuntimeMetrics()
+    liveness = Liveness(60.0)
+    (runner,) = build_runners(HandlerSettings(), default_registry(), ("restart",),
+                              instance_id="t", metrics=metrics, liveness=liveness,
+                              stop=threading.Event())
+    action = runner.action
+    assert isinstance(action, RestartAction)
+    server = HealthServer(metrics.registry, liveness, "127.0.0.1", 0).start()
+    try:
+        # Every reason is exported at 0 before the first give-up, so increase() sees it.
+        assert scrape(server.port) == {"max_restarts": 0.0, "refused": 0.0,
+                                       "uid_conflict": 0.0, "invalid_request": 0.0}
+        session = registered("class-1", sid="sid-1")
+        failure = Failure(cname="class-1", sid="sid-1", uid=None, notice_id="n-1",
+                          event_type=11, event_ms=0, reason="session_exit exitStatus 1")
+        effects = action.run(GiveUpCommand(failure, session, recent_restarts_ms=(1, 2)))
+        assert [dict(o.headers)["outcome"] for o in effects.outputs
+                if o.topic == HandlerSettings().topics.actions] == ["gave_up"]
+        assert scrape(server.port)["max_restarts"] == 1.0
+    finally:
+        server.close()
         action._api.close()  # type: ignore[attr-defined]

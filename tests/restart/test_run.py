@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import struct
 import zlib
-from typing import Any
 
 import pytest
 from support.fake_agora import (
@@ -27,24 +26,28 @@ from support.restart_env import (
     RESOLVED_REQUEST,
     UID,
     MemoryState,
-    apply_outputs,
+    calls_after_setup,
+    clock,
+    clock_ms,
+    commit,
+    decide,
     exit_event,
+    failed_session,
+    live_tasks,
     make_action,
     received,
     start_session,
 )
 
-from handlers.base import ActionFailed, Effects, TransientError
+from handlers.base import ActionFailed, TransientError
 from handlers.config import RestartRules
 from handlers.recording.registry import MemorySessions, SessionRecord
 from handlers.recording.restart import (
     GiveUpCommand,
-    RestartAction,
     RestartCommand,
     channel_key,
     failure_key,
 )
-from webhook.clock import FakeClock
 
 CERTIFICATE = "5cfd2fd1755d40ecb72977518be15d3b"
 
@@ -96,49 +99,6 @@ def rtc_grant(token: str, certificate: str) -> tuple[str, str]:
     key = hmac.new(struct.pack("<I", salt), key, hashlib.sha256).digest()
     assert hmac.compare_digest(signature, hmac.new(key, info, hashlib.sha256).digest())
     return channel.decode(), uid.decode()
-
-
-def clock(fake: FakeAgora) -> FakeClock:
-    assert isinstance(fake.clock, FakeClock)
-    return fake.clock
-
-
-def failed_session(fake: FakeAgora, sessions: MemorySessions | None = None,
-                   ) -> tuple[SessionRecord, MemorySessions]:
-    """A task started and registered, then dead (its sid is gone at Agora)."""
-    record = start_session(fake)
-    assert record.sid is not None
-    fake.end_session(record.sid)
-    store = sessions if sessions is not None else MemorySessions()
-    store.put(record)
-    return record, store
-
-
-def decide(action: RestartAction, record: SessionRecord, state: MemoryState,
-           **kwargs: Any) -> RestartCommand:
-    assert record.sid is not None
-    command = action.decide(exit_event(sid=record.sid, at_ms=clock_ms(action), **kwargs), state)
-    assert isinstance(command, RestartCommand)
-    return command
-
-
-def clock_ms(action: RestartAction) -> int:
-    return action._clock.now_ms()
-
-
-def commit(effects: Effects, state: MemoryState, sessions: MemorySessions) -> list[dict[str, Any]]:
-    """What the runtime does with effects: state and registry updated, outcomes returned."""
-    state.apply(effects)
-    return apply_outputs(effects, sessions)
-
-
-def calls_after_setup(fake: FakeAgora, endpoint: str) -> list[Any]:
-    # start_session made one acquire and one start.
-    return fake.calls_to(endpoint)[1:]
-
-
-def live_tasks(fake: FakeAgora, uid: str) -> list[str]:
-    return [s.sid for s in fake.running() if s.uid == uid]
 
 
 def test_a_failed_recording_is_restarted_once_with_the_other_uid(fake_agora: FakeAgora) -> None:

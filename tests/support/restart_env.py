@@ -18,7 +18,7 @@ from handlers.recording.registry import (
     resolve_references,
     utc_from_ms,
 )
-from handlers.recording.restart import RestartAction
+from handlers.recording.restart import RestartAction, RestartCommand
 from support.callbacks import callback_body
 from support.fake_agora import FakeAgora
 from webhook.clock import FakeClock
@@ -160,3 +160,59 @@ def make_action(
         app_certificate=SecretStr(certificate) if certificate else None,
         clock=clock, env=env,
     )
+
+
+def clock(fake: FakeAgora) -> FakeClock:
+    assert isinstance(fake.clock, FakeClock)
+    return fake.clock
+
+
+def clock_ms(action: RestartAction) -> int:
+    return action._clock.now_ms()
+
+
+def decide(action: RestartAction, record: SessionRecord, state: MemoryState,
+           **kwargs: Any) -> RestartCommand:
+    """The command for a failure (session_exit 1, now) of ``record``'s task."""
+    assert record.sid is not None
+    command = action.decide(exit_event(sid=record.sid, at_ms=clock_ms(action), **kwargs), state)
+    assert isinstance(command, RestartCommand)
+    return command
+
+
+def failed_session(fake: FakeAgora, sessions: MemorySessions | None = None,
+                   ) -> tuple[SessionRecord, MemorySessions]:
+    """A task started and registered, then dead (its sid is gone at Agora)."""
+    record = start_session(fake)
+    assert record.sid is not None
+    fake.end_session(record.sid)
+    store = sessions if sessions is not None else MemorySessions()
+    store.put(record)
+    return record, store
+
+
+def commit(effects: Effects, state: MemoryState, sessions: MemorySessions,
+           ) -> list[dict[str, Any]]:
+    """What the runtime does with effects: state and registry updated, outcomes returned."""
+    state.apply(effects)
+    return apply_outputs(effects, sessions)
+
+
+def calls_after_setup(fake: FakeAgora, endpoint: str) -> list[Any]:
+    """Calls to ``endpoint`` after :func:`start_session`'s one acquire and one start."""
+    return fake.calls_to(endpoint)[1:]
+
+
+def live_tasks(fake: FakeAgora, uid: str) -> list[str]:
+    """Sids of the fake's running tasks recording with ``uid``."""
+    return [s.sid for s in fake.running() if s.uid == uid]
+
+
+def gave_up_counts(action: RestartAction) -> dict[str, float]:
+    """``agora_restart_gave_up_total`` of ``action``, by reason (zeros left out)."""
+    counts = {}
+    for family in action.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "agora_restart_gave_up_total" and sample.value:
+                counts[sample.labels["reason"]] = sample.value
+    return counts

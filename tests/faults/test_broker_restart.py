@@ -1,0 +1,78 @@
+"""The only broker is SIGKILLed and restarted under steady NCS load: every 200 is on the topic.
+
+While the broker is down the webhook answers 503 + Retry-After (or NCS's 10 s wait runs out);
+the sender retries like NCS. A callback whose publish was acknowledged after its 503 and that
+NCS then sent again is on the topic twice: allowed, and counted in the figure.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from support.figures import Figure
+from support.kafka_broker import KafkaClusterFactory, create_topics, unique_topic
+from support.ncs_load import NcsLoad, notice_ids_on_topic
+from support.webhook_server import run_webhook
+
+pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
+
+RATE_PER_S = 50.0
+LOAD_S = 20.0
+KILL_AT_S = 5.0
+DOWN_S = 5.0
+
+
+def test_broker_kill_and_restart_under_load_loses_no_accepted_callback(
+    tmp_path: Path, kafka_cluster: KafkaClusterFactory, figure: Figure
+) -> None:
+    cluster = kafka_cluster(nodes=1)
+    events, quarantine = unique_topic("events"), unique_topic("quarantine")
+    create_topics(cluster.bootstrap, [events, quarantine], partitions=3)
+    env = {"AGORA_TOPIC_EVENTS": events, "AGORA_TOPIC_QUARANTINE": quarantine}
+
+    with run_webhook(cluster.bootstrap, tmp_path, env=env) as server:
+        load = NcsLoad(server.ncs_url, rate_per_s=RATE_PER_S)
+        load.start()
+        started = time.monotonic()
+        time.sleep(KILL_AT_S)
+        killed_at = time.monotonic()
+        cluster.stop_node(1, kill=True)
+        time.sleep(DOWN_S)
+        cluster.start_node(1)
+        back_at = time.monotonic()
+        # Keep sending for the planned duration, and for a few seconds after the restart.
+        time.sleep(max(started + LOAD_S, back_at + 3) - time.monotonic())
+        load.stop_sending()
+        load_s = time.monotonic() - started
+        report = load.wait(settle_timeout_s=60)
+
+    on_topic = notice_ids_on_topic(cluster.bootstrap, events)
+    accepted = report.accepted
+    lost = accepted - set(on_topic)
+    duplicates = sum(n - 1 for n in on_topic.values())
+    figure(
+        "broker restart under load",
+        sent=len(report.sent),
+        answered_200=len(accepted),
+        distinct_on_topic=len(on_topic),
+        lost=len(lost),
+        duplicates_on_topic=duplicates,
+        attempts=report.attempts,
+        refused_attempts=report.refused,
+        outcomes=dict(sorted(report.outcomes.items())),
+        max_attempts=report.max_attempts_seen,
+        broker_restart_s=round(back_at - killed_at, 1),
+        load_s=round(load_s, 1),
+        elapsed_s=round(report.finished_at - report.started_at, 1),
+    )
+    assert lost == set(), f"answered 200 but not on the topic: {sorted(lost)[:10]}"
+    assert set(on_topic) <= set(report.sent), "only the sender's callbacks are on the topic"
+    assert len(on_topic) == len(accepted)
+    # The fault really happened, and the service recovered from it.
+    assert report.refused > 0, "no callback was refused while the broker was down"
+    assert report.accepted_after(back_at) > 0
+    assert report.unsettled == set(), "every callback was answered 200 in the end"
+    assert accepted == set(report.sent)
+    assert set(report.outcomes) <= {"200", "503", "timeout", "connection_error"}

@@ -1,0 +1,259 @@
+"""An NCS-like sender for fault scenarios, and the account of what reached the topic.
+
+:class:`NcsLoad` posts unique signed callbacks at a steady rate from a thread pool and acts
+the way NCS does: any answer other than 200 (a 503, a timeout, a refused connection) is sent
+again, with the same ``noticeId`` and a fresh ``notifyMs`` and signature, after the server's
+``Retry-After`` (or a short back-off). It records which noticeIds were answered 200, so a
+scenario can check that every one of them is on the topic (:func:`notice_ids_on_topic`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+import uuid
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+
+from support.callbacks import SECRET, callback_body, signed
+
+with warnings.catch_warnings():
+    # See support.kafka_broker: kafka-python's import warns through importlib.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaConsumer, TopicPartition
+
+# NCS waits 10 s for an answer (agora-facts 1.5).
+NCS_TIMEOUT_S = 10.0
+# Back-off when the answer carries no Retry-After (connection errors, timeouts).
+BACKOFF_S = (0.5, 1.0, 2.0, 3.0)
+
+
+@dataclass
+class _Delivery:
+    notice_id: str
+    cname: str
+    sequence: int
+    attempts: int = 0
+
+
+@dataclass
+class LoadReport:
+    """What the sender saw. Times are ``time.monotonic()`` values."""
+
+    sent: list[str]
+    accepted_at: dict[str, float]
+    outcomes: Counter[str]
+    gave_up: set[str]
+    unsettled: set[str]
+    started_at: float
+    finished_at: float
+    max_attempts_seen: int = 0
+    answers: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> set[str]:
+        return set(self.accepted_at)
+
+    @property
+    def attempts(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def refused(self) -> int:
+        """Attempts that did not get 200 (503s, timeouts, connection errors, anything else)."""
+        return self.attempts - self.outcomes["200"]
+
+    def accepted_after(self, moment: float) -> int:
+        return self.accepted_between(moment, float("inf"))
+
+    def accepted_between(self, start: float, end: float) -> int:
+        """Callbacks whose first 200 came strictly between ``start`` and ``end``."""
+        return sum(1 for t in self.accepted_at.values() if start < t < end)
+
+
+class NcsLoad:
+    """Steady NCS-like traffic against ``url`` until :meth:`stop_sending`, then retries settle.
+
+    ``max_attempts`` None retries until :meth:`wait`'s deadline (every callback should end up
+    answered 200 once the service recovers); NCS itself gives up after 4 attempts.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        rate_per_s: float = 50.0,
+        secret: str = SECRET,
+        threads: int = 128,
+        channels: int = 8,
+        max_attempts: int | None = None,
+        timeout_s: float = NCS_TIMEOUT_S,
+    ) -> None:
+        self._url = url
+        self._interval = 1.0 / rate_per_s
+        self._secret = secret
+        self._channels = channels
+        self._max_attempts = max_attempts
+        self._timeout = timeout_s
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ncs")
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
+        self._retries: list[tuple[float, int, _Delivery]] = []
+        self._tie = itertools.count()
+        self._inflight = 0
+        self._sending = threading.Event()
+        self._done = threading.Event()
+        self._deadline = float("inf")
+        self._sent: list[str] = []
+        self._accepted_at: dict[str, float] = {}
+        self._outcomes: Counter[str] = Counter()
+        self._answers: list[tuple[float, str]] = []
+        self._gave_up: set[str] = set()
+        self._max_seen = 0
+        self._started_at = 0.0
+        self._scheduler = threading.Thread(target=self._schedule, name="ncs-scheduler")
+
+    def start(self) -> None:
+        self._started_at = time.monotonic()
+        self._sending.set()
+        self._scheduler.start()
+
+    def stop_sending(self) -> None:
+        """No new callbacks from now on; pending retries go on."""
+        self._sending.clear()
+
+    def wait(self, settle_timeout_s: float = 60.0) -> LoadReport:
+        """Stop sending new callbacks, let retries settle (or the deadline pass), report."""
+        self.stop_sending()
+        self._deadline = time.monotonic() + settle_timeout_s
+        self._scheduler.join()
+        self._pool.shutdown(wait=True)
+        for client in self._clients:
+            client.close()
+        with self._lock:
+            unsettled = set(self._sent) - set(self._accepted_at) - self._gave_up
+            return LoadReport(
+                sent=list(self._sent),
+                accepted_at=dict(self._accepted_at),
+                outcomes=Counter(self._outcomes),
+                gave_up=set(self._gave_up),
+                unsettled=unsettled,
+                started_at=self._started_at,
+                finished_at=time.monotonic(),
+                max_attempts_seen=self._max_seen,
+                answers=list(self._answers),
+            )
+
+    def _schedule(self) -> None:
+        count = 0
+        while True:
+            now = time.monotonic()
+            due: list[_Delivery] = []
+            with self._lock:
+                if self._sending.is_set():
+                    while self._started_at + count * self._interval <= now:
+                        delivery = _Delivery(
+                            str(uuid.uuid4()), f"load-{count % self._channels}", count
+                        )
+                        self._sent.append(delivery.notice_id)
+                        due.append(delivery)
+                        count += 1
+                while self._retries and self._retries[0][0] <= now:
+                    due.append(heapq.heappop(self._retries)[2])
+                self._inflight += len(due)
+                idle = not self._sending.is_set() and not self._inflight and not self._retries
+            if idle or now > self._deadline:
+                return
+            for delivery in due:
+                self._pool.submit(self._attempt, delivery)
+            time.sleep(0.005)
+
+    def _client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(timeout=self._timeout)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def _attempt(self, delivery: _Delivery) -> None:
+        # NCS stamps every attempt with a new notifyMs, so the body and signature change too.
+        body = callback_body(
+            notice_id=delivery.notice_id, cname=delivery.cname, sequence=delivery.sequence
+        )
+        retry_after: float | None = None
+        try:
+            response = self._client().post(
+                self._url, content=body, headers=signed(body, self._secret)
+            )
+            outcome = str(response.status_code)
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+        except httpx.TimeoutException:
+            outcome = "timeout"
+        except httpx.TransportError:
+            outcome = "connection_error"
+        now = time.monotonic()
+        delivery.attempts += 1
+        with self._lock:
+            self._outcomes[outcome] += 1
+            self._answers.append((now, outcome))
+            self._max_seen = max(self._max_seen, delivery.attempts)
+            self._inflight -= 1
+            if outcome == "200":
+                self._accepted_at.setdefault(delivery.notice_id, now)
+            elif self._max_attempts is not None and delivery.attempts >= self._max_attempts:
+                self._gave_up.add(delivery.notice_id)
+            else:
+                backoff = BACKOFF_S[min(delivery.attempts - 1, len(BACKOFF_S) - 1)]
+                due = now + (retry_after if retry_after is not None else backoff)
+                heapq.heappush(self._retries, (due, next(self._tie), delivery))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def notice_ids_on_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> Counter[str]:
+    """How many records of each ``noticeId`` header ``topic`` holds, read to its end offsets."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        client_id="tests-notice-ids",
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends: dict[TopicPartition, int] = consumer.end_offsets(assigned)
+        counts: Counter[str] = Counter()
+        while any(consumer.position(tp) < ends[tp] for tp in assigned):
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                raise AssertionError(f"{topic}: could not read to the end in {timeout_s:g} s")
+            for records in consumer.poll(timeout_ms=min(remaining_ms, 500)).values():
+                for record in records:
+                    headers = dict(record.headers)
+                    counts[headers.get("noticeId", b"<none>").decode()] += 1
+        return counts
+    finally:
+        consumer.close()

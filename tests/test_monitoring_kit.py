@@ -2,7 +2,8 @@
 label values the services export.
 
 The exported names come from the services' own Prometheus registries (the webhook's
-module-level collectors, a fresh :class:`RuntimeMetrics`), so renaming a metric, a label or
+module-level collectors, a fresh :class:`RuntimeMetrics` and the restart action's
+:class:`RestartMetrics`), so renaming a metric, a label or
 an outcome value in the code fails here until the kit follows.
 """
 
@@ -23,6 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from support.mini_yaml import load_file
 
 import webhook.metrics
+from handlers.recording.metrics import GAVE_UP_REASONS, RestartMetrics
 from handlers.registry import default_registry
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.outcomes import OutcomeKind
@@ -83,10 +85,17 @@ def handler_families() -> list[Family]:
     return _families(metrics.registry, wrappers)
 
 
+def restart_families() -> list[Family]:
+    """The restart action's own metrics (served by the handler process too)."""
+    metrics = RestartMetrics()
+    wrappers = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
+    return _families(metrics.registry, wrappers)
+
+
 def exported() -> dict[str, frozenset[str]]:
     """Every sample name the two services expose -> its labels."""
     found: dict[str, frozenset[str]] = dict(SYNTHETIC)
-    for family in [*webhook_families(), *handler_families()]:
+    for family in [*webhook_families(), *handler_families(), *restart_families()]:
         found.update(family.samples())
     return found
 
@@ -126,6 +135,7 @@ def known_label_values() -> dict[tuple[str, str], frozenset[str]]:
         ("agora_handler_transactions", "result"): frozenset(
             v for label, v in transactions if label == "result"
         ),
+        ("agora_restart_gave_up", "reason"): frozenset(GAVE_UP_REASONS),
     }
     for family in handler_families():
         found[(family.name, "action")] = actions
@@ -217,6 +227,8 @@ def test_the_registries_are_read() -> None:
     handler_names = {f.name for f in handler_families()}
     assert {"agora_webhook_requests", "agora_webhook_publish_seconds"} <= webhook_names
     assert {"agora_handler_lag", "agora_handler_dead_letters"} <= handler_names
+    assert [(f.name, f.labels) for f in restart_families()] == [
+        ("agora_restart_gave_up", {"reason"})]
     samples = exported()
     assert samples["agora_webhook_requests_total"] >= {"outcome", "job"}
     assert "le" in samples["agora_webhook_publish_seconds_bucket"]
@@ -234,6 +246,8 @@ def test_the_checker_catches_renames() -> None:
     assert check_expression('agora_webhook_requests_total{outcome="refused"}', "x")  # value
     assert check_expression("sum by (reason) (agora_handler_lag)", "x")  # grouping
     assert check_expression("agora_handler_lag_total", "x")  # wrong suffix for a gauge
+    assert check_expression('agora_restart_gave_up_total{reason="max_restarts"}', "ok") == []
+    assert check_expression('agora_restart_gave_up_total{reason="cap"}', "x")  # value
 
 
 # --- alerts.yml ----------------------------------------------------------------------------------
@@ -278,6 +292,7 @@ def test_alerts_cover_what_operators_need(rules: list[dict[str, Any]]) -> None:
         "stale loop": r"agora_handler_last_loop_timestamp_seconds",
         "stopped loop": r"agora_handler_up == 0",
         "restart failed": r'action="restart", outcome="failed"',
+        "restart gave up": r'agora_restart_gave_up_total\{reason="max_restarts"\}',
         "retries": r"agora_handler_retries_total",
         "scrape down": r'up\{job="agora-(webhook|handlers)"\}',
     }
@@ -312,7 +327,7 @@ def test_every_panel_query_uses_exported_metrics_labels_and_values(
 def test_every_exported_metric_is_on_the_dashboard(dashboard: dict[str, Any]) -> None:
     exprs = " ".join(t["expr"] for _, t in dashboard_targets(dashboard))
     used = {s.metric for s in selectors(exprs)}
-    for family in [*webhook_families(), *handler_families()]:
+    for family in [*webhook_families(), *handler_families(), *restart_families()]:
         assert used & set(family.samples()), f"{family.name} has no panel"
 
 

@@ -37,6 +37,7 @@ from handlers.whiteboard.models import (
     room_link,
 )
 from webhook.clock import Clock, SystemClock
+from webhook.events import CLOUD_RECORDING_PRODUCT_ID
 from webhook.settings import SCHEMA_VERSION, TopicNames
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ class WhiteboardCaptureAction:
         notification = event.notification
         payload = notification.payload
         cname, sid, event_type = payload.cname, payload.sid, notification.event_type
-        if not cname:
+        # Links name Cloud Recording event types; other NCS products reuse the numbers.
+        if not cname or notification.product_id != CLOUD_RECORDING_PRODUCT_ID:
             return None
         link = self.link_for(cname)
         if link is None or event_type not in link.on_events:

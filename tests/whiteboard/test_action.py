@@ -70,9 +70,13 @@ class UnusedApi:
 
 
 def received(event_type: int = 11, cname: str = "class-101", sid: str = SID,
-             notice_id: str | None = None) -> Received:
+             notice_id: str | None = None, product_id: int = 3) -> Received:
     raw = callback_body(event_type=event_type, cname=cname, sid=sid, notice_id=notice_id,
                         details={"msgName": "session_exit", "exitStatus": 0})
+    if product_id != 3:
+        body = json.loads(raw)
+        body["productId"] = product_id
+        raw = json.dumps(body).encode()
     return Received(notification=parse_notification(raw), raw=raw, topic="agora.ncs.events",
                     partition=0, offset=7, headers={}, key=cname)
 
@@ -140,6 +144,13 @@ def test_malformed_registry_link_falls_back_to_rules() -> None:
 @pytest.mark.parametrize("event_type", [1, 30, 31, 40, 41])
 def test_non_trigger_event_is_ignored(event_type: int) -> None:
     assert action().decide(received(event_type=event_type), MemoryState()) is None
+
+
+@pytest.mark.parametrize("product_id", [1, 4, 5])
+def test_same_event_number_of_another_product_is_ignored(product_id: int) -> None:
+    # e.g. an RTC (1) or Media Push (5) event numbered 11 on a linked channel
+    assert action().decide(received(product_id=product_id), MemoryState()) is None
+    assert action().decide(received(product_id=3), MemoryState()) is not None
 
 
 def test_duplicate_trigger_is_ignored_whatever_its_notice_id() -> None:

@@ -105,6 +105,13 @@ def exit_body(cname: str, sid: str, notice_id: str | None = None) -> bytes:
                          details={"msgName": "session_exit", "exitStatus": 0})
 
 
+def of_product(body: bytes, product_id: int) -> bytes:
+    """The same callback as another NCS product would number it."""
+    value = json.loads(body)
+    value["productId"] = product_id
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 @dataclass
 class Stack:
     bootstrap: str
@@ -311,11 +318,16 @@ def test_unlinked_channels_cause_no_request_and_no_record(stack: Stack) -> None:
     unlinked = f"wb-free-{tag()}"  # no rule matches, not in the registry
     stack.post(exit_body(unlinked, uuid.uuid4().hex))
     stack.post(exit_body(UNLINKED_REGISTRY_CNAME, "sid-plain"))  # registered, no link
+    # A linked channel, but Media Push's event 11 is not Cloud Recording's session_exit.
+    other = f"wb-rule-{tag()}"
+    stack.post(of_product(exit_body(other, uuid.uuid4().hex), 5))
     stack.settle_whiteboard()
 
     assert len(stack.fake.calls) == calls_before
-    assert stack.records(stack.topics.screenshots, unlinked, UNLINKED_REGISTRY_CNAME) == []
-    for cname in (unlinked, UNLINKED_REGISTRY_CNAME):
+    cnames = (unlinked, UNLINKED_REGISTRY_CNAME, other)
+    assert stack.records(stack.topics.screenshots, *cnames) == []
+    assert len(stack.records(stack.topics.events, *cnames)) == 3  # all were published
+    for cname in cnames:
         assert [a for a in stack.actions(cname) if is_whiteboard(a)] == []
 
 

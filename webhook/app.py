@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from webhook.clock import Clock, SystemClock
+from webhook.drainer import SpoolDrainer, register_drainer
 from webhook.logs import configure_json_logging
 from webhook.publisher import KafkaPublisher, Publisher
 from webhook.settings import WebhookSettings
+from webhook.spool import Spool
 from webhook.views import Ingress, register
 
 
@@ -16,6 +18,7 @@ def create_app(
     publisher: Publisher | None = None,
     clock: Clock | None = None,
     configure_logging: bool = True,
+    start_drainer: bool = True,
 ) -> Flask:
     """Build the app. Reads the environment only through :class:`WebhookSettings`.
 
@@ -27,10 +30,18 @@ def create_app(
     app = Flask("agora_events_webhook")
     # Werkzeug enforces this while reading the stream, so chunked bodies are bounded too.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    publisher = publisher or KafkaPublisher(settings.kafka, settings.publish_timeout_s)
+    spool = None
+    if settings.spool_dir is not None:
+        spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        if start_drainer:
+            # One per worker; they share the drain lock, so one publishes at a time.
+            drainer = SpoolDrainer(spool, publisher, settings.publish_timeout_s)
+            register_drainer(drainer)
+            drainer.start()
     ingress = Ingress(
-        settings=settings,
-        publisher=publisher or KafkaPublisher(settings.kafka, settings.publish_timeout_s),
-        clock=clock or SystemClock(),
+        settings=settings, publisher=publisher, clock=clock or SystemClock(), spool=spool
     )
     register(app, ingress)
+    app.extensions["agora_events.spool"] = spool  # lets the owner close it
     return app

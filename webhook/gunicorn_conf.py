@@ -37,6 +37,13 @@ def on_starting(server: Any) -> None:
     configure_json_logging()
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    # Let the spool drainer finish its batch, so it commits what the broker acknowledged.
+    from webhook.drainer import stop_drainers
+
+    stop_drainers()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     # Drop a dead worker's live gauges from the aggregated /metrics view.
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -16,8 +17,8 @@ from prometheus_client import (
 
 REQUESTS = Counter(
     "agora_webhook_requests",
-    "Callbacks answered, by outcome (accepted, quarantined, unauthorized, stale, too_large, "
-    "unavailable, bad_request).",
+    "Callbacks answered, by outcome (accepted, quarantined, spooled, unauthorized, stale, "
+    "too_large, unavailable, spool_full, bad_request).",
     ["outcome"],
 )
 SIGNATURE_FAILURES = Counter(
@@ -40,6 +41,23 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 EVENTS = Counter("agora_webhook_events", "Accepted callbacks by Agora event type.", ["event_type"])
+SPOOLED = Counter(
+    "agora_webhook_spooled", "Records written to the disk spool because the broker was unavailable."
+)
+SPOOL_DRAINED = Counter(
+    "agora_webhook_spool_drained", "Spooled records the broker acknowledged and the spool released."
+)
+# Read from the spool files when /metrics is scraped, so any worker reports the same truth.
+SPOOL_PENDING_BYTES = Gauge(
+    "agora_webhook_spool_pending_bytes",
+    "Bytes in the disk spool still waiting for the broker.",
+    multiprocess_mode="mostrecent",
+)
+SPOOL_OLDEST_AGE_SECONDS = Gauge(
+    "agora_webhook_spool_oldest_age_seconds",
+    "Age of the oldest record waiting in the disk spool (0 when empty).",
+    multiprocess_mode="mostrecent",
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -81,9 +82,18 @@ class WebhookSettings(BaseSettings):
     freshness_tolerance_s: int = Field(
         default=0, ge=0, validation_alias="AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S"
     )
+    spool_dir: Path | None = Field(default=None, validation_alias="AGORA_WEBHOOK_SPOOL_DIR")
+    spool_max_bytes: int = Field(
+        default=512 * 1024 * 1024, gt=0, validation_alias="AGORA_WEBHOOK_SPOOL_MAX_BYTES"
+    )
     log_level: str = Field(default="INFO", validation_alias="AGORA_LOG_LEVEL")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicNames = Field(default_factory=TopicNames)
+
+    @field_validator("spool_dir", mode="before")
+    @classmethod
+    def _empty_is_off(cls, raw: object) -> object:
+        return None if raw == "" else raw
 
     @field_validator("ncs_secrets", mode="before")
     @classmethod

@@ -3,7 +3,9 @@
 Answers (what NCS does with them): 200 ``{}`` once the broker acknowledged (done); 401 bad
 or missing signature (nothing published); 403 signed but outside the freshness window; 413
 body over the limit; 503 + ``Retry-After`` when the broker cannot acknowledge within the
-budget (NCS retries). Every error body is JSON: ``{"error": code, "detail": text}``.
+budget (NCS retries). With the disk spool on (``AGORA_WEBHOOK_SPOOL_DIR``), a callback the
+broker cannot take is fsynced to the spool and answered 200; 503 then means the spool is full
+or the disk failed. Every error body is JSON: ``{"error": code, "detail": text}``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import metrics
 from webhook.clock import Clock
+from webhook.delivery import Delivered, Delivery, SpoolUnavailable
 from webhook.freshness import StaleNotification
 from webhook.ingest import Accepted, ingest
 from webhook.publisher import Publisher, PublishUnavailable
 from webhook.settings import WebhookSettings
 from webhook.signature import SignatureError
+from webhook.spool import Spool, SpoolFull
 
 log = logging.getLogger("webhook.ncs")
 
@@ -31,10 +35,14 @@ class Ingress:
     settings: WebhookSettings
     publisher: Publisher
     clock: Clock
+    spool: Spool | None = None
 
     def __post_init__(self) -> None:
         # Decoding secrets once per worker keeps them off the request path.
         self.secrets = self.settings.secret_values()
+        self.delivery = Delivery(
+            self.publisher, self.spool, self.settings.publish_timeout_s, self.clock
+        )
 
 
 def _error(
@@ -85,8 +93,9 @@ def register(app: Flask, ingress: Ingress) -> None:
         metrics.SECRET_MATCHES.labels(decision.match.header, str(decision.match.secret_index)).inc()
         context = _log_context(decision)
         sent = time.perf_counter()
+        retry_after = {"Retry-After": str(settings.retry_after_s)}
         try:
-            ingress.publisher.publish(decision.record, settings.publish_timeout_s)
+            delivered = ingress.delivery.deliver(decision.record)
         except PublishUnavailable as exc:
             metrics.REQUESTS.labels("unavailable").inc()
             log.error("publish failed, asking NCS to retry", extra={**context, "error": str(exc)})
@@ -94,10 +103,29 @@ def register(app: Flask, ingress: Ingress) -> None:
                 503,
                 "broker_unavailable",
                 "the event log did not acknowledge in time",
-                **{"Retry-After": str(settings.retry_after_s)},
+                **retry_after,
+            )
+        except SpoolFull as exc:
+            metrics.REQUESTS.labels("spool_full").inc()
+            log.error("spool full, asking NCS to retry", extra={**context, "error": str(exc)})
+            return _error(
+                503, "spool_full", "the broker is unavailable and the spool is full", **retry_after
+            )
+        except SpoolUnavailable as exc:
+            metrics.REQUESTS.labels("unavailable").inc()
+            log.error(
+                "spool write failed, asking NCS to retry", extra={**context, "error": str(exc)}
+            )
+            return _error(
+                503, "spool_unavailable", "the broker and the spool are unavailable", **retry_after
             )
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - sent)
-        if isinstance(decision, Accepted):
+        if delivered is Delivered.SPOOLED:
+            metrics.REQUESTS.labels("spooled").inc()
+            log.warning("callback spooled", extra=context)
+            if isinstance(decision, Accepted):
+                metrics.EVENTS.labels(str(decision.notification.event_type)).inc()
+        elif isinstance(decision, Accepted):
             metrics.REQUESTS.labels("accepted").inc()
             metrics.EVENTS.labels(str(decision.notification.event_type)).inc()
             log.info("callback accepted", extra=context)
@@ -112,12 +140,28 @@ def register(app: Flask, ingress: Ingress) -> None:
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
-        if ingress.publisher.ready():
-            return jsonify(status="ready"), 200
-        return jsonify(status="unavailable", detail="cannot publish to Kafka"), 503
+        broker = ingress.publisher.ready()
+        spool = ingress.spool.status() if ingress.spool is not None else None
+        body: dict[str, object] = {"status": "ready" if broker else "unavailable"}
+        if spool is not None:
+            body["spool"] = {
+                "pendingBytes": spool.pending_bytes,
+                "maxBytes": spool.max_bytes,
+                "oldestSpooledAtMs": spool.oldest_spooled_at_ms,
+            }
+        if broker:
+            return jsonify(body), 200
+        if spool is not None and not spool.full:
+            # Still taking callbacks safely: they wait on disk for the broker.
+            body.update(status="degraded", detail="cannot publish to Kafka; spooling to disk")
+            return jsonify(body), 200
+        body["detail"] = "cannot publish to Kafka" + ("; the spool is full" if spool else "")
+        return jsonify(body), 503
 
     @app.get("/metrics")
     def prometheus() -> Response:
+        if ingress.spool is not None:
+            _observe_spool(ingress.spool, ingress.clock)
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
@@ -130,6 +174,14 @@ def register(app: Flask, ingress: Ingress) -> None:
         else:
             detail = exc.description or exc.name
         return jsonify(error=exc.name.lower().replace(" ", "_"), detail=detail), code
+
+
+def _observe_spool(spool: Spool, clock: Clock) -> None:
+    status = spool.status()
+    metrics.SPOOL_PENDING_BYTES.set(status.pending_bytes)
+    oldest = status.oldest_spooled_at_ms
+    age_s = max(clock.now_ms() - oldest, 0) / 1000 if oldest is not None else 0.0
+    metrics.SPOOL_OLDEST_AGE_SECONDS.set(age_s)
 
 
 def _log_context(decision: object) -> dict[str, object]:

@@ -1,0 +1,88 @@
+"""Publishes spooled records, oldest first, and releases them only once acknowledged.
+
+Every gunicorn worker runs one drainer thread; they compete for the spool's drain lock, so
+exactly one publishes at a time, and another takes over if that worker dies. A restarted
+webhook drains whatever the previous one left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from webhook import metrics
+from webhook.publisher import Publisher
+from webhook.spool import Spool
+
+log = logging.getLogger(__name__)
+
+BATCH_RECORDS = 500
+IDLE_WAIT_S = 0.25
+MAX_BACKOFF_S = 5.0
+
+
+class SpoolDrainer:
+    def __init__(self, spool: Spool, publisher: Publisher, publish_timeout_s: float) -> None:
+        self._spool = spool
+        self._publisher = publisher
+        self._timeout_s = publish_timeout_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="spool-drainer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the batch in flight (so its offset is committed), then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._spool.release_drain()
+
+    def drain_once(self) -> tuple[int, int]:
+        """Publish one batch; return (records read, records the broker acknowledged)."""
+        batch = self._spool.read_pending(BATCH_RECORDS)
+        if not batch:
+            return 0, 0
+        acknowledged = self._publisher.publish_many([s.record for s in batch], self._timeout_s)
+        if acknowledged:
+            self._spool.commit(batch[acknowledged - 1].end)
+            metrics.SPOOL_DRAINED.inc(acknowledged)
+            log.info("spool drained", extra={"records": acknowledged})
+        return len(batch), acknowledged
+
+    def _run(self) -> None:
+        backoff = IDLE_WAIT_S
+        while not self._stop.is_set():
+            if not self._spool.try_acquire_drain():
+                self._stop.wait(IDLE_WAIT_S * 4)
+                continue
+            try:
+                read, moved = self.drain_once()
+            except Exception:  # a bad frame or disk error must not kill the thread silently
+                log.exception("spool drainer failed; retrying")
+                read, moved = 1, 0
+            if moved:
+                backoff = IDLE_WAIT_S
+                continue
+            if read:
+                # The broker refused: back off, doubling up to a bound.
+                log.warning("spool drain waiting for the broker", extra={"retry_in_s": backoff})
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            else:
+                self._stop.wait(IDLE_WAIT_S)
+
+
+_RUNNING: list[SpoolDrainer] = []
+
+
+def register_drainer(drainer: SpoolDrainer) -> None:
+    _RUNNING.append(drainer)
+
+
+def stop_drainers() -> None:
+    """Called as a worker exits, so an in-flight batch is committed, not re-sent later."""
+    while _RUNNING:
+        _RUNNING.pop().stop()

@@ -29,7 +29,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 from support.mini_yaml import YamlSubsetError, load, load_file
 
-from handlers.settings import HandlerSettings
+from handlers.settings import AgoraSettings, HandlerSettings
 from webhook.cli import SUBCOMMANDS, main
 from webhook.settings import KafkaSettings, ServeSettings, TopicNames, WebhookSettings
 
@@ -45,6 +45,7 @@ PROCESS_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "webhook": (WebhookSettings, ServeSettings),
     "handlers": (HandlerSettings,),
     "topics": (KafkaSettings, TopicNames),
+    "reconciler": (HandlerSettings,),  # `recording reconcile` reads the handlers' settings
 }
 SPEC_VARIABLES = {  # SPEC.md section 4: fixed names
     "webhook": {"KAFKA_BOOTSTRAP_SERVERS", "AGORA_NCS_SECRET"},
@@ -54,6 +55,10 @@ SPEC_VARIABLES = {  # SPEC.md section 4: fixed names
         "WHITEBOARD_REGION", "AGORA_EVENTS_CONFIG",
     },
     "topics": {"KAFKA_BOOTSTRAP_SERVERS"},
+    "reconciler": {
+        "KAFKA_BOOTSTRAP_SERVERS", "AGORA_APP_ID", "AGORA_CUSTOMER_ID", "AGORA_CUSTOMER_SECRET",
+        "AGORA_API_BASE", "AGORA_EVENTS_CONFIG",
+    },
 }
 INTERPOLATION = re.compile(r"^\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?::-(?P<default>[^}]*))?\}$")
 
@@ -183,8 +188,8 @@ def _published_ports(service: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_compose_has_the_stack(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"kafka", "topics", "webhook", "handlers", "prometheus"}
-    assert set(our_services(services)) == {"topics", "webhook", "handlers"}
+    assert set(services) == {"kafka", "topics", "webhook", "handlers", "reconciler", "prometheus"}
+    assert set(our_services(services)) == {"topics", "webhook", "handlers", "reconciler"}
 
 
 def test_our_services_build_the_image_from_the_repository(
@@ -197,12 +202,17 @@ def test_our_services_build_the_image_from_the_repository(
         assert context == ROOT, name
         assert (context / build["dockerfile"]).resolve() == DOCKERFILE, name
         images.add(service["image"])
-    assert len(images) == 1  # one image, three roles
+    assert len(images) == 1  # one image, every role
 
 
 @pytest.mark.parametrize(
     ("service", "expected"),
-    [("topics", ["topics", "create"]), ("webhook", ["webhook"]), ("handlers", ["handlers"])],
+    [
+        ("topics", ["topics", "create"]),
+        ("webhook", ["webhook"]),
+        ("handlers", ["handlers"]),
+        ("reconciler", ["recording", "reconcile"]),
+    ],
 )
 def test_every_command_is_a_real_agora_events_command(
     services: dict[str, dict[str, Any]], service: str, expected: list[str]
@@ -350,7 +360,8 @@ def test_dependencies_use_conditions_the_targets_can_meet(
                 assert dependency.get("restart") == "no", f"{target} is not a one-shot"
             else:
                 assert condition == "service_started", condition
-    order = [("topics", "kafka"), ("webhook", "topics"), ("handlers", "topics")]
+    order = [("topics", "kafka"), ("webhook", "topics"), ("handlers", "topics"),
+             ("reconciler", "topics")]
     for dependent, target in order:
         assert target in services[dependent]["depends_on"], (dependent, target)
 
@@ -371,6 +382,62 @@ def test_health_checks_probe_healthz_on_the_service_port(
     else:
         assert port == spec["environment"]["AGORA_HANDLERS_METRICS_PORT"]
     compile(test[3], f"{service} health check", "exec")  # the probe is valid Python
+
+
+def test_no_service_inherits_the_webhook_probe_of_the_image(
+    services: dict[str, dict[str, Any]], dockerfile: list[Instruction],
+) -> None:
+    """The image's HEALTHCHECK probes the webhook port; any other role must override it
+    (its own port) or disable it, or Docker reports it unhealthy forever."""
+    [image_check] = _final(dockerfile, "HEALTHCHECK")
+    image_url = _probe_url(json.loads(image_check.argument.partition("CMD ")[2]))
+    checked = []
+    for name, spec in our_services(services).items():
+        if spec["command"][0] == "webhook":
+            continue
+        check = spec.get("healthcheck")
+        assert check, f"{name} inherits the image's probe of {image_url}"
+        if not check.get("disable"):
+            assert _probe_url(check["test"]) != image_url, name
+        checked.append(name)
+    assert sorted(checked) == ["handlers", "reconciler", "topics"]
+
+
+# --- compose: the reconciler ---------------------------------------------------------------------
+
+
+def test_reconciler_is_opt_in_and_shares_the_handlers_configuration(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    reconciler, handlers = services["reconciler"], services["handlers"]
+    # Opt-in: `recording reconcile` exits 2 without credentials, so a default stack
+    # without them would restart it forever.
+    assert reconciler["profiles"] == ["recording"]
+    assert "profiles" not in handlers
+    # The same rules file (mounted at the same place) and the variables it references.
+    assert reconciler["volumes"] == handlers["volumes"]
+    assert reconciler["env_file"] == handlers["env_file"]
+    for name in ("AGORA_EVENTS_CONFIG", "AGORA_API_BASE", "KAFKA_BOOTSTRAP_SERVERS"):
+        assert reconciler["environment"][name] == handlers["environment"][name], name
+    # One instance per cluster: nothing scales it.
+    assert "deploy" not in reconciler
+    assert "scale" not in reconciler
+
+
+def test_reconciler_receives_every_credential_the_client_requires(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    environment = services["reconciler"]["environment"]
+    agora = settings_variables((AgoraSettings,))
+    passed = {name for name in environment if name in agora}
+    for name in agora:
+        monkeypatch.delenv(name, raising=False)
+    for name in passed:
+        monkeypatch.setenv(name, environment[name] or f"value-of-{name.lower()}")
+    assert AgoraSettings().configured, f"the credentials passed ({sorted(passed)}) are not enough"
+    # The check can fail: without the secret the client is not configured.
+    monkeypatch.delenv("AGORA_CUSTOMER_SECRET")
+    assert not AgoraSettings().configured
 
 
 def test_kafka_health_check_uses_the_inside_listener(services: dict[str, dict[str, Any]]) -> None:

@@ -464,6 +464,40 @@ def test_every_documented_ncs_answer_happens_and_conforms(openapi: dict[str, Any
     assert not errors(retry_after, header_schema["schema"], openapi)
 
 
+def test_spool_answers_conform(openapi: dict[str, Any], tmp_path: Path) -> None:
+    down = InMemoryPublisher()
+    down.available = False
+    app = create_app(
+        WebhookSettings(
+            AGORA_NCS_SECRET=SECRET,
+            AGORA_WEBHOOK_SPOOL_DIR=str(tmp_path),
+            AGORA_WEBHOOK_SPOOL_MAX_BYTES=2000,
+            topics=TopicNames(),
+        ),
+        down,
+        FakeClock(now_ms=NOW_MS),
+        configure_logging=False,
+        start_drainer=False,
+    )
+    client = app.test_client()
+    seen: dict[tuple[str, int], Any] = {}
+    for path in ("/readyz", "/ncs", "/readyz", "/ncs", "/ncs", "/ncs", "/readyz"):
+        if path == "/ncs":
+            body = encode(sample(40))
+            response = client.post(path, data=body, headers=signed(body))
+            method = "post"
+        else:
+            response = client.get(path)
+            method = "get"
+        status = response.status_code
+        _check_json(openapi, path, method, status, response.get_json())
+        seen[(path, status)] = response.get_json()
+    app.extensions["agora_events.spool"].close()
+    assert seen[("/ncs", 503)]["error"] == "spool_full"
+    assert seen[("/readyz", 200)]["status"] == "degraded"
+    assert seen[("/readyz", 503)]["spool"]["pendingBytes"] > 0
+
+
 def test_signature_headers_are_documented_as_sent(openapi: dict[str, Any]) -> None:
     parameters = {p["name"]: p for p in openapi["paths"]["/ncs"]["post"]["parameters"]}
     body = encode(sample(40))

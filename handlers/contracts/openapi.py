@@ -52,6 +52,33 @@ def _status(value: str, description: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _readiness(statuses: list[str]) -> dict[str, Any]:
+    spool = {
+        "type": "object",
+        "description": "Present when the disk spool is on (AGORA_WEBHOOK_SPOOL_DIR).",
+        "properties": {
+            "pendingBytes": {"type": "integer", "minimum": 0},
+            "maxBytes": {"type": "integer", "minimum": 1},
+            "oldestSpooledAtMs": {
+                "type": ["integer", "null"],
+                "description": "Unix ms when the oldest waiting callback was spooled.",
+            },
+        },
+        "required": ["pendingBytes", "maxBytes", "oldestSpooledAtMs"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "status": {"enum": statuses},
+            "detail": {"type": "string"},
+            "spool": spool,
+        },
+        "required": ["status"],
+        "additionalProperties": False,
+    }
+
+
 def _metrics_response(what: str) -> dict[str, Any]:
     return {
         "description": f"Prometheus exposition of {what} (see docs/monitoring/).",
@@ -102,7 +129,10 @@ def build_openapi() -> dict[str, Any]:
                 "agora.ncs.quarantine and also answered 200 (a retry cannot fix it). Unknown "
                 "eventTypes are normal events. 200 means the broker acknowledged the record "
                 f"(acks=all); when it cannot within {budget:g} s "
-                "(AGORA_WEBHOOK_PUBLISH_TIMEOUT_S) the answer is 503 and NCS retries."
+                "(AGORA_WEBHOOK_PUBLISH_TIMEOUT_S) the answer is 503 and NCS retries. With the "
+                "disk spool on (AGORA_WEBHOOK_SPOOL_DIR), such a callback is fsynced to the "
+                "spool instead and answered 200; it reaches the topic, in arrival order, once "
+                "the broker is back."
             ),
             "parameters": [
                 {
@@ -135,7 +165,8 @@ def build_openapi() -> dict[str, Any]:
             "responses": {
                 "200": {
                     "description": "Published (to the events topic, or to the quarantine "
-                    "topic for a signed body that does not parse). NCS is done.",
+                    "topic for a signed body that does not parse), or made durable in the "
+                    "disk spool to be published when the broker is back. NCS is done.",
                     "content": _json({"type": "object", "maxProperties": 0}, {}),
                 },
                 "401": _error(
@@ -163,10 +194,32 @@ def build_openapi() -> dict[str, Any]:
                     "your request.",
                 ),
                 "503": {
-                    **_error(
-                        "broker_unavailable",
-                        "Kafka did not acknowledge in time; NCS retries the callback.",
-                        "the event log did not acknowledge in time",
+                    "description": "Nothing was made durable; NCS retries the callback. "
+                    "`broker_unavailable`: Kafka did not acknowledge in time (spool off). "
+                    "`spool_full`: the broker is unavailable and the spool holds "
+                    "AGORA_WEBHOOK_SPOOL_MAX_BYTES. `spool_unavailable`: the broker is "
+                    "unavailable and the spool could not be written.",
+                    "content": _json(
+                        {
+                            "allOf": [
+                                _ERROR_REF,
+                                {
+                                    "properties": {
+                                        "error": {
+                                            "enum": [
+                                                "broker_unavailable",
+                                                "spool_full",
+                                                "spool_unavailable",
+                                            ]
+                                        }
+                                    }
+                                },
+                            ]
+                        },
+                        {
+                            "error": "broker_unavailable",
+                            "detail": "the event log did not acknowledge in time",
+                        },
                     ),
                     "headers": {
                         "Retry-After": {
@@ -195,16 +248,20 @@ def build_openapi() -> dict[str, Any]:
         "/readyz": {
             "get": {
                 "operationId": "webhookReadiness",
-                "summary": "The producer can reach the brokers.",
+                "summary": "Whether callbacks can be made durable: the producer reaches the "
+                "brokers, or the disk spool has room.",
                 "responses": {
                     "200": {
-                        "description": "Ready to accept callbacks.",
-                        "content": _json(_status("ready", "Ready."), {"status": "ready"}),
+                        "description": "Ready to accept callbacks: `ready` (the broker "
+                        "acknowledges) or `degraded` (the broker does not; callbacks go to the "
+                        "disk spool).",
+                        "content": _json(_readiness(["ready", "degraded"]), {"status": "ready"}),
                     },
                     "503": {
-                        "description": "Kafka is unreachable: callbacks would get 503.",
+                        "description": "Kafka is unreachable and there is no spool, or it is "
+                        "full: callbacks would get 503.",
                         "content": _json(
-                            _status("unavailable", "Not ready.", detail={"type": "string"}),
+                            _readiness(["unavailable"]),
                             {"status": "unavailable", "detail": "cannot publish to Kafka"},
                         ),
                     },

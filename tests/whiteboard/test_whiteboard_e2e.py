@@ -148,6 +148,8 @@ class Stack:
     def settle_whiteboard(self) -> None:
         """Wait until the whiteboard handler committed every event posted so far."""
         end = len(read_to_end(self.bootstrap, self.topics.events))
+        if end == 0:
+            return  # nothing posted yet (the group has no offset to wait for)
         self.wait(lambda: self.committed("whiteboard", self.topics.events) >= end,
                   f"whiteboard committed {end} events")
 

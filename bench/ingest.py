@@ -3,6 +3,7 @@ endpoint under the same gunicorn settings, in the same run, driven by wrk.
 
     python bench/ingest.py [--duration 15] [--connections 32] [--workers 2 --threads 16]
     python bench/ingest.py --matrix      # try several worker/thread layouts
+    python bench/ingest.py --spool       # also: spool on (broker up), and spool only (broker down)
 
 Starts its own single-node broker unless KAFKA_BOOTSTRAP_SERVERS is set. Prints requests/s,
 p50/p99 latency, non-2xx count and worker RSS for both, the ratio, and checks that every
@@ -211,18 +212,7 @@ def measure(
             f"http://127.0.0.1:{port}/ncs", lua, args.duration, args.connections
         )
         results["bare"]["rss_mb"] = worker_rss_mb(proc.pid)
-    port = free_port()
-    with gunicorn(
-        [*common, "--bind", f"127.0.0.1:{port}", "webhook.app:create_app()"],
-        env,
-        port,
-        tmp / "webhook.log",
-    ) as proc:
-        warm = run_wrk(f"http://127.0.0.1:{port}/ncs", lua, 3, args.connections)
-        results["webhook"] = run_wrk(
-            f"http://127.0.0.1:{port}/ncs", lua, args.duration, args.connections
-        )
-        results["webhook"]["rss_mb"] = worker_rss_mb(proc.pid)
+    results["webhook"], warm = run_webhook(common, env, tmp / "webhook.log", lua, args)
     acknowledged = (
         warm["requests"]
         - warm["non2xx"]
@@ -231,7 +221,33 @@ def measure(
     )
     results["webhook"]["on_topic"] = topic_count(bootstrap, topic)
     results["webhook"]["acknowledged"] = acknowledged
+    if args.spool:
+        # Spool on, broker healthy: the cost of checking the spool on every request.
+        spool_env = {**env, "AGORA_WEBHOOK_SPOOL_DIR": str(tmp / f"spool-{uuid.uuid4().hex[:6]}")}
+        results["spool-on"], _ = run_webhook(common, spool_env, tmp / "spool-on.log", lua, args)
+        # Broker unreachable: every callback is fsynced to the spool (a closed port).
+        down_env = {
+            **env,
+            "AGORA_WEBHOOK_SPOOL_DIR": str(tmp / f"spool-{uuid.uuid4().hex[:6]}"),
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+            "AGORA_WEBHOOK_PUBLISH_TIMEOUT_S": "1",
+        }
+        results["spooling"], _ = run_webhook(common, down_env, tmp / "spooling.log", lua, args)
     return results
+
+
+def run_webhook(
+    common: list[str], env: dict[str, str], log: Path, lua: Path, args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(measured run, warm-up run) of the real webhook."""
+    port = free_port()
+    with gunicorn(
+        [*common, "--bind", f"127.0.0.1:{port}", "webhook.app:create_app()"], env, port, log
+    ) as proc:
+        warm = run_wrk(f"http://127.0.0.1:{port}/ncs", lua, 3, args.connections)
+        result = run_wrk(f"http://127.0.0.1:{port}/ncs", lua, args.duration, args.connections)
+        result["rss_mb"] = worker_rss_mb(proc.pid)
+    return result, warm
 
 
 def main() -> None:
@@ -244,6 +260,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--log-level", default="WARNING", help="webhook log level during the run")
     parser.add_argument("--matrix", action="store_true", help="try several worker/thread layouts")
+    parser.add_argument(
+        "--spool", action="store_true", help="also measure the disk spool (broker up, and down)"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -260,18 +279,16 @@ def main() -> None:
         tmp = Path(tmpdir)
         lua = wrk_script(tmp)
         print(
-            f"{'layout':>12} {'target':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} "
+            f"{'layout':>12} {'target':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} "
             f"{'non2xx':>7} {'RSS MB':>7}  ratio"
         )
         for workers, threads in layouts:
             res = measure(bootstrap, tmp, lua, workers, threads, args)
-            for name in ("bare", "webhook"):
+            for name in res:
                 r = res[name]
-                ratio = (
-                    f"{res['webhook']['rps'] / res['bare']['rps']:.2f}" if name == "webhook" else ""
-                )
+                ratio = f"{r['rps'] / res['bare']['rps']:.2f}" if name != "bare" else ""
                 print(
-                    f"{f'{workers}x{threads} gthread':>12} {name:>8} {r['rps']:9.0f} {r['p50_ms']:8.2f} "
+                    f"{f'{workers}x{threads} gthread':>12} {name:>9} {r['rps']:9.0f} {r['p50_ms']:8.2f} "
                     f"{r['p99_ms']:8.2f} {r['p999_ms']:8.2f} {int(r['non2xx']):7d} {r['rss_mb']:7.0f}  {ratio}"
                 )
             w = res["webhook"]

@@ -27,6 +27,7 @@ with warnings.catch_warnings():
     # See support.kafka_broker: kafka-python's import warns through importlib.
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.consumer.fetcher import ConsumerRecord
 
 # NCS waits 10 s for an answer (agora-facts 1.5).
 NCS_TIMEOUT_S = 10.0
@@ -225,15 +226,15 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def notice_ids_on_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> Counter[str]:
-    """How many records of each ``noticeId`` header ``topic`` holds, read to its end offsets."""
+def records_on_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[ConsumerRecord]:
+    """Every committed record of ``topic``, read up to the end offsets taken at the start."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
-        client_id="tests-notice-ids",
+        client_id="tests-read-to-end",
     )
     deadline = time.monotonic() + timeout_s
     try:
@@ -245,15 +246,21 @@ def notice_ids_on_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> 
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
         ends: dict[TopicPartition, int] = consumer.end_offsets(assigned)
-        counts: Counter[str] = Counter()
+        records: list[ConsumerRecord] = []
         while any(consumer.position(tp) < ends[tp] for tp in assigned):
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 raise AssertionError(f"{topic}: could not read to the end in {timeout_s:g} s")
-            for records in consumer.poll(timeout_ms=min(remaining_ms, 500)).values():
-                for record in records:
-                    headers = dict(record.headers)
-                    counts[headers.get("noticeId", b"<none>").decode()] += 1
-        return counts
+            for batch in consumer.poll(timeout_ms=min(remaining_ms, 500)).values():
+                records.extend(batch)
+        return records
     finally:
         consumer.close()
+
+
+def notice_ids_on_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> Counter[str]:
+    """How many records of each ``noticeId`` header ``topic`` holds (``<none>``: no header)."""
+    counts: Counter[str] = Counter()
+    for record in records_on_topic(bootstrap, topic, timeout_s):
+        counts[dict(record.headers).get("noticeId", b"<none>").decode()] += 1
+    return counts

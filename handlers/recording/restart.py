@@ -9,15 +9,30 @@ the session's two uids and a fresh RTC token, following Agora's retry ladder:
 ==================================== ===============================================
 answer                               what ``run`` does
 ==================================== ===============================================
-5xx, 429, 62, 65, timeout            ``TransientError``: the runtime retries later with
-(RETRY_SAME)                         the same resourceId (back-off 3/6/9 s); after 3
-                                     failed starts, or when the resourceId is older than
-                                     4 minutes, a new one is acquired (same uid)
-433, 1001, 432, 502 (REACQUIRE)      acquire again at once (same uid)
+5xx, 429, 62, 65, 406, no answer     ``TransientError``: the runtime retries the same
+(RETRY_SAME)                         resourceId after the longest of 3/6/9 s (1st/2nd/
+                                     3rd failed start on it), ``Retry-After`` and its
+                                     own back-off; after 3 failed starts, or when the
+                                     resourceId is older than 4 minutes, a new one is
+                                     acquired (same uid). On acquire: retried after
+                                     the runtime's back-off (or ``Retry-After``)
+433, 1001, 432, 502 (REACQUIRE)      on start: acquire again at once (same uid), up
+                                     to 3 resourceIds per attempt, then retried 3 s
+                                     later; on acquire: retried as above
 7 on start (ALREADY_RUNNING)         our start went through earlier: record its sid
 53 (NEW_UID)                         see "53" below
-other 4xx, bad answers (STOP)        ``ActionFailed`` with an alerting outcome
+other 4xx (2, 8, 109, 110, 1003,     ``ActionFailed`` with an alerting outcome. The
+1013, 401...), 404, bad answers      token is minted for each attempt, so 109/110 mean
+(STOP, NOT_FOUND, GONE)              a wrong certificate, clock or static token
 ==================================== ===============================================
+
+The runtime's retry policy bounds the ladder: ``AGORA_HANDLERS_MAX_ATTEMPTS`` (6) attempts
+and ``AGORA_HANDLERS_RETRY_BUDGET_S`` (120 s) per record, back-off 1 s doubling per failed
+attempt, +-20 % jitter, the action's delay being a floor. With the defaults, starts that
+keep failing are retried after about 3, 6, 9, 8 and 16 s (a second resourceId from the
+4th attempt) and the event is then dead-lettered: that is not a give-up. The registry
+keeps the ``restarting`` note, and ``agora-events dlq replay`` resumes the same attempt
+(same uid, the noted resourceIds).
 
 **Exactly one restart per failure.** The failure identity is (cname, failed sid), the
 state key ``failure/["<cname>","<sid>"]``. It is written together with the new registry
@@ -56,6 +71,8 @@ contract), so:
 - *Bounded*: at most ``restart.max_restarts`` per channel per ``restart.window_s``
   (restart times kept in the state key ``channel/["<cname>"]``); beyond that the failure
   is marked ``gave_up`` with an alerting outcome and the registry status ``gave_up``.
+  Every give-up (this one, and each ``failed`` outcome) counts in
+  ``agora_restart_gave_up_total`` by reason (:mod:`handlers.recording.metrics`).
 
 "53" in detail: Agora's generic advice is "use another uid", but our uid is deterministic
 per failure, so 53 means our own earlier start runs. ``run`` looks for it as above and
@@ -131,7 +148,9 @@ REACQUIRE_AFTER_S = 240.0
 """A resourceId lives 5 minutes; older than this, a retried start acquires a new one."""
 START_FAILURES_BEFORE_REACQUIRE = 3
 START_BACKOFF_S = (3.0, 6.0, 9.0)
-"""Agora's back-off between retries of the same start."""
+"""Agora's back-off between retries of the same start: the least delay asked of the
+runtime after the 1st, 2nd and 3rd failed start on one resourceId (its own back-off may
+be longer)."""
 MAX_ACQUIRES_PER_RUN = 3
 CONFLICT_LOOKUPS = 3
 """Tries at finding our own task after a 53 before concluding the uid is someone else's."""

@@ -1,5 +1,7 @@
-"""``run`` against the fake Agora server: the happy path, every rung of Agora's retry
-ladder, crashes between acquire and start, confirmation by query, and giving up."""
+"""``run`` against the fake Agora server: the happy path, the ladder's resourceId rules,
+crashes between acquire and start, concurrent attempts, confirmation by query, and giving
+up (the cap). Agora's error codes one by one: test_error_codes.py; the delays under the
+runtime's retry policy: test_backoff.py."""
 
 from __future__ import annotations
 
@@ -13,11 +15,7 @@ import pytest
 from support.fake_agora import (
     FakeAgora,
     Fault,
-    agora_error,
-    bad_gateway,
     disconnect,
-    no_worker_502,
-    rate_limited,
     response_timeout_65,
     upstream_timeout_62,
 )
@@ -33,6 +31,7 @@ from support.restart_env import (
     decide,
     exit_event,
     failed_session,
+    gave_up_counts,
     live_tasks,
     make_action,
     received,
@@ -166,28 +165,6 @@ def test_a_fresh_token_is_sent_when_a_certificate_is_configured(fake_agora: Fake
     assert "token" not in stored.client_request
 
 
-@pytest.mark.parametrize("fault", [upstream_timeout_62("start"), response_timeout_65(),
-                                   bad_gateway(), rate_limited(), disconnect()],
-                         ids=["62", "65", "502-gateway", "429", "no-answer"])
-def test_transient_start_errors_retry_the_same_resource(fake_agora: FakeAgora,
-                                                        fault: Fault) -> None:
-    record, sessions = failed_session(fake_agora)
-    state = MemoryState()
-    action = make_action(fake_agora, sessions)
-    command = decide(action, record, state)
-    fake_agora.fail_next("start", fault)
-    with pytest.raises(TransientError) as caught:
-        action.run(command)
-    assert caught.value.retry_after_s is not None
-    assert caught.value.retry_after_s >= 3.0
-    commit(action.run(command), state, sessions)
-    starts = calls_after_setup(fake_agora, "start")
-    assert len(calls_after_setup(fake_agora, "acquire")) == 1
-    assert len(starts) == 2
-    assert starts[0].path == starts[1].path  # the same resourceId
-    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
-
-
 def test_a_start_that_went_through_unanswered_is_found_not_repeated(
     fake_agora: FakeAgora,
 ) -> None:
@@ -237,42 +214,6 @@ def test_a_retry_after_four_minutes_acquires_again_and_finds_its_own_task(
     commit(action.run(command), state, sessions)
     assert len(calls_after_setup(fake_agora, "acquire")) == 2
     assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
-
-
-@pytest.mark.parametrize("fault", [agora_error(400, 433, "resource expired"),
-                                   agora_error(400, 1001, "cannot parse"), no_worker_502()],
-                         ids=["433", "1001", "502"])
-def test_an_unusable_resource_is_acquired_again_at_once(fake_agora: FakeAgora,
-                                                        fault: Fault) -> None:
-    record, sessions = failed_session(fake_agora)
-    state = MemoryState()
-    action = make_action(fake_agora, sessions)
-    fake_agora.fail_next("start", fault)
-    outcomes = commit(action.run(decide(action, record, state)), state, sessions)
-    assert outcomes[0]["outcome"] == "restarted"
-    acquires = calls_after_setup(fake_agora, "acquire")
-    assert [c.body["uid"] for c in acquires] == [BACKUP_UID, BACKUP_UID]
-    assert len(live_tasks(fake_agora, BACKUP_UID)) == 1
-
-
-@pytest.mark.parametrize("fault", [agora_error(400, 2, "invalid parameter"),
-                                   agora_error(400, 110, "token invalid")],
-                         ids=["2", "110"])
-def test_other_client_errors_fail_with_an_alert(fake_agora: FakeAgora, fault: Fault) -> None:
-    record, sessions = failed_session(fake_agora)
-    state = MemoryState()
-    action = make_action(fake_agora, sessions)
-    fake_agora.fail_next("start", fault)
-    with pytest.raises(ActionFailed) as caught:
-        action.run(decide(action, record, state))
-    outcomes = commit(caught.value.effects, state, sessions)
-    assert [(o["outcome"], o["alert"]) for o in outcomes] == [("failed", True)]
-    assert f"code {fault.body['code']}" in outcomes[0]["error"]  # type: ignore[index]
-    stored = sessions.record("class-1")
-    assert stored is not None
-    assert (stored.status, stored.pending) == ("failed", None)
-    assert action.decide(exit_event(sid=str(record.sid)), state) is None  # no storm
-    assert live_tasks(fake_agora, BACKUP_UID) == []
 
 
 def test_a_crash_between_acquire_and_start_resumes_with_the_same_uid_and_resource(
@@ -349,6 +290,7 @@ def test_53_for_a_task_that_cannot_be_identified_alerts_and_never_records_twice(
     assert live_tasks(fake_agora, BACKUP_UID) == [foreign.sid]
     assert live_tasks(fake_agora, UID) == []
     assert {c.body["uid"] for c in calls_after_setup(fake_agora, "start")[1:]} == {BACKUP_UID}
+    assert gave_up_counts(action) == {"uid_conflict": 1.0}
 
 
 def test_a_concurrent_attempt_noted_in_the_registry_is_found_not_doubled(
@@ -404,6 +346,39 @@ def test_over_the_cap_only_an_alert_is_emitted(fake_agora: FakeAgora) -> None:
     assert stored.status == "gave_up"
     assert len(calls_after_setup(fake_agora, "acquire")) == 0
     assert action.decide(exit_event(sid=str(record.sid)), state) is None  # alerted once
+    assert gave_up_counts(action) == {"max_restarts": 1.0}
+
+
+def test_the_cap_counts_the_channels_restarts_across_tasks_within_the_window(
+    fake_agora: FakeAgora,
+) -> None:
+    sessions = MemorySessions(start_session(fake_agora))
+    state = MemoryState()
+    action = make_action(fake_agora, sessions, rules=RestartRules(max_restarts=2, window_s=600))
+    outcomes = []
+    for _ in range(3):  # the original task, then each replacement, dies 100 s later
+        current = sessions.record("class-1")
+        assert current is not None
+        fake_agora.end_session(str(current.sid))
+        command = action.decide(exit_event(sid=str(current.sid), uid=current.uid,
+                                           at_ms=clock_ms(action)), state)
+        assert command is not None
+        outcomes += commit(action.run(command), state, sessions)
+        clock(fake_agora).advance(100)
+    assert [o["outcome"] for o in outcomes] == ["restarted", "restarted", "gave_up"]
+    assert fake_agora.running() == []
+    assert gave_up_counts(action) == {"max_restarts": 1.0}
+
+    # Started again by hand after the window: its failure is restarted again.
+    clock(fake_agora).advance(600)
+    manual = start_session(fake_agora)
+    sessions.put(manual)
+    fake_agora.end_session(str(manual.sid))
+    command = action.decide(exit_event(sid=str(manual.sid), at_ms=clock_ms(action)), state)
+    assert isinstance(command, RestartCommand)
+    assert command.recent_restarts_ms == ()
+    assert [o["outcome"] for o in commit(action.run(command), state, sessions)] == ["restarted"]
+    assert len(fake_agora.running()) == 1
 
 
 def test_a_live_task_needs_no_restart(fake_agora: FakeAgora) -> None:
@@ -483,6 +458,7 @@ def test_a_missing_secret_fails_before_anything_is_sent(fake_agora: FakeAgora) -
     assert "S3_SECRET is not set" in str(caught.value)
     assert "AKIA" not in str(caught.value)
     assert len(calls_after_setup(fake_agora, "acquire")) == 0
+    assert gave_up_counts(action) == {"invalid_request": 1.0}
 
 
 def test_an_invalid_request_fails_before_anything_is_sent(fake_agora: FakeAgora) -> None:
@@ -498,6 +474,7 @@ def test_an_invalid_request_fails_before_anything_is_sent(fake_agora: FakeAgora)
     assert "clientRequest.storageConfig.fileNamePrefix[0]" in str(caught.value)
     assert "storage-secret-value" not in str(caught.value)
     assert len(calls_after_setup(fake_agora, "acquire")) == 0
+    assert gave_up_counts(action) == {"invalid_request": 1.0}
 
 
 def test_nothing_is_started_while_the_restart_cannot_be_recorded(fake_agora: FakeAgora) -> None:

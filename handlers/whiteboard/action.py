@@ -6,12 +6,19 @@ NCS's redundant channel sends the same event with different noticeIds. Each trig
 handled, is written to the handler's state in the same transaction as the output, so a
 duplicate notice finds it and ``decide`` returns ``None``. Permanent failures are recorded
 too, so duplicates of a failed trigger do not cause a storm of failing calls.
+
+A crash between the call and that transaction must not capture twice either: the answer
+is saved as a note (``note/capture/...``, :mod:`handlers.runtime.notes`) as soon as it
+arrives, and the next attempt publishes the noted answer instead of calling; the
+transaction that publishes it deletes the note. Only a crash while the call itself is in
+flight (no answer yet) leads to a second call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +33,7 @@ from handlers.base import (
     TransientError,
 )
 from handlers.config import WhiteboardLink, WhiteboardRules
+from handlers.runtime.notes import Notes, StateNotes
 from handlers.settings import HandlerSettings
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardApi, WhiteboardError
 from handlers.whiteboard.models import (
@@ -33,6 +41,7 @@ from handlers.whiteboard.models import (
     InvalidCaptureRequest,
     InvalidLink,
     RoomLink,
+    Screenshot,
     link_from_session,
     room_link,
 )
@@ -45,6 +54,8 @@ log = logging.getLogger(__name__)
 ACTION_NAME = "whiteboard"
 # The runtime namespaces state keys by action ("whiteboard/capture/..." on the topic).
 TRIGGER_STATE_PREFIX = "capture/"
+NOTE_STATE_PREFIX = "note/"
+_ANSWERS_KEPT = 1000
 
 LinksLookup = Callable[[str], RoomLink | None]
 """Returns the session registry's link for a cname (see ``link_from_session``), or None.
@@ -54,6 +65,21 @@ May raise ``InvalidLink`` for a malformed record; the rules file is then used in
 def trigger_key(cname: str, sid: str, event_type: int) -> str:
     """State key of one trigger. JSON keeps it unambiguous whatever the cname contains."""
     return TRIGGER_STATE_PREFIX + json.dumps([cname, sid, event_type], separators=(",", ":"))
+
+
+def note_key(trigger: str) -> str:
+    """State key of the noted answer of a trigger's call (see the module docstring)."""
+    return NOTE_STATE_PREFIX + trigger
+
+
+def _noted(note: Mapping[str, Any] | None) -> tuple[Screenshot, ...] | None:
+    if note is None:
+        return None
+    try:
+        return tuple(Screenshot.model_validate(s) for s in note["screenshots"])
+    except (KeyError, TypeError, ValueError):
+        log.warning("ignoring a malformed capture note")
+        return None
 
 
 def _iso(ms: int) -> str:
@@ -100,8 +126,12 @@ class WhiteboardCaptureAction:
         default_region: str,
         links_lookup: LinksLookup = _no_registry,
         clock: Clock | None = None,
+        notes: Notes | None = None,
     ) -> None:
         self._api = api
+        self._notes = notes
+        # Answers not yet published, for a retry in this process (an aborted transaction).
+        self._answers: OrderedDict[str, tuple[Screenshot, ...]] = OrderedDict()
         self._rules = [(rule, _rule_link(rule, i)) for i, rule in enumerate(rules.links)]
         self._topics = topics
         self._default_region = default_region
@@ -149,23 +179,15 @@ class WhiteboardCaptureAction:
             height=link.height,
             region=link.region or self._default_region,
             trigger_key=key,
+            noted=_noted(state.get(note_key(key))),
         )
 
     def run(self, command: CaptureCommand) -> Effects:
-        try:
-            shots = self._api.screenshot_list(
-                command.room_uuid,
-                path=command.path,
-                width=command.width,
-                height=command.height,
-                region=command.region,
-            )
-        except WhiteboardError as exc:
-            if exc.retryable:
-                raise TransientError(str(exc), retry_after_s=exc.retry_after_s) from exc
-            raise ActionFailed(str(exc), self._failure(command, exc.message, exc.status)) from exc
-        except InvalidCaptureRequest as exc:
-            raise ActionFailed(str(exc), self._failure(command, str(exc), None)) from exc
+        shots = command.noted
+        if shots is None:
+            shots = self._answers.get(command.trigger_key)
+        if shots is None:
+            shots = self._capture(command)
         now = _iso(self._clock.now_ms())
         value: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -180,17 +202,49 @@ class WhiteboardCaptureAction:
         }
         log.info("whiteboard captured",
                  extra={"cname": command.cname, "sid": command.sid, "count": len(shots)})
+        state: dict[str, Mapping[str, Any] | None] = {
+            command.trigger_key: {
+                "status": "captured",
+                "noticeId": command.notice_id,
+                "at": now,
+                "screenshots": len(shots),
+            }
+        }
+        if self._notes is not None or command.noted is not None:
+            state[note_key(command.trigger_key)] = None  # published now: the note is done
         return Effects(
-            outputs=(self._output(self._topics.screenshots, command, value),),
-            state={
-                command.trigger_key: {
-                    "status": "captured",
-                    "noticeId": command.notice_id,
-                    "at": now,
-                    "screenshots": len(shots),
-                }
-            },
+            outputs=(self._output(self._topics.screenshots, command, value),), state=state
         )
+
+    def _capture(self, command: CaptureCommand) -> tuple[Screenshot, ...]:
+        """One screenshot-list call; its answer is noted before anything else happens."""
+        try:
+            shots = tuple(self._api.screenshot_list(
+                command.room_uuid,
+                path=command.path,
+                width=command.width,
+                height=command.height,
+                region=command.region,
+            ))
+        except WhiteboardError as exc:
+            if exc.retryable:
+                raise TransientError(str(exc), retry_after_s=exc.retry_after_s) from exc
+            raise ActionFailed(str(exc), self._failure(command, exc.message, exc.status)) from exc
+        except InvalidCaptureRequest as exc:
+            raise ActionFailed(str(exc), self._failure(command, str(exc), None)) from exc
+        self._answers[command.trigger_key] = shots
+        while len(self._answers) > _ANSWERS_KEPT:
+            self._answers.popitem(last=False)
+        if self._notes is not None:
+            try:
+                self._notes.save(note_key(command.trigger_key), {
+                    "screenshots": [shot.model_dump() for shot in shots],
+                    "noticeId": command.notice_id, "at": _iso(self._clock.now_ms())})
+            except Exception as exc:  # noqa: BLE001 - the answer is in hand: publish it
+                log.warning("could not note the capture (%s); a crash before it is "
+                            "published would capture again", type(exc).__name__,
+                            extra={"cname": command.cname, "sid": command.sid})
+        return shots
 
     def _failure(self, command: CaptureCommand, message: str, status: int | None) -> Effects:
         now = _iso(self._clock.now_ms())
@@ -249,4 +303,5 @@ def build_whiteboard_action(
         default_region=settings.whiteboard.region,
         links_lookup=links_lookup,
         clock=clock,
+        notes=StateNotes(settings.kafka.client_config(), settings.topics.state, ACTION_NAME),
     )

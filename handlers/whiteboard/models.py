@@ -207,3 +207,6 @@ class CaptureCommand:
     height: int
     region: str
     trigger_key: str
+    noted: tuple[Screenshot, ...] | None = None
+    """The answer of an earlier call for this trigger, saved before a crash: publish it
+    instead of calling again."""

@@ -1,0 +1,59 @@
+"""Notes: state entries an action writes *outside* the runner's transaction.
+
+The runner publishes an action's state updates in the transaction that commits the
+consumed offsets, so a crash before that commit forgets them and the record is handled
+again. That is right for everything ``run`` can redo, but not for the answer of a remote
+call that must not be made twice: an action saves that answer as a note right after the
+call (durable when :meth:`StateNotes.save` returns), and the state key of the note,
+``<action>/<key>`` on the state topic like any state entry, is visible to ``decide`` on
+the next attempt, after a crash or on another instance after a rebalance. The action
+deletes the note (``None`` in ``Effects.state``) in the transaction that publishes what
+the answer produced.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+
+class Notes(Protocol):
+    """Saves a note durably (raises when it could not be saved)."""
+
+    def save(self, key: str, value: Mapping[str, Any]) -> None: ...
+
+
+class StateNotes:
+    """Writes ``<action>/<key>`` entries to the state topic with an idempotent
+    ``acks=all`` producer (created on first use); ``save`` returns once acknowledged."""
+
+    def __init__(self, client_config: Mapping[str, Any], topic: str, action: str,
+                 timeout_s: float = 10.0) -> None:
+        self._client_config = dict(client_config)
+        self._topic = topic
+        self._prefix = f"{action}/"  # the runner's namespace (StateStore)
+        self._timeout_s = timeout_s
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    def save(self, key: str, value: Mapping[str, Any]) -> None:
+        with self._lock:
+            if self._producer is None:
+                from kafka import KafkaProducer
+
+                self._producer = KafkaProducer(
+                    **self._client_config, acks="all", enable_idempotence=True, linger_ms=0,
+                    client_id=f"{self._prefix}notes",
+                )
+            producer = self._producer
+        payload = json.dumps(dict(value), separators=(",", ":"), sort_keys=True).encode()
+        producer.send(self._topic, key=(self._prefix + key).encode(),
+                      value=payload).get(timeout=self._timeout_s)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=self._timeout_s)
+                self._producer = None

@@ -16,8 +16,8 @@ class Advice(StrEnum):
     """The next step after a failed call."""
 
     RETRY_SAME = "retry_same"
-    """Transient (5xx, 429, codes 62/65, timeouts, network errors): repeat the same request
-    with back-off; after a few failures of ``start``, acquire again."""
+    """Transient (5xx, 429, codes 62/65/406, timeouts, network errors): repeat the same
+    request with back-off; after a few failures of ``start``, acquire again."""
     NEW_UID = "new_uid"
     """Code 53: another task already records this cname with this uid: acquire and start
     again with the other (backup) uid."""

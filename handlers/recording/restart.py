@@ -17,8 +17,8 @@ answer                               what ``run`` does
                                      acquired (same uid). On acquire: retried after
                                      the runtime's back-off (or ``Retry-After``)
 433, 1001, 432, 502 (REACQUIRE)      on start: acquire again at once (same uid), up
-                                     to 3 resourceIds per attempt, then retried 3 s
-                                     later; on acquire: retried as above
+                                     to 3 resourceIds per attempt, then retried (3 s
+                                     at least); on acquire: retried as above
 7 on start (ALREADY_RUNNING)         our start went through earlier: record its sid
 53 (NEW_UID)                         see "53" below
 other 4xx (2, 8, 109, 110, 1003,     ``ActionFailed`` with an alerting outcome. The

@@ -14,9 +14,12 @@ the answer produced.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Notes(Protocol):
@@ -27,7 +30,11 @@ class Notes(Protocol):
 
 class StateNotes:
     """Writes ``<action>/<key>`` entries to the state topic with an idempotent
-    ``acks=all`` producer (created on first use); ``save`` returns once acknowledged."""
+    ``acks=all`` producer; ``save`` returns once acknowledged.
+
+    The producer is created and connected in the background from the start: the first
+    save must not spend a connection set-up between a call and its note (a crash in that
+    window repeats the call)."""
 
     def __init__(self, client_config: Mapping[str, Any], topic: str, action: str,
                  timeout_s: float = 10.0) -> None:
@@ -37,23 +44,38 @@ class StateNotes:
         self._timeout_s = timeout_s
         self._producer: Any = None
         self._lock = threading.Lock()
+        threading.Thread(target=self._warm, name=f"{self._prefix}notes", daemon=True).start()
 
     def save(self, key: str, value: Mapping[str, Any]) -> None:
-        with self._lock:
-            if self._producer is None:
-                from kafka import KafkaProducer
-
-                self._producer = KafkaProducer(
-                    **self._client_config, acks="all", enable_idempotence=True, linger_ms=0,
-                    client_id=f"{self._prefix}notes",
-                )
-            producer = self._producer
         payload = json.dumps(dict(value), separators=(",", ":"), sort_keys=True).encode()
-        producer.send(self._topic, key=(self._prefix + key).encode(),
-                      value=payload).get(timeout=self._timeout_s)
+        self._connected().send(self._topic, key=(self._prefix + key).encode(),
+                               value=payload).get(timeout=self._timeout_s)
 
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
                 self._producer.close(timeout=self._timeout_s)
                 self._producer = None
+
+    def _connected(self) -> Any:
+        with self._lock:
+            if self._producer is None:
+                from kafka import KafkaProducer
+
+                producer = KafkaProducer(
+                    **self._client_config, acks="all", enable_idempotence=True, linger_ms=0,
+                    client_id=f"{self._prefix}notes",
+                )
+                try:
+                    producer.partitions_for(self._topic)  # metadata now, not at the first save
+                except BaseException:
+                    producer.close(timeout=0)
+                    raise
+                self._producer = producer
+            return self._producer
+
+    def _warm(self) -> None:
+        try:
+            self._connected()
+        except Exception:  # the first save tries again and raises
+            log.warning("cannot connect the notes producer yet", exc_info=True)

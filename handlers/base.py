@@ -68,6 +68,10 @@ class Effects:
 
     outputs: tuple[Output, ...] = ()
     state: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    commit_now: bool = False
+    """``run`` did something outside Kafka that a redo would repeat (e.g. sent an alert):
+    the runtime commits right after this record rather than at the end of its batch, so
+    a crash repeats at most the record in hand."""
 
 
 class StateView(Protocol):
@@ -114,6 +118,10 @@ class Action(Protocol, Generic[CommandT]):
     group consumes besides the events topic. Their records reach ``decide`` as
     :class:`RawRecord` (same ordering, retries, DLQ and commits); records that carry the
     header ``action`` equal to this action's name (its own outcomes) are skipped.
+
+    Optional attribute ``decide_each_attempt: bool`` (default false: a retry runs the first
+    decision again): decide anew before every attempt, for actions whose decisions read
+    state that records of another input may change while a record waits for its retry.
     """
 
     name: str

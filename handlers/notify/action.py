@@ -19,6 +19,11 @@ partial failure (two sinks, one answered 500) only the sinks that failed are cal
 A sink that failed for good is not retried either; ``run`` then raises ``ActionFailed``
 carrying everything else, so the records and the incident state are still published. The
 state records where each trigger was delivered, and resolves go to those sinks only.
+
+Across crashes: a record that sent alerts asks the runtime to commit at once
+(``Effects.commit_now``), so a crash repeats at most the deliveries of the record in hand,
+with the same ``webhook-id`` and ``dedup_key``. Every attempt decides again
+(``decide_each_attempt``) against the channel's current state.
 """
 
 from __future__ import annotations
@@ -121,6 +126,10 @@ class NotifyAction:
     name = ACTION_NAME
     extra_inputs = ("actions",)
     """Fields of :class:`TopicNames` consumed besides ``events``."""
+    decide_each_attempt = True
+    """A channel's records on the two inputs are ordered separately: while one waits for
+    a retry, a record of the other input may change the channel's alert state, and the
+    retry must plan against that (the ledger keeps deliveries already made)."""
 
     def __init__(
         self,
@@ -281,7 +290,9 @@ class NotifyAction:
                        "noticeId": command.notice_id, "records": len(command.records),
                        "alerts": len(report)},
             )
-        effects = Effects(outputs=tuple(outputs), state=state)
+        # Alerts went out: commit now, so a crash cannot send them again after a later
+        # transition (a trigger repeated after its resolve opens a new PagerDuty incident).
+        effects = Effects(outputs=tuple(outputs), state=state, commit_now=bool(report))
         if permanent:
             raise ActionFailed("; ".join(permanent), effects)
         return effects

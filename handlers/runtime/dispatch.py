@@ -134,12 +134,13 @@ def work_from_record(
 
 
 def attempt(action: Action[Any], work: Work, state: StateView) -> Result:
-    """Decide (unless an earlier attempt already did) and run the command once."""
+    """Decide (unless an earlier attempt already did and the action keeps decisions) and
+    run the command once."""
     event: Any = work.received if work.received is not None else work.raw_input
     if event is None:
         return Invalid(work.parse_error or "InvalidEvent: the record could not be decoded")
     work.attempts += 1
-    if not work.decided:
+    if not work.decided or getattr(action, "decide_each_attempt", False):
         try:
             command = action.decide(event, state)
         except InvalidEvent as exc:

@@ -21,10 +21,11 @@ Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outc
 - Before dead-lettering, the bad-deploy guard is asked; when it trips, the record stays
   uncommitted and the runner stops with :attr:`RunnerExit.GUARD_TRIPPED`.
 
-Finished work is committed before every poll. A rebalance keeps the queued and parked
-records of partitions this instance gets back and forgets the others' (their new owner
-reads them again from the committed offset, with fresh retry counts). See
-:mod:`handlers.runtime.rebalance`.
+Finished work is committed before every poll, and at once after a record whose effects
+say ``commit_now`` (something outside Kafka happened that a redo would repeat). A
+rebalance keeps the queued and parked records of partitions this instance gets back and
+forgets the others' (their new owner reads them again from the committed offset, with
+fresh retry counts). See :mod:`handlers.runtime.rebalance`.
 """
 
 from __future__ import annotations
@@ -330,6 +331,8 @@ class ActionRunner:
                 else:
                     self._metrics.outcomes.labels(action=self.name, outcome="ignored").inc()
                 self._finish(key, work)
+                if result.effects.commit_now:
+                    self._flush()  # a crash from here on cannot repeat what run just did
                 if result.kind == "failed":
                     log.warning(
                         "action failed: %s", result.error, extra=work.log_context

@@ -17,6 +17,7 @@ from handlers.config import ConfigError, parse_rules
 from handlers.notify.action import NotifyAction, NotifyCommand, build_notify_action
 from handlers.notify.sinks import SinkConfigError
 from handlers.registry import ActionContext, default_registry
+from handlers.runtime.dispatch import Handled, Transient, attempt, work_from_record
 from handlers.settings import HandlerSettings
 from webhook.clock import SystemClock
 from webhook.settings import TopicNames
@@ -386,6 +387,41 @@ def test_permanent_and_transient_together_retry_only_the_transient(
     assert len(fake_sinks.deliveries("pd")) == 1
 
 
+def test_records_that_sent_alerts_ask_for_an_immediate_commit(
+    harness: Harness, make_notice: Notice
+) -> None:
+    files_only = harness.handle(make_notice(31, uploaded(MP4), sendts=T0 - 1))
+    alerted = harness.handle(make_notice(1, FATAL, sendts=T0))
+    assert files_only is not None
+    assert alerted is not None
+    assert files_only.commit_now is False
+    assert alerted.commit_now is True
+
+
+def test_a_retry_plans_against_the_state_another_input_changed_meanwhile(
+    harness: Harness, fake_sinks: FakeSinks, make_body: Callable[..., bytes],
+    make_action_record: Callable[..., Any],
+) -> None:
+    """The runtime decides each attempt again (``decide_each_attempt``): a callback waiting
+    for pd must not write back the channel state it read before an outcome record of the
+    same channel opened another incident."""
+    body = make_body(1, FATAL, sendts=T0)
+    work = work_from_record("notify", TOPICS.events, 0, 5, CNAME.encode(), body, ())
+    fake_sinks.script("pd", 503)
+    assert isinstance(attempt(harness.action, work, harness.state), Transient)
+    harness.handle(make_action_record(
+        {"handler": "whiteboard", "action": "screenshot-list", "outcome": "failed",
+         "alert": True, "cname": CNAME, "at": T0 + 1}))
+
+    result = attempt(harness.action, work, harness.state)
+    assert isinstance(result, Handled)
+    harness.state.apply(result.effects)
+    incidents = harness.state.entries[f"alerts/{CNAME}"]["incidents"]
+    assert sorted(i["rule"] for i in incidents.values()) == ["fatal-error", "whiteboard-failed"]
+    assert len(fake_sinks.deliveries("ops")) == 2  # one trigger per incident, ops not resent
+    assert len(fake_sinks.deliveries("pd")) == 1
+
+
 # --- action records ------------------------------------------------------------------------
 
 
@@ -507,6 +543,7 @@ def test_the_action_fits_the_runtime_contract(env: dict[str, str]) -> None:
     contract: Action[NotifyCommand] = action  # mypy checks the protocol here
     assert contract.name == "notify"
     assert action.extra_inputs == ("actions",)
+    assert action.decide_each_attempt is True
     action.close()
 
 

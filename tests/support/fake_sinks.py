@@ -17,7 +17,13 @@ format the way the real receiver would, and records every attempt.
   ``dedup_key`` in the answer; 400 ``invalid event`` with ``errors`` otherwise.
 
 Endpoints can be scripted to answer given statuses first (``script``) or always
-(``fail_always``); scripted answers are recorded like any other attempt.
+(``fail_always``), or to answer slowly (``slow``, standing for a remote's latency);
+scripted answers are recorded like any other attempt.
+
+What a receiver makes of the deliveries (``receiver_view``): a Standard Webhooks receiver
+drops a repeated ``webhook-id``; PagerDuty merges a trigger into the open incident of its
+``dedup_key`` and ignores a resolve of a resolved one, but opens a new incident for a
+trigger that follows a resolve.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class Attempt:
     body: bytes
     status: int
     problems: tuple[str, ...]
+    delay_s: float = 0.0
 
     @property
     def json(self) -> Any:
@@ -70,6 +77,7 @@ class _Endpoint:
     token: str = ""
     script: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
     always: int | None = None
+    delay_s: float = 0.0
 
 
 def verify_standard_webhook(
@@ -244,6 +252,11 @@ class FakeSinks:
         with self._lock:
             self._endpoints[name].always = status
 
+    def slow(self, name: str, delay_s: float) -> None:
+        """Answer every request to ``name`` after ``delay_s`` (the request is recorded first)."""
+        with self._lock:
+            self._endpoints[name].delay_s = delay_s
+
     def heal(self, name: str) -> None:
         with self._lock:
             self._endpoints[name].always = None
@@ -258,6 +271,36 @@ class FakeSinks:
     def deliveries(self, name: str | None = None) -> list[Attempt]:
         """Attempts that were accepted (2xx)."""
         return [a for a in self.attempts(name) if a.accepted]
+
+    def receiver_view(self, name: str) -> list[Attempt]:
+        """Accepted deliveries the receiver acts on, in arrival order (see the module doc).
+
+        Webhook: the first delivery of each ``webhook-id``. PagerDuty: a trigger while its
+        ``dedup_key`` has no open incident, a resolve while it has one. Slack has no
+        idempotency key: every delivery counts.
+        """
+        seen: set[str] = set()
+        open_keys: set[str] = set()
+        acted: list[Attempt] = []
+        for attempt in self.deliveries(name):
+            if attempt.kind == "webhook":
+                message_id = attempt.headers.get("webhook-id", "")
+                if message_id in seen:
+                    continue
+                seen.add(message_id)
+            elif attempt.kind == "pagerduty":
+                event = attempt.json
+                key, action = event.get("dedup_key"), event.get("event_action")
+                if action == "trigger":
+                    if key in open_keys:
+                        continue
+                    open_keys.add(key)
+                elif action == "resolve":
+                    if key not in open_keys:
+                        continue
+                    open_keys.discard(key)
+            acted.append(attempt)
+        return acted
 
     def raw_traffic(self) -> bytes:
         """Every body received, for checking what left the process."""
@@ -293,6 +336,7 @@ class FakeSinks:
         with self._lock:
             scripted = endpoint.script.popleft() if endpoint.script else None
             always = endpoint.always
+            delay_s = endpoint.delay_s
         extra: dict[str, str] = {}
         if scripted is not None:
             status, extra = scripted
@@ -319,7 +363,7 @@ class FakeSinks:
             answer = json.dumps(
                 {"status": "success", "message": "Event processed", "dedup_key": dedup}
             ).encode()
-        attempt = Attempt(name, kind, headers, body, status, tuple(problems))
+        attempt = Attempt(name, kind, headers, body, status, tuple(problems), delay_s)
         return status, extra, answer, attempt
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -334,6 +378,8 @@ class FakeSinks:
                 if attempt is not None:
                     with fake._lock:
                         fake._attempts.append(attempt)
+                    if attempt.delay_s:
+                        time.sleep(attempt.delay_s)  # a slow remote: the sender waits
                 self.send_response(status)
                 for key, value in extra.items():
                     self.send_header(key, value)

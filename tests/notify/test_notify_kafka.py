@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaProducer
 from support.fake_sinks import FakeSinks
 from support.kafka_broker import consume_all
-from support.runtime_helpers import fast_config, running, unique_topics, wait_until
+from support.runtime_helpers import fast_config, read_to_end, running, unique_topics, wait_until
 
 from handlers.config import parse_rules
 from handlers.notify.action import NotifyAction
@@ -112,13 +112,18 @@ def test_notify_under_the_runner(
     action.close()
 
     assert run.sample("agora_handler_outcomes_total", action="notify", outcome="ok") == 3
-    assert [a.json["event_action"] for a in fake_sinks.deliveries("pd")] == ["trigger", "resolve"]
+    pages = fake_sinks.deliveries("pd")
+    assert [a.json["event_action"] for a in pages] == ["trigger", "resolve"]
+    assert all(p.problems == () for p in fake_sinks.attempts("pd"))  # Events v2 bodies
+    assert {p.json["routing_key"] for p in pages} == {PD_KEY}
+    assert pages[1].json["dedup_key"] == pages[0].json["dedup_key"]
     assert len(fake_sinks.attempts("pd")) == 3
     hooks = fake_sinks.deliveries("ops")
     assert [h.json["type"] for h in hooks] == ["agora.alert.triggered", "agora.alert.resolved"]
-    assert all(h.problems == () for h in hooks)
+    assert all(h.problems == () for h in hooks)  # signature and timestamp verified
+    assert all(h.headers["webhook-signature"].startswith("v1,") for h in hooks)
 
-    files = consume_all(kafka_bootstrap, names.files, expected=3, timeout_s=5)
+    files = read_to_end(kafka_bootstrap, names.files)
     assert sorted(json.loads(r.value)["fileName"] for r in files) == sorted([mp4, m3u8])
     assert {r.key for r in files} == {CNAME.encode()}
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
-.PHONY: install run test lint unit faults bench clean
+.PHONY: install run test lint unit faults bench soak clean
 
 include docker/kafka.mk
 
@@ -38,6 +38,10 @@ faults: install kafka-fetch
 
 bench: install kafka-fetch
 	$(BIN)/python bench/ingest.py
+
+## soak: webhook + handlers at 50 callbacks/s for 10 min, RSS over time (SOAK_ARGS="--minutes 2")
+soak: install kafka-fetch
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,594 @@
+"""Soak: the real webhook and handlers under a steady callback rate, and their memory.
+
+    python bench/soak.py [--minutes 10] [--rate 50] [--sample-s 5] [--no-fakes]
+
+Starts everything on 127.0.0.1 (free ports) and stops it at the end:
+
+- a single-node broker (docker/kafka_local.py) unless KAFKA_BOOTSTRAP_SERVERS is set;
+- fresh topics named ``soak-<tag>.*`` (``agora-events topics create``);
+- the fake Cloud Recording, whiteboard and alert-sink servers of tests/support, in this
+  process (``--no-fakes``: none, and only ``notify`` runs, without alert rules);
+- ``agora-events webhook`` (gunicorn) and ``agora-events handlers`` (``notify``, plus
+  ``restart`` and ``whiteboard`` against the fakes) as subprocesses.
+
+Then posts signed callbacks at ``--rate`` per second for ``--minutes``: whole recordings
+(``webhook.samples.lifecycle``: started, slices, uploads, exit), interleaved so that each
+recording's callbacks are about a second apart, one recording in ten ending with
+``session_exit`` status 1 (a restart, an alert; every exit also triggers a whiteboard
+capture). Every ``--sample-s`` it reads VmRSS from /proc of the gunicorn master, its workers
+and the handlers process.
+
+Prints the answers by status, the records on each topic, the handlers' outcomes, the calls
+the fakes got, RSS at start, after 1 minute, at the end and the maximum, the RSS slope over
+the second half (least squares, MiB per minute) and one verdict line per process: "memory
+flat" when the second-half growth (slope x duration) is below ``--flat-mib``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from webhook.samples import encode, lifecycle
+from webhook.settings import TopicNames
+from webhook.signature import signature_headers
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = Path(sys.executable).with_name("agora-events")
+SECRET = "soak-secret"
+RECORDER_UID = "900001"
+FAIL_EVERY = 10  # one recording in ten dies (session_exit 1)
+MIB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def broker(tmp: Path) -> Iterator[tuple[str, str]]:
+    """(bootstrap, where it came from)."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given, "given"
+        return
+    script = [sys.executable, str(ROOT / "docker" / "kafka_local.py")]
+    out = subprocess.run(
+        [*script, "up", "--port", "0", "--dir", str(tmp / "kafka"), "--json"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    info = json.loads(out.strip().splitlines()[-1])
+    try:
+        yield info["bootstrap"], "started by this script"
+    finally:
+        subprocess.run([*script, "down", "--dir", str(tmp / "kafka")], check=False,
+                       capture_output=True)
+
+
+@contextmanager
+def service(argv: list[str], env: dict[str, str], log: Path, health_url: str
+            ) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess in its own session, ready once ``health_url`` answers 200; SIGTERM to
+    its whole process group at the end."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(health_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[1]} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB (0 once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in text:
+            found.append(int(status.parent.name))
+    return sorted(found)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- the fakes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Fakes:
+    agora: Any
+    whiteboard: Any
+    sinks: Any
+    env: dict[str, str]
+
+
+RULES = """\
+[[recording.profiles]]
+name = "soak"
+cnames = ["soak-*"]
+mode = "individual"
+uid = "900001"
+backup_uid = "900002"
+[recording.profiles.client_request]
+recordingConfig = {{ channelType = 0, streamTypes = 2, subscribeUidGroup = 0, maxIdleTime = 300 }}
+recordingFileConfig = {{ avFileType = ["hls"] }}
+storageConfig = {{ vendor = 1, region = 0, bucket = "rec", accessKey = "${{S3_KEY}}", secretKey = "${{S3_SECRET}}", fileNamePrefix = ["rec"] }}
+
+[reconciler]
+interval_s = 0
+
+[[whiteboard.links]]
+cnames = ["soak-*"]
+room_uuid = "{room}"
+region = "us-sv"
+on_events = [11]
+
+[[alerts.sinks]]
+name = "ops"
+kind = "webhook"
+url = "{sink_url}"
+secret = "${{SOAK_SINK_SECRET}}"
+
+[[alerts.rules]]
+name = "recording-died"
+events = [11]
+where = {{ exitStatus = 1 }}
+sinks = ["ops"]
+
+[[alerts.rules]]
+name = "restart-gave-up"
+outcomes = ["restart gave up"]
+sinks = ["ops"]
+"""
+
+
+@contextmanager
+def fakes(tmp: Path) -> Iterator[Fakes]:
+    # The fakes live with the tests (they import pytest, a dev dependency of the venv).
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.fake_agora import FakeAgora
+    from support.fake_sinks import FakeSinks
+    from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
+
+    from webhook.clock import SystemClock
+
+    room = uuid.uuid4().hex
+    sink_secret = "soak-sink-secret"
+    with ExitStack() as stack:
+        agora = stack.enter_context(FakeAgora(clock=SystemClock()))
+        whiteboard = stack.enter_context(FakeWhiteboard())
+        whiteboard.add_room(room, region="us-sv")
+        sinks = stack.enter_context(FakeSinks())
+        rules = tmp / "rules.toml"
+        rules.write_text(RULES.format(room=room, sink_url=sinks.webhook_url("ops", sink_secret)))
+        env = {
+            "AGORA_EVENTS_CONFIG": str(rules),
+            "AGORA_APP_ID": agora.app_id,
+            "AGORA_CUSTOMER_ID": agora.customer_id,
+            "AGORA_CUSTOMER_SECRET": agora.customer_secret,
+            "AGORA_API_BASE": agora.base_url,
+            "WHITEBOARD_TOKEN": FAKE_TOKEN,
+            "WHITEBOARD_API_BASE": whiteboard.url,
+            "S3_KEY": "AKIASOAKEXAMPLE",
+            "S3_SECRET": "soak-storage-secret",
+            "SOAK_SINK_SECRET": sink_secret,
+        }
+        yield Fakes(agora, whiteboard, sinks, env)
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+def callbacks(tag: str, batch: int) -> Iterator[bytes]:
+    """Endless signed-callback bodies: ``batch`` recordings at a time, interleaved (event
+    k of each recording of the batch, then event k + 1...), each on its own channel."""
+    recording = 0
+    while True:
+        batch_events = []
+        for _ in range(batch):
+            sid = uuid.uuid4().hex
+            failed = recording % FAIL_EVERY == FAIL_EVERY - 1
+            batch_events.append(lifecycle(f"soak-{tag}-{recording}", sid, RECORDER_UID,
+                                          failed=failed))
+            recording += 1
+        for step in range(max(len(events) for events in batch_events)):
+            for events in batch_events:
+                if step < len(events):
+                    body = events[step]
+                    # notifyMs is when NCS sends it: now, not when the batch was built.
+                    body["notifyMs"] = time.time_ns() // 1_000_000
+                    yield encode(body)
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
+    max_lag_s: float = 0.0  # how far the sender fell behind its schedule
+    late: int = 0  # callbacks sent more than a second after their time
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def post_load(url: str, rate: float, seconds: float, tag: str) -> LoadResult:
+    """Open-loop load: a callback every 1/rate s whatever the answers, like NCS."""
+    result = LoadResult()
+    local = threading.local()
+
+    def post(body: bytes) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(timeout=10.0)
+        headers = {"Content-Type": "application/json", **signature_headers(body, SECRET)}
+        try:
+            answer = str(client.post(url, content=body, headers=headers).status_code)
+        except httpx.HTTPError as exc:
+            answer = type(exc).__name__
+        with result.lock:
+            result.answers[answer] += 1
+
+    interval = 1.0 / rate
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for index, body in enumerate(callbacks(tag, batch=max(1, int(rate)))):
+            due = start + index * interval
+            if due - start >= seconds:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                result.max_lag_s = max(result.max_lag_s, -delay)
+                result.late += delay < -1.0
+            pool.submit(post, body)
+            result.sent += 1
+    return result
+
+
+# --- sampling ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    t_s: float
+    master_kib: int
+    workers_kib: int
+    workers: int
+    handlers_kib: int
+
+
+class Sampler(threading.Thread):
+    def __init__(self, master: int, handlers: int, every_s: float) -> None:
+        super().__init__(daemon=True)
+        self.master, self.handlers, self.every_s = master, handlers, every_s
+        self.samples: list[Sample] = []
+        self.stop = threading.Event()
+        self.t0 = time.monotonic()
+        self.t0_wall = time.time()
+
+    def take(self) -> None:
+        workers = children(self.master)
+        self.samples.append(Sample(
+            time.monotonic() - self.t0, rss_kib(self.master),
+            sum(rss_kib(w) for w in workers), len(workers), rss_kib(self.handlers),
+        ))
+
+    def run(self) -> None:
+        while True:
+            self.take()
+            if self.stop.wait(self.every_s):
+                return
+
+
+def slope_mib_per_min(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, KiB) points, in MiB per minute."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
+    return cov / var * 60 / 1024
+
+
+# --- Kafka and metrics ---------------------------------------------------------------------------
+
+
+def committed_counts(bootstrap: str, topics: list[str], keys_of: str
+                     ) -> tuple[dict[str, int], dict[bytes, int]]:
+    """Records per topic as a read_committed consumer sees them (transaction markers and
+    aborted records left out), read to the end offsets of the moment; and the distinct keys
+    of topic ``keys_of`` with the time (ms) each was first written."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False, group_id=None)
+    try:
+        parts = [TopicPartition(t, p) for t in topics
+                 for p in sorted(consumer.partitions_for_topic(t) or [])]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        counts = dict.fromkeys(topics, 0)
+        keys: dict[bytes, int] = {}
+        deadline = time.monotonic() + 120
+        while any(consumer.position(p) < ends[p] for p in parts):
+            if time.monotonic() > deadline:
+                raise RuntimeError("could not read the topics to their end in 120 s")
+            for tp, records in consumer.poll(timeout_ms=500, max_records=5000).items():
+                counts[tp.topic] += len(records)
+                if tp.topic == keys_of:
+                    for r in records:
+                        if r.key is not None:
+                            keys[r.key] = min(r.timestamp, keys.get(r.key, r.timestamp))
+        return counts, keys
+    finally:
+        consumer.close()
+
+
+def handler_outcomes(url: str) -> Counter[str]:
+    """Outcomes by action from the handlers' /metrics."""
+    text = httpx.get(url, timeout=5).text
+    outcomes: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "agora_handler_outcomes_total":
+                outcomes[f"{s.labels['action']} {s.labels['outcome']}"] += int(s.value)
+    return outcomes
+
+
+def wait_caught_up(bootstrap: str, groups: list[str], topic: str, timeout_s: float
+                   ) -> tuple[bool, float]:
+    """Wait until every group committed the end of ``topic`` (an action commits an offset
+    once its record is handled); (caught up, seconds waited)."""
+    start = time.monotonic()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        ends = consumer.end_offsets(parts)
+        while time.monotonic() - start < timeout_s:
+            committed = admin.list_group_offsets(dict.fromkeys(groups, parts))
+            if all(p in committed.get(g, {}) and committed[g][p].offset >= ends[p]
+                   for g in groups for p in parts):
+                return True, time.monotonic() - start
+            time.sleep(0.5)
+        return False, time.monotonic() - start
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_quiet(bootstrap: str, topics: list[str], quiet_s: float, timeout_s: float) -> None:
+    """Wait until the end offsets of ``topics`` stay still for ``quiet_s``: the handlers
+    write every transaction there, so nothing moving means they are idle (notify also
+    reacts to the other actions' outcomes after the events are done)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        parts = [TopicPartition(t, p) for t in topics
+                 for p in consumer.partitions_for_topic(t) or []]
+        last = consumer.end_offsets(parts)
+        still_since = time.monotonic()
+        deadline = still_since + timeout_s
+        while time.monotonic() < deadline and time.monotonic() - still_since < quiet_s:
+            time.sleep(0.5)
+            now = consumer.end_offsets(parts)
+            if now != last:
+                last, still_since = now, time.monotonic()
+    finally:
+        consumer.close()
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def at(samples: list[Sample], t_s: float) -> Sample:
+    """The first sample at or after ``t_s`` (the last one if none)."""
+    return next((s for s in samples if s.t_s >= t_s), samples[-1])
+
+
+def memory_report(samples: list[Sample], seconds: float, flat_mib: float) -> list[str]:
+    series = {
+        "webhook master": [(s.t_s, s.master_kib) for s in samples],
+        f"webhook workers ({samples[-1].workers}, sum)": [(s.t_s, s.workers_kib)
+                                                         for s in samples],
+        "handlers": [(s.t_s, s.handlers_kib) for s in samples],
+    }
+    one_minute = at(samples, 60.0)
+    lines = [f"{'RSS MiB':<26}{'start':>8}{'1 min':>8}{'end':>8}{'max':>8}"
+             f"{'slope 2nd half MiB/min':>24}"]
+    verdicts = []
+    half = seconds / 2
+    for name, points in series.items():
+        values = [v for _, v in points]
+        minute_value = next(v for t, v in points if t == one_minute.t_s)
+        second_half = [(t, v) for t, v in points if t >= half]
+        slope = slope_mib_per_min(second_half)
+        growth = slope * (seconds - half) / 60
+        lines.append(f"{name:<26}{values[0] / 1024:8.1f}{minute_value / 1024:8.1f}"
+                     f"{values[-1] / 1024:8.1f}{max(values) / 1024:8.1f}{slope:24.2f}")
+        verdict = "memory flat" if growth < flat_mib else "memory grows"
+        verdicts.append(f"verdict {name}: {verdict} ({growth:+.1f} MiB over the second half "
+                        f"by the slope, threshold {flat_mib:.1f} MiB)")
+    return lines + verdicts
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="callbacks per second")
+    parser.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period")
+    parser.add_argument("--flat-mib", type=float, default=2.0,
+                        help="second-half growth below which memory counts as flat")
+    parser.add_argument("--no-fakes", action="store_true",
+                        help="notify only, without the fake servers of tests/support")
+    parser.add_argument("--log-level", default="INFO", help="webhook and handlers log level")
+    parser.add_argument("--keep-logs", type=Path, help="copy the process logs to this directory")
+    args = parser.parse_args()
+    seconds = args.minutes * 60
+    tag = uuid.uuid4().hex[:8]
+    names = TopicNames.model_validate({f: f"soak-{tag}.{f}" for f in TopicNames.model_fields})
+    topics_env = {f"AGORA_TOPIC_{k.upper()}": v for k, v in names.model_dump().items()}
+
+    with tempfile.TemporaryDirectory(prefix="agora-soak-") as tmpdir, ExitStack() as stack:
+        tmp = Path(tmpdir)
+        bootstrap, origin = stack.enter_context(broker(tmp))
+        base_env = {**os.environ, **topics_env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                    "AGORA_LOG_LEVEL": args.log_level}
+        subprocess.run([str(CLI), "topics", "create", "--partitions", "3"], env=base_env,
+                       check=True, capture_output=True)
+        fake = None if args.no_fakes else stack.enter_context(fakes(tmp))
+        actions = ["notify"] if fake is None else ["notify", "restart", "whiteboard"]
+
+        web_port, metrics_port = free_port(), free_port()
+        web_env = {**base_env, "AGORA_NCS_SECRET": SECRET,
+                   "PROMETHEUS_MULTIPROC_DIR": str(tmp / "webhook-metrics")}
+        webhook = stack.enter_context(service(
+            [str(CLI), "webhook", "--bind", f"127.0.0.1:{web_port}"], web_env,
+            tmp / "webhook.log", f"http://127.0.0.1:{web_port}/healthz"))
+        handlers_env = {**base_env, **(fake.env if fake else {}),
+                        "AGORA_HANDLERS_GROUP_PREFIX": f"soak-{tag}",
+                        "AGORA_HANDLERS_METRICS_PORT": str(metrics_port)}
+        handlers = stack.enter_context(service(
+            [str(CLI), "handlers", "--instance-id", f"soak-{tag}", "--metrics-host",
+             "127.0.0.1", *actions], handlers_env, tmp / "handlers.log",
+            f"http://127.0.0.1:{metrics_port}/healthz"))
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+        print(f"soak: {args.minutes:g} min at {args.rate:g} callbacks/s; {platform.machine()} "
+              f"{os.cpu_count()} cpus, Python {platform.python_version()}; broker {bootstrap} "
+              f"({origin}); handlers: {', '.join(actions)}"
+              f"{' against fake Agora, whiteboard and alert sink' if fake else ''}", flush=True)
+        cpu_before = {"webhook": cpu_seconds(webhook.pid), "handlers": cpu_seconds(handlers.pid)}
+        sampler = Sampler(webhook.pid, handlers.pid, args.sample_s)
+        sampler.start()
+        load = post_load(f"http://127.0.0.1:{web_port}/ncs", args.rate, seconds, tag)
+        sampler.stop.set()
+        sampler.join()
+        sampler.take()  # the end: every request answered
+        workers = children(webhook.pid)
+        cpu = {
+            "webhook": cpu_seconds(webhook.pid) + sum(cpu_seconds(w) for w in workers)
+            - cpu_before["webhook"],
+            "handlers": cpu_seconds(handlers.pid) - cpu_before["handlers"],
+        }
+        caught_up, waited = wait_caught_up(
+            bootstrap, [f"soak-{tag}.{a}" for a in actions], names.events, 180)
+        wait_quiet(bootstrap, [names.actions, names.state], quiet_s=3, timeout_s=60)
+        handled = handler_outcomes(metrics_url)
+        counts, state_keys = committed_counts(bootstrap, list(names.model_dump().values()),
+                                              keys_of=names.state)
+
+        answers = ", ".join(f"{k}={v}" for k, v in sorted(load.answers.items()))
+        print(f"requests: sent {load.sent}, answered {answers}; sender at most "
+              f"{load.max_lag_s:.2f} s behind schedule, {load.late} sent over 1 s late")
+        print("records: " + ", ".join(f"{field_name} {counts[topic]}"
+                                      for field_name, topic in names.model_dump().items()))
+        accepted = load.answers.get("200", 0)
+        print(f"events on the topic vs answered 200: {counts[names.events]} vs {accepted} "
+              f"({'OK' if counts[names.events] >= accepted else 'LOST RECORDS'})")
+        print(f"handlers {'caught up' if caught_up else 'NOT caught up'} "
+              f"{waited:.1f} s after the last request; outcomes: "
+              + ", ".join(f"{k}={v}" for k, v in sorted(handled.items())))
+        if fake is not None:
+            print(f"fakes: Agora acquire {len(fake.agora.calls_to('acquire'))}, start "
+                  f"{len(fake.agora.calls_to('start'))}; whiteboard screenshot-list "
+                  f"{len(fake.whiteboard.calls_to('screenshot-list'))}; alert deliveries "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(Counter(
+                      str(d.json.get("type")) for d in fake.sinks.deliveries("ops")).items())))
+        print(f"CPU seconds during the load: webhook (master + workers) {cpu['webhook']:.0f}, "
+              f"handlers {cpu['handlers']:.0f}")
+        for line in memory_report(sampler.samples, sampler.samples[-1].t_s, args.flat_mib):
+            print(line)
+        if state_keys:
+            # The runtime keeps the last value of every state key in memory (handlers/runtime/
+            # state.py): growth in step with the number of keys is that store.
+            kinds = Counter("/".join(k.decode(errors="replace").split("/")[:2]).split("[")[0]
+                            for k in state_keys)
+            minute = at(sampler.samples, 60.0)
+            since_ms = (sampler.t0_wall + minute.t_s) * 1000
+            new_keys = sum(1 for first in state_keys.values() if first >= since_ms)
+            grown = sampler.samples[-1].handlers_kib - minute.handlers_kib
+            print(f"handlers state: {len(state_keys)} distinct keys ("
+                  + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + ")")
+            if new_keys:
+                print(f"handlers RSS from {minute.t_s:.0f} s to the end {grown / 1024:+.1f} MiB "
+                      f"while {new_keys} new state keys were written: "
+                      f"{grown * 1024 / new_keys:.0f} bytes per new key")
+        if args.keep_logs:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for name in ("webhook.log", "handlers.log"):
+                (args.keep_logs / name).write_bytes((tmp / name).read_bytes())
+
+
+if __name__ == "__main__":
+    main()

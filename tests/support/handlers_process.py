@@ -32,7 +32,7 @@ def handlers_env(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "AGORA_HANDLERS_GROUP_PREFIX": group_prefix,
         "AGORA_HANDLERS_METRICS_PORT": "0",
-        "PYTHONPATH": str(TESTS),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
         **(extra or {}),
     }
 

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -155,6 +155,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def webhook_cpu(master: int) -> float:
+    """CPU time of the gunicorn master and its workers so far."""
+    return cpu_seconds(master) + sum(cpu_seconds(w) for w in children(master))
+
+
 # --- the fakes -----------------------------------------------------------------------------------
 
 
@@ -244,8 +249,8 @@ def fakes(tmp: Path) -> Iterator[Fakes]:
 
 
 def callbacks(tag: str, batch: int) -> Iterator[bytes]:
-    """Endless signed-callback bodies: ``batch`` recordings at a time, interleaved (event
-    k of each recording of the batch, then event k + 1...), each on its own channel."""
+    """Endless callback bodies: ``batch`` recordings at a time, interleaved (event k of
+    each recording of the batch, then event k + 1...), each on its own channel."""
     recording = 0
     while True:
         batch_events = []
@@ -277,11 +282,14 @@ def post_load(url: str, rate: float, seconds: float, tag: str) -> LoadResult:
     """Open-loop load: a callback every 1/rate s whatever the answers, like NCS."""
     result = LoadResult()
     local = threading.local()
+    clients: list[httpx.Client] = []
 
     def post(body: bytes) -> None:
         client = getattr(local, "client", None)
-        if client is None:
+        if client is None:  # one keep-alive connection per sender thread
             client = local.client = httpx.Client(timeout=10.0)
+            with result.lock:
+                clients.append(client)
         headers = {"Content-Type": "application/json", **signature_headers(body, SECRET)}
         try:
             answer = str(client.post(url, content=body, headers=headers).status_code)
@@ -305,6 +313,8 @@ def post_load(url: str, rate: float, seconds: float, tag: str) -> LoadResult:
                 result.late += delay < -1.0
             pool.submit(post, body)
             result.sent += 1
+    for client in clients:
+        client.close()
     return result
 
 
@@ -343,7 +353,7 @@ class Sampler(threading.Thread):
                 return
 
 
-def slope_mib_per_min(points: list[tuple[float, float]]) -> float:
+def slope_mib_per_min(points: Sequence[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, KiB) points, in MiB per minute."""
     if len(points) < 2:
         return 0.0
@@ -477,6 +487,61 @@ def memory_report(samples: list[Sample], seconds: float, flat_mib: float) -> lis
     return lines + verdicts
 
 
+@dataclass
+class Run:
+    """What one soak run measured."""
+
+    names: TopicNames
+    load: LoadResult
+    counts: dict[str, int]
+    state_keys: dict[bytes, int]
+    handled: Counter[str]
+    caught_up: bool
+    waited: float
+    cpu: dict[str, float]
+    sampler: Sampler
+    fake: Fakes | None
+
+
+def print_report(run: Run, flat_mib: float) -> None:
+    answers = ", ".join(f"{k}={v}" for k, v in sorted(run.load.answers.items()))
+    print(f"requests: sent {run.load.sent}, answered {answers}; sender at most "
+          f"{run.load.max_lag_s:.2f} s behind schedule, {run.load.late} sent over 1 s late")
+    print("records: " + ", ".join(f"{field_name} {run.counts[topic]}"
+                                  for field_name, topic in run.names.model_dump().items()))
+    accepted = run.load.answers.get("200", 0)
+    print(f"events on the topic vs answered 200: {run.counts[run.names.events]} vs {accepted} "
+          f"({'OK' if run.counts[run.names.events] >= accepted else 'LOST RECORDS'})")
+    print(f"handlers {'caught up' if run.caught_up else 'NOT caught up'} "
+          f"{run.waited:.1f} s after the last request; outcomes: "
+          + ", ".join(f"{k}={v}" for k, v in sorted(run.handled.items())))
+    if run.fake is not None:
+        print(f"fakes: Agora acquire {len(run.fake.agora.calls_to('acquire'))}, start "
+              f"{len(run.fake.agora.calls_to('start'))}; whiteboard screenshot-list "
+              f"{len(run.fake.whiteboard.calls_to('screenshot-list'))}; alert deliveries "
+              + ", ".join(f"{k} {v}" for k, v in sorted(Counter(
+                  str(d.json.get("type")) for d in run.fake.sinks.deliveries("ops")).items())))
+    print(f"CPU seconds during the load: webhook (master + workers) {run.cpu['webhook']:.0f}, "
+          f"handlers {run.cpu['handlers']:.0f}")
+    for line in memory_report(run.sampler.samples, run.sampler.samples[-1].t_s, flat_mib):
+        print(line)
+    if run.state_keys:
+        # The runtime keeps the last value of every state key in memory (handlers/runtime/
+        # state.py): growth in step with the number of keys is that store.
+        kinds = Counter("/".join(k.decode(errors="replace").split("/")[:2]).split("[")[0]
+                        for k in run.state_keys)
+        minute = at(run.sampler.samples, 60.0)
+        since_ms = (run.sampler.t0_wall + minute.t_s) * 1000
+        new_keys = sum(1 for first in run.state_keys.values() if first >= since_ms)
+        grown = run.sampler.samples[-1].handlers_kib - minute.handlers_kib
+        print(f"handlers state: {len(run.state_keys)} distinct keys ("
+              + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + ")")
+        if new_keys:
+            print(f"handlers RSS from {minute.t_s:.0f} s to the end {grown / 1024:+.1f} MiB "
+                  f"while {new_keys} new state keys were written: "
+                  f"{grown * 1024 / new_keys:.0f} bytes per new key")
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -528,19 +593,15 @@ def main() -> None:
               f"{os.cpu_count()} cpus, Python {platform.python_version()}; broker {bootstrap} "
               f"({origin}); handlers: {', '.join(actions)}"
               f"{' against fake Agora, whiteboard and alert sink' if fake else ''}", flush=True)
-        cpu_before = {"webhook": cpu_seconds(webhook.pid), "handlers": cpu_seconds(handlers.pid)}
+        cpu_before = {"webhook": webhook_cpu(webhook.pid), "handlers": cpu_seconds(handlers.pid)}
         sampler = Sampler(webhook.pid, handlers.pid, args.sample_s)
         sampler.start()
         load = post_load(f"http://127.0.0.1:{web_port}/ncs", args.rate, seconds, tag)
         sampler.stop.set()
         sampler.join()
         sampler.take()  # the end: every request answered
-        workers = children(webhook.pid)
-        cpu = {
-            "webhook": cpu_seconds(webhook.pid) + sum(cpu_seconds(w) for w in workers)
-            - cpu_before["webhook"],
-            "handlers": cpu_seconds(handlers.pid) - cpu_before["handlers"],
-        }
+        cpu = {"webhook": webhook_cpu(webhook.pid) - cpu_before["webhook"],
+               "handlers": cpu_seconds(handlers.pid) - cpu_before["handlers"]}
         caught_up, waited = wait_caught_up(
             bootstrap, [f"soak-{tag}.{a}" for a in actions], names.events, 180)
         wait_quiet(bootstrap, [names.actions, names.state], quiet_s=3, timeout_s=60)
@@ -548,42 +609,8 @@ def main() -> None:
         counts, state_keys = committed_counts(bootstrap, list(names.model_dump().values()),
                                               keys_of=names.state)
 
-        answers = ", ".join(f"{k}={v}" for k, v in sorted(load.answers.items()))
-        print(f"requests: sent {load.sent}, answered {answers}; sender at most "
-              f"{load.max_lag_s:.2f} s behind schedule, {load.late} sent over 1 s late")
-        print("records: " + ", ".join(f"{field_name} {counts[topic]}"
-                                      for field_name, topic in names.model_dump().items()))
-        accepted = load.answers.get("200", 0)
-        print(f"events on the topic vs answered 200: {counts[names.events]} vs {accepted} "
-              f"({'OK' if counts[names.events] >= accepted else 'LOST RECORDS'})")
-        print(f"handlers {'caught up' if caught_up else 'NOT caught up'} "
-              f"{waited:.1f} s after the last request; outcomes: "
-              + ", ".join(f"{k}={v}" for k, v in sorted(handled.items())))
-        if fake is not None:
-            print(f"fakes: Agora acquire {len(fake.agora.calls_to('acquire'))}, start "
-                  f"{len(fake.agora.calls_to('start'))}; whiteboard screenshot-list "
-                  f"{len(fake.whiteboard.calls_to('screenshot-list'))}; alert deliveries "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(Counter(
-                      str(d.json.get("type")) for d in fake.sinks.deliveries("ops")).items())))
-        print(f"CPU seconds during the load: webhook (master + workers) {cpu['webhook']:.0f}, "
-              f"handlers {cpu['handlers']:.0f}")
-        for line in memory_report(sampler.samples, sampler.samples[-1].t_s, args.flat_mib):
-            print(line)
-        if state_keys:
-            # The runtime keeps the last value of every state key in memory (handlers/runtime/
-            # state.py): growth in step with the number of keys is that store.
-            kinds = Counter("/".join(k.decode(errors="replace").split("/")[:2]).split("[")[0]
-                            for k in state_keys)
-            minute = at(sampler.samples, 60.0)
-            since_ms = (sampler.t0_wall + minute.t_s) * 1000
-            new_keys = sum(1 for first in state_keys.values() if first >= since_ms)
-            grown = sampler.samples[-1].handlers_kib - minute.handlers_kib
-            print(f"handlers state: {len(state_keys)} distinct keys ("
-                  + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + ")")
-            if new_keys:
-                print(f"handlers RSS from {minute.t_s:.0f} s to the end {grown / 1024:+.1f} MiB "
-                      f"while {new_keys} new state keys were written: "
-                      f"{grown * 1024 / new_keys:.0f} bytes per new key")
+        print_report(Run(names, load, counts, state_keys, handled, caught_up, waited, cpu,
+                         sampler, fake), args.flat_mib)
         if args.keep_logs:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
             for name in ("webhook.log", "handlers.log"):

@@ -27,6 +27,9 @@ graceful_timeout = 20
 preload_app = False
 accesslog = None
 errorlog = "-"
+# No runtime control socket: it lives under $HOME, which the container user lacks, and
+# instances on one host would share it.
+control_socket_disable = True
 # Header-size limits defend the edge; bodies are bounded by the app (413).
 limit_request_line = 8190
 limit_request_fields = 100

@@ -727,3 +727,19 @@ def test_yaml_subset_refuses_what_it_would_misread(text: str, problem: str) -> N
 def test_yaml_files_read_the_same_with_pyyaml(path: Path) -> None:
     yaml = pytest.importorskip("yaml")  # PyYAML is not a dependency yet
     assert load(path.read_text(encoding="utf-8")) == yaml.safe_load(path.read_text())
+
+
+# --- compose: the webhook's disk spool -----------------------------------------------------------
+
+
+def test_the_spool_is_on_a_named_volume_the_image_user_owns(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    webhook = services["webhook"]
+    spool_dir = webhook["environment"]["AGORA_WEBHOOK_SPOOL_DIR"]
+    mounts = dict(volume.split(":", 1)[::-1] for volume in webhook["volumes"])
+    # A named volume survives the container: a restarted webhook drains what was left.
+    assert mounts[spool_dir] in compose["volumes"]
+    dockerfile = DOCKERFILE.read_text()
+    assert f"chown 10001:10001 {spool_dir}" in dockerfile
+    assert "USER 10001:10001" in dockerfile

@@ -54,6 +54,7 @@ def runner_config(
         guard=GuardPolicy(),
         client_config=settings.kafka.client_config(),
         max_poll_interval_ms=settings.max_poll_interval_ms,
+        state_ttl_s=settings.state_ttl_s,
     )
 
 

@@ -54,6 +54,11 @@ class HandlerSettings(BaseSettings):
     retry_budget_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    # Age after which an action's state entry (dedup ledgers, incidents, restart marks) is
+    # tombstoned, so memory and the compacted state topic stay bounded. Duplicates and
+    # redundant NCS copies arrive within minutes and DLQ replays within days: a week keeps
+    # them deduplicated; an older replay may act again.
+    state_ttl_s: float = Field(default=604_800.0, gt=0)
     config_path: Path | None = Field(default=None, validation_alias="AGORA_EVENTS_CONFIG")
     log_level: str = Field(default="INFO", validation_alias="AGORA_LOG_LEVEL")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -26,6 +26,11 @@ say ``commit_now`` (something outside Kafka happened that a redo would repeat). 
 rebalance keeps the queued and parked records of partitions this instance gets back and
 forgets the others' (their new owner reads them again from the committed offset, with
 fresh retry counts). See :mod:`handlers.runtime.rebalance`.
+
+State expiry keeps memory bounded: once after start and every ``state_expiry_every_s``
+the runner reads the state topic to its end, forgets tombstones read past, and stages
+tombstones for the action's state entries older than ``state_ttl_s`` in the turn's
+transaction (see :mod:`handlers.runtime.state`).
 """
 
 from __future__ import annotations
@@ -71,6 +76,13 @@ MAX_OUTPUT_BYTES = 1_000_000
 MAX_ABORTS_IN_A_ROW = 5
 """Failed transactions in a row after which the runner gives up (and exits non-zero)."""
 
+MAX_EXPIRED_PER_TURN = 5000
+"""State tombstones staged in one transaction; more wait for the next turn (a long
+downtime can leave many entries to expire at start)."""
+
+EXPIRY_CATCH_UP_S = 10.0
+"""How long expiry waits to read the state topic to its end before giving up this round."""
+
 
 class RunnerExit(enum.Enum):
     """How :meth:`ActionRunner.run` ended."""
@@ -104,6 +116,8 @@ class RunnerConfig:
     startup_timeout_s: float = 90.0
     transaction_timeout_ms: int = 60_000
     session_timeout_ms: int = 45_000
+    state_ttl_s: float = 604_800.0
+    state_expiry_every_s: float = 60.0
 
 
 class ActionRunner:
@@ -145,6 +159,7 @@ class ActionRunner:
         self._listener = RecordingListener()
         self._suspended: frozenset[Partition] = frozenset()
         self._suspended_since = 0.0
+        self._next_expiry = float("-inf")  # monotonic; the first turn expires (state loaded)
         self.trip: Trip | None = None
         self.exit: RunnerExit | None = None
 
@@ -262,6 +277,7 @@ class ActionRunner:
             return  # a rebalance is under way: nothing may be handled or committed now
         for table in self._tables:
             table.refresh()
+        self._expire_state()
         self._process(self._clock.monotonic() + self.config.batch_time_s)
         self._flush()
         self._backpressure()
@@ -309,6 +325,41 @@ class ActionRunner:
             if ready is None:
                 return
             self._handle(*ready)
+
+    # -- state expiry ----------------------------------------------------------------
+
+    def _expire_state(self) -> None:
+        """Forget tombstones read past and stage tombstones for expired entries, when due.
+
+        Runs at the start of a turn, before any record stages updates, so a key an action
+        writes in the same transaction gets its new value at a higher offset than the
+        tombstone. An aborted transaction drops the tombstones (``_rewind``); the entries
+        are still held and expire again next time.
+        """
+        now = self._clock.monotonic()
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + self.config.state_expiry_every_s
+        try:
+            # Fresh view first: another instance may have rewritten an old key lately.
+            self._state.catch_up(min(EXPIRY_CATCH_UP_S, self.config.startup_timeout_s))
+        except CatchUpTimeout as exc:
+            log.warning("state expiry skipped: %s", exc, extra={"handler": self.name})
+            return
+        forgotten = self._state.forget_tombstones()
+        for table in self._tables:
+            forgotten += table.forget_tombstones()
+        expired = self._state.expire(
+            self._clock.now_ms(), int(self.config.state_ttl_s * 1000), MAX_EXPIRED_PER_TURN
+        )
+        self._staged.extend(expired)
+        if len(expired) == MAX_EXPIRED_PER_TURN:
+            self._next_expiry = now  # more to expire: go on next turn
+        log.log(
+            logging.INFO if expired or forgotten else logging.DEBUG,
+            "state expiry: %d entries expired, %d tombstones forgotten, %d live",
+            len(expired), forgotten, self._state.live_keys(), extra={"handler": self.name},
+        )
 
     # -- one record ------------------------------------------------------------------
 
@@ -466,11 +517,12 @@ class ActionRunner:
             self._publisher = None
 
     def _observe_written(self, record: KafkaRecord, partition: int, offset: int) -> None:
+        written_ms = self._clock.now_ms()  # the entry's age counts from its write
         if record.topic == self._state.topic:
-            self._state.observe(record.key, record.value, partition, offset)
+            self._state.observe(record.key, record.value, partition, offset, written_ms)
         for table in self._tables:
             if table.topic == record.topic:
-                table.observe(record.key, record.value, partition, offset)
+                table.observe(record.key, record.value, partition, offset, written_ms)
 
     def _rewind(self) -> None:
         """Forget all uncommitted work and read again from the committed offsets."""

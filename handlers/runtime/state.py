@@ -9,6 +9,13 @@ updates the runner writes in the same transaction as the offsets.
 Both apply an entry only if it is newer (higher offset on the key's partition) than the
 one they hold, so the process's own writes, applied as soon as their transaction
 commits, are never overwritten by an older record read later from the topic.
+
+Memory stays bounded (see :meth:`StateStore.expire`): every entry keeps its age (the
+record's Kafka timestamp, or the time of an own write); the runner periodically
+tombstones the action's entries older than a TTL, and a tombstone is forgotten once
+the view's reader has read past its offset. From then on no older record of that key
+can arrive (the reader reads each partition in offset order and never seeks back) and
+any later record has a higher offset, so forgetting it keeps "newer offset wins".
 """
 
 from __future__ import annotations
@@ -46,25 +53,58 @@ def decode_json_object(value: bytes | None) -> JsonObject | None:
     return decoded
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class CompactedView:
-    """Last value per key, with the (partition, offset) it came from. Pure."""
+    """Last value per key, with the (partition, offset) it came from and its time. Pure.
+
+    Tombstones are kept (value ``None``) until :meth:`forget_tombstones`: they stop an
+    older value read late from bringing the key back.
+    """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, int, JsonObject | None]] = {}
+        # key -> (partition, offset, value, timestamp ms)
+        self._entries: dict[str, tuple[int, int, JsonObject | None, int]] = {}
 
-    def apply(self, key: str, partition: int, offset: int, value: JsonObject | None) -> bool:
+    def apply(
+        self, key: str, partition: int, offset: int, value: JsonObject | None,
+        timestamp_ms: int = 0,
+    ) -> bool:
+        """Keep the entry unless the one held is newer; ``timestamp_ms`` is its age
+        (0, unknown, expires first)."""
         current = self._entries.get(key)
         if current is not None and current[0] == partition and current[1] >= offset:
             return False
-        self._entries[key] = (partition, offset, value)
+        self._entries[key] = (partition, offset, value, timestamp_ms)
         return True
+
+    def older_than(self, cutoff_ms: int) -> list[str]:
+        """Keys holding a value (not a tombstone) written before ``cutoff_ms``."""
+        return [k for k, (_, _, v, ts) in self._entries.items() if v is not None and ts < cutoff_ms]
+
+    def forget_tombstones(self, read_to: Mapping[int, int]) -> int:
+        """Drop tombstones below ``read_to[partition]`` (the reader's next offset there);
+        returns how many."""
+        gone = [
+            k for k, (p, o, v, _) in self._entries.items()
+            if v is None and o < read_to.get(p, 0)
+        ]
+        for key in gone:
+            del self._entries[key]
+        return len(gone)
+
+    def keys_held(self) -> int:
+        """Entries in memory, tombstones included."""
+        return len(self._entries)
 
     def get(self, key: str) -> JsonObject | None:
         entry = self._entries.get(key)
         return None if entry is None else entry[2]
 
     def items(self) -> Iterator[tuple[str, JsonObject]]:
-        for key, (_, _, value) in self._entries.items():
+        for key, (_, _, value, _) in self._entries.items():
             if value is not None:
                 yield key, value
 
@@ -82,7 +122,7 @@ class TopicReader:
         self,
         topic: str,
         client_config: Mapping[str, Any],
-        on_record: Callable[[bytes | None, bytes | None, int, int], None],
+        on_record: Callable[[bytes | None, bytes | None, int, int, int], None],
     ) -> None:
         self.topic = topic
         self._client_config = dict(client_config)
@@ -127,6 +167,11 @@ class TopicReader:
         """Apply whatever has already been fetched, without waiting."""
         self._apply(self._require().poll(timeout_ms=0))
 
+    def positions(self) -> dict[int, int]:
+        """The next offset to read, per partition: everything below was delivered."""
+        consumer = self._require()
+        return {tp.partition: consumer.position(tp) for tp in self._partitions}
+
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
@@ -135,7 +180,11 @@ class TopicReader:
     def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
         for records in batch.values():
             for record in records:
-                self._on_record(record.key, record.value, record.partition, record.offset)
+                # No timestamp (-1, old message formats): its age counts from now.
+                ts = record.timestamp
+                if ts is None or ts < 0:
+                    ts = now_ms()
+                self._on_record(record.key, record.value, record.partition, record.offset, ts)
 
     def _require(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -164,8 +213,12 @@ class Table:
     def __len__(self) -> int:
         return len(self._view)
 
-    def observe(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
-        """Apply one record of the topic (read from it, or written by this process)."""
+    def observe(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        """Apply one record of the topic (read from it, or written by this process);
+        ``timestamp_ms`` is its Kafka timestamp or write time (``None``: now)."""
         if key is None:
             return
         try:
@@ -178,7 +231,25 @@ class Table:
                        "error": str(exc)[:200]},
             )
             return
-        self._view.apply(text_key, partition, offset, decoded)
+        self._view.apply(
+            text_key, partition, offset, decoded,
+            now_ms() if timestamp_ms is None else timestamp_ms,
+        )
+
+    def older_than(self, cutoff_ms: int) -> list[str]:
+        return self._view.older_than(cutoff_ms)
+
+    def forget_tombstones(self, read_to: Mapping[int, int] | None = None) -> int:
+        """Drop tombstones the reader has read past (``read_to``: its positions, by
+        default those of this table's own reader; none without one)."""
+        if read_to is None:
+            if self._reader is None:
+                return 0
+            read_to = self._reader.positions()
+        return self._view.forget_tombstones(read_to)
+
+    def keys_held(self) -> int:
+        return self._view.keys_held()
 
     def start(self, client_config: Mapping[str, Any], timeout_s: float) -> None:
         self._reader = TopicReader(self.topic, client_config, self.observe)
@@ -230,9 +301,46 @@ class StateStore:
         self._overlay.update(updates)
         return records
 
-    def observe(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
+    def observe(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int,
+        timestamp_ms: int | None = None,
+    ) -> None:
         if key is not None and key.startswith(self._prefix.encode()):
-            self._table.observe(key[len(self._prefix):], value, partition, offset)
+            self._table.observe(key[len(self._prefix):], value, partition, offset, timestamp_ms)
+
+    def expire(self, now: int, ttl_ms: int, limit: int | None = None) -> list[KafkaRecord]:
+        """Stage tombstones for entries older than ``ttl_ms`` at ``now`` (ms), at most
+        ``limit``; returns their records. Keys with an update staged are left alone. The
+        entries read as absent at once; memory is freed when the tombstones commit
+        (``observe`` replaces each value by its tombstone, :meth:`forget_tombstones`
+        drops those later).
+
+        Another instance of the action may write a key between this store's last
+        catch-up and the commit of its tombstone, which would then delete that fresh
+        value; the runner catches up right before expiring, so this needs a key idle for
+        the whole TTL to be written again within that moment.
+        """
+        keys = [k for k in self._table.older_than(now - ttl_ms) if k not in self._overlay]
+        if limit is not None:
+            keys = keys[:limit]
+        return self.stage(dict.fromkeys(keys))
+
+    def forget_tombstones(self, read_to: Mapping[int, int] | None = None) -> int:
+        """Drop tombstones the reader has read past (see the module docstring);
+        ``read_to``: its positions, by default asked of the started reader."""
+        if read_to is None:
+            if self._reader is None:
+                return 0
+            read_to = self._reader.positions()
+        return self._table.forget_tombstones(read_to)
+
+    def live_keys(self) -> int:
+        """Entries holding a value (committed ones; staged updates not counted)."""
+        return len(self._table)
+
+    def keys_held(self) -> int:
+        """Entries in memory, tombstones included."""
+        return self._table.keys_held()
 
     def committed(self) -> None:
         """The transaction holding the staged updates committed (``observe`` has been fed

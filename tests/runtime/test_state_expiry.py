@@ -1,0 +1,99 @@
+"""Expiry of state entries and forgetting of tombstones, with explicit timestamps."""
+
+from __future__ import annotations
+
+from handlers.runtime.state import CompactedView, StateStore, Table
+
+T0 = 1_700_000_000_000
+HOUR_MS = 3_600_000
+
+
+def test_only_values_older_than_the_cutoff_are_listed() -> None:
+    view = CompactedView()
+    view.apply("old", 0, 1, {"v": 1}, T0)
+    view.apply("young", 0, 2, {"v": 2}, T0 + HOUR_MS)
+    view.apply("dead", 0, 3, None, T0)  # a tombstone has nothing left to expire
+    assert view.older_than(T0 + 1) == ["old"]
+    assert sorted(view.older_than(T0 + HOUR_MS + 1)) == ["old", "young"]
+    assert view.older_than(T0) == []  # strictly older
+
+
+def test_a_rewrite_renews_the_age_of_an_entry() -> None:
+    view = CompactedView()
+    view.apply("k", 0, 1, {"v": 1}, T0)
+    view.apply("k", 0, 2, {"v": 2}, T0 + HOUR_MS)
+    assert view.older_than(T0 + HOUR_MS) == []
+    assert not view.apply("k", 0, 1, {"v": 1}, T0)  # an older record read late changes nothing
+    assert view.older_than(T0 + HOUR_MS) == []
+
+
+def test_tombstones_are_forgotten_only_once_read_past() -> None:
+    view = CompactedView()
+    view.apply("a", 0, 5, None, T0)
+    view.apply("b", 1, 5, None, T0)
+    view.apply("live", 0, 1, {"v": 1}, T0)
+    assert view.forget_tombstones({0: 5, 1: 5}) == 0  # offset 5 itself not read yet
+    assert view.forget_tombstones({0: 6}) == 1  # partition 1 not read at all
+    assert view.keys_held() == 2
+    assert view.get("b") is None
+    assert view.forget_tombstones({0: 100, 1: 6}) == 1
+    assert view.keys_held() == 1  # values are never forgotten this way
+    assert view.get("live") == {"v": 1}
+
+
+def test_an_older_value_cannot_come_back_while_its_tombstone_is_held() -> None:
+    view = CompactedView()
+    view.apply("k", 0, 10, None, T0)
+    assert not view.apply("k", 0, 4, {"v": "stale"}, T0)  # read late: ignored
+    view.forget_tombstones({0: 11})
+    # Past the tombstone only newer records can arrive; they apply as usual.
+    assert view.apply("k", 0, 12, {"v": "new"}, T0)
+    assert view.get("k") == {"v": "new"}
+
+
+def test_a_table_dates_records_without_a_timestamp_now() -> None:
+    table = Table("sessions")
+    table.observe(b"dated", b"{}", 0, 1, T0)
+    table.observe(b"undated", b"{}", 0, 2)
+    assert table.older_than(T0 + 1) == ["dated"]
+    assert table.forget_tombstones() == 0  # no reader: nothing known to be read past
+
+
+def test_expire_stages_tombstones_for_old_entries_only() -> None:
+    store = StateStore("state", "notify")
+    store.observe(b"notify/old", b'{"n": 1}', 0, 1, T0)
+    store.observe(b"notify/young", b'{"n": 2}', 0, 2, T0 + HOUR_MS)
+    store.observe(b"restart/old", b'{"n": 3}', 0, 3, T0)  # another action's entry
+    records = store.expire(T0 + HOUR_MS, ttl_ms=HOUR_MS // 2)
+    assert [(r.topic, r.key, r.value) for r in records] == [("state", b"notify/old", None)]
+    assert store.get("old") is None  # gone for the action at once
+    assert store.get("young") == {"n": 2}
+    assert store.live_keys() == 2  # still held until the tombstone commits
+    store.observe(records[0].key, records[0].value, 0, 4, T0 + HOUR_MS)
+    store.committed()
+    assert store.live_keys() == 1
+    assert store.keys_held() == 2  # the tombstone, until read past
+    assert store.forget_tombstones({0: 5}) == 1
+    assert store.keys_held() == 1
+    assert store.get("old") is None
+
+
+def test_an_aborted_expiry_keeps_the_entry_to_expire_again() -> None:
+    store = StateStore("state", "notify")
+    store.observe(b"notify/old", b'{"n": 1}', 0, 1, T0)
+    assert len(store.expire(T0 + HOUR_MS, ttl_ms=1)) == 1
+    store.abort()
+    assert store.get("old") == {"n": 1}
+    assert [r.key for r in store.expire(T0 + HOUR_MS, ttl_ms=1)] == [b"notify/old"]
+
+
+def test_expire_leaves_staged_keys_alone_and_respects_the_limit() -> None:
+    store = StateStore("state", "notify")
+    for i in range(5):
+        store.observe(f"notify/k{i}".encode(), b'{"n": 1}', 0, i, T0)
+    store.stage({"k0": {"n": 2}})  # written by a record of this batch
+    records = store.expire(T0 + HOUR_MS, ttl_ms=1, limit=3)
+    assert [r.key for r in records] == [b"notify/k1", b"notify/k2", b"notify/k3"]
+    assert store.get("k0") == {"n": 2}
+    assert store.get("k4") == {"n": 1}  # over the limit: next time
+    assert store.expire(T0 + HOUR_MS, ttl_ms=1)[0].key == b"notify/k4"

@@ -99,6 +99,11 @@ class CompactedView:
         """Entries in memory, tombstones included."""
         return len(self._entries)
 
+    def held(self) -> dict[str, JsonObject | None]:
+        """A copy of the entries in memory (``None``: a tombstone); one C-level copy, so
+        another thread may take it while the owner applies records."""
+        return {k: v for k, (_, _, v, _) in self._entries.copy().items()}
+
     def get(self, key: str) -> JsonObject | None:
         entry = self._entries.get(key)
         return None if entry is None else entry[2]
@@ -251,6 +256,9 @@ class Table:
     def keys_held(self) -> int:
         return self._view.keys_held()
 
+    def held(self) -> dict[str, JsonObject | None]:
+        return self._view.held()
+
     def start(self, client_config: Mapping[str, Any], timeout_s: float) -> None:
         self._reader = TopicReader(self.topic, client_config, self.observe)
         self._reader.start(timeout_s)
@@ -341,6 +349,10 @@ class StateStore:
     def keys_held(self) -> int:
         """Entries in memory, tombstones included."""
         return self._table.keys_held()
+
+    def held(self) -> dict[str, JsonObject | None]:
+        """Committed entries in memory, tombstones (``None``) included."""
+        return self._table.held()
 
     def committed(self) -> None:
         """The transaction holding the staged updates committed (``observe`` has been fed

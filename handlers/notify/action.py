@@ -234,8 +234,13 @@ class NotifyAction:
     ) -> Plan:
         if not triggers and recovery is None:
             return _NOTHING  # no state read, no write
+        current = state.get(state_key(cname))
+        if current is None and not self._rules.rules:
+            # No rule can open an incident: a recovery would only add an entry per
+            # channel (its recovered_ts) that nothing ever needs.
+            return _NOTHING
         return plan(
-            state.get(state_key(cname)),
+            current,
             cname=cname,
             triggers=triggers,
             recovery=recovery,

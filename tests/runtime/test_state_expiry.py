@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from support.callbacks import callback_body
+
+from handlers.base import Received
+from handlers.config import AlertRule, AlertRules, AlertSink
+from handlers.notify.action import NotifyAction
 from handlers.runtime.state import CompactedView, StateStore, Table
+from webhook.events import parse_notification
+from webhook.settings import TopicNames
 
 T0 = 1_700_000_000_000
 HOUR_MS = 3_600_000
@@ -97,3 +104,29 @@ def test_expire_leaves_staged_keys_alone_and_respects_the_limit() -> None:
     assert store.get("k0") == {"n": 2}
     assert store.get("k4") == {"n": 1}  # over the limit: next time
     assert store.expire(T0 + HOUR_MS, ttl_ms=1)[0].key == b"notify/k4"
+
+
+def _recorder_started() -> Received:
+    body = callback_body(event_type=40, cname="class-7")
+    notification = parse_notification(body)
+    return Received(notification=notification, raw=body, topic=TopicNames().events,
+                    partition=0, offset=1, headers={}, key="class-7")
+
+
+def _notify(rules: list[AlertRule]) -> NotifyAction:
+    sinks = [AlertSink(name="ops", kind="webhook", url="http://127.0.0.1:9/hook")]
+    return NotifyAction(alerts=AlertRules(sinks=sinks, rules=rules), topics=TopicNames())
+
+
+def test_notify_writes_no_alert_entry_per_channel_without_alert_rules() -> None:
+    store = StateStore("state", "notify")
+    without_rules = _notify([])
+    assert without_rules.decide(_recorder_started(), store) is None
+    without_rules.close()
+    # With a rule, the recovery time is kept: it stops older failure notices read late.
+    with_rules = _notify([AlertRule(name="exit", events=[41], sinks=["ops"])])
+    command = with_rules.decide(_recorder_started(), store)
+    with_rules.close()
+    assert command is not None
+    assert command.alert_state is not None
+    assert command.alert_state["recovered_ts"] is not None

@@ -1,6 +1,7 @@
 """Soak: the real webhook and handlers under a steady callback rate, and their memory.
 
-    python bench/soak.py [--minutes 10] [--rate 50] [--sample-s 5] [--no-fakes]
+    python bench/soak.py [--minutes 10] [--rate 50] [--sample-s 5] [--state-ttl-s 60]
+                         [--no-fakes]
 
 Starts everything on 127.0.0.1 (free ports) and stops it at the end:
 
@@ -9,7 +10,10 @@ Starts everything on 127.0.0.1 (free ports) and stops it at the end:
 - the fake Cloud Recording, whiteboard and alert-sink servers of tests/support, in this
   process (``--no-fakes``: none, and only ``notify`` runs, without alert rules);
 - ``agora-events webhook`` (gunicorn) and ``agora-events handlers`` (``notify``, plus
-  ``restart`` and ``whiteboard`` against the fakes) as subprocesses.
+  ``restart`` and ``whiteboard`` against the fakes) as subprocesses, the handlers with
+  ``AGORA_HANDLERS_STATE_TTL_S`` set to ``--state-ttl-s`` (60 s by default instead of the
+  week of production, so that the state, and with it the memory, levels off within
+  minutes).
 
 Then posts signed callbacks at ``--rate`` per second for ``--minutes``: whole recordings
 (``webhook.samples.lifecycle``: started, slices, uploads, exit), interleaved so that each
@@ -21,7 +25,8 @@ and the handlers process.
 Prints the answers by status, the records on each topic, the handlers' outcomes, the calls
 the fakes got, RSS at start, after 1 minute, at the end and the maximum, the RSS slope over
 the second half (least squares, MiB per minute) and one verdict line per process: "memory
-flat" when the second-half growth (slope x duration) is below ``--flat-mib``.
+flat" when the second-half growth (slope x duration) is below ``--flat-mib``; and the
+state keys written and still live at the end.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -371,10 +376,11 @@ def slope_mib_per_min(points: Sequence[tuple[float, float]]) -> float:
 
 
 def committed_counts(bootstrap: str, topics: list[str], keys_of: str
-                     ) -> tuple[dict[str, int], dict[bytes, int]]:
+                     ) -> tuple[dict[str, int], dict[bytes, int], set[bytes]]:
     """Records per topic as a read_committed consumer sees them (transaction markers and
-    aborted records left out), read to the end offsets of the moment; and the distinct keys
-    of topic ``keys_of`` with the time (ms) each was first written."""
+    aborted records left out), read to the end offsets of the moment; the distinct keys
+    of topic ``keys_of`` with the time (ms) each was first written, and those whose last
+    record is a value (not a tombstone)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                              enable_auto_commit=False, group_id=None)
     try:
@@ -385,6 +391,7 @@ def committed_counts(bootstrap: str, topics: list[str], keys_of: str
         ends = consumer.end_offsets(parts)
         counts = dict.fromkeys(topics, 0)
         keys: dict[bytes, int] = {}
+        live: set[bytes] = set()
         deadline = time.monotonic() + 120
         while any(consumer.position(p) < ends[p] for p in parts):
             if time.monotonic() > deadline:
@@ -395,7 +402,11 @@ def committed_counts(bootstrap: str, topics: list[str], keys_of: str
                     for r in records:
                         if r.key is not None:
                             keys[r.key] = min(r.timestamp, keys.get(r.key, r.timestamp))
-        return counts, keys
+                            if r.value is None:
+                                live.discard(r.key)
+                            else:
+                                live.add(r.key)
+        return counts, keys, live
     finally:
         consumer.close()
 
@@ -495,12 +506,21 @@ class Run:
     load: LoadResult
     counts: dict[str, int]
     state_keys: dict[bytes, int]
+    live_keys: set[bytes]
+    state_ttl_s: float
     handled: Counter[str]
     caught_up: bool
     waited: float
     cpu: dict[str, float]
     sampler: Sampler
     fake: Fakes | None
+
+
+def key_kinds(keys: Iterable[bytes]) -> str:
+    """State keys counted by ``<action>/<kind>``, most frequent first."""
+    counted = Counter("/".join(k.decode(errors="replace").split("/")[:2]).split("[")[0]
+                      for k in keys)
+    return ", ".join(f"{k} {v}" for k, v in counted.most_common())
 
 
 def print_report(run: Run, flat_mib: float) -> None:
@@ -526,17 +546,17 @@ def print_report(run: Run, flat_mib: float) -> None:
     for line in memory_report(run.sampler.samples, run.sampler.samples[-1].t_s, flat_mib):
         print(line)
     if run.state_keys:
-        # The runtime keeps the last value of every state key in memory (handlers/runtime/
-        # state.py): growth in step with the number of keys is that store.
-        kinds = Counter("/".join(k.decode(errors="replace").split("/")[:2]).split("[")[0]
-                        for k in run.state_keys)
+        # The runtime keeps the live state keys in memory (handlers/runtime/state.py) and
+        # tombstones those older than the state TTL: memory follows the live keys.
         minute = at(run.sampler.samples, 60.0)
         since_ms = (run.sampler.t0_wall + minute.t_s) * 1000
         new_keys = sum(1 for first in run.state_keys.values() if first >= since_ms)
         grown = run.sampler.samples[-1].handlers_kib - minute.handlers_kib
-        print(f"handlers state: {len(run.state_keys)} distinct keys ("
-              + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + ")")
-        if new_keys:
+        print(f"handlers state: {len(run.state_keys)} distinct keys written ("
+              f"{key_kinds(run.state_keys)})")
+        print(f"handlers state: {len(run.live_keys)} live at the end ({key_kinds(run.live_keys)}), "
+              f"the others expired (state TTL {run.state_ttl_s:g} s)")
+        if new_keys and run.state_ttl_s >= run.sampler.samples[-1].t_s:  # nothing expired
             print(f"handlers RSS from {minute.t_s:.0f} s to the end {grown / 1024:+.1f} MiB "
                   f"while {new_keys} new state keys were written: "
                   f"{grown * 1024 / new_keys:.0f} bytes per new key")
@@ -554,6 +574,8 @@ def main() -> None:
     parser.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period")
     parser.add_argument("--flat-mib", type=float, default=2.0,
                         help="second-half growth below which memory counts as flat")
+    parser.add_argument("--state-ttl-s", type=float, default=60.0,
+                        help="AGORA_HANDLERS_STATE_TTL_S of the handlers (production: a week)")
     parser.add_argument("--no-fakes", action="store_true",
                         help="notify only, without the fake servers of tests/support")
     parser.add_argument("--log-level", default="INFO", help="webhook and handlers log level")
@@ -582,7 +604,8 @@ def main() -> None:
             tmp / "webhook.log", f"http://127.0.0.1:{web_port}/healthz"))
         handlers_env = {**base_env, **(fake.env if fake else {}),
                         "AGORA_HANDLERS_GROUP_PREFIX": f"soak-{tag}",
-                        "AGORA_HANDLERS_METRICS_PORT": str(metrics_port)}
+                        "AGORA_HANDLERS_METRICS_PORT": str(metrics_port),
+                        "AGORA_HANDLERS_STATE_TTL_S": f"{args.state_ttl_s:g}"}
         handlers = stack.enter_context(service(
             [str(CLI), "handlers", "--instance-id", f"soak-{tag}", "--metrics-host",
              "127.0.0.1", *actions], handlers_env, tmp / "handlers.log",
@@ -591,7 +614,7 @@ def main() -> None:
 
         print(f"soak: {args.minutes:g} min at {args.rate:g} callbacks/s; {platform.machine()} "
               f"{os.cpu_count()} cpus, Python {platform.python_version()}; broker {bootstrap} "
-              f"({origin}); handlers: {', '.join(actions)}"
+              f"({origin}); handlers: {', '.join(actions)}, state TTL {args.state_ttl_s:g} s"
               f"{' against fake Agora, whiteboard and alert sink' if fake else ''}", flush=True)
         cpu_before = {"webhook": webhook_cpu(webhook.pid), "handlers": cpu_seconds(handlers.pid)}
         sampler = Sampler(webhook.pid, handlers.pid, args.sample_s)
@@ -606,11 +629,11 @@ def main() -> None:
             bootstrap, [f"soak-{tag}.{a}" for a in actions], names.events, 180)
         wait_quiet(bootstrap, [names.actions, names.state], quiet_s=3, timeout_s=60)
         handled = handler_outcomes(metrics_url)
-        counts, state_keys = committed_counts(bootstrap, list(names.model_dump().values()),
-                                              keys_of=names.state)
+        counts, state_keys, live_keys = committed_counts(
+            bootstrap, list(names.model_dump().values()), keys_of=names.state)
 
-        print_report(Run(names, load, counts, state_keys, handled, caught_up, waited, cpu,
-                         sampler, fake), args.flat_mib)
+        print_report(Run(names, load, counts, state_keys, live_keys, args.state_ttl_s, handled,
+                         caught_up, waited, cpu, sampler, fake), args.flat_mib)
         if args.keep_logs:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
             for name in ("webhook.log", "handlers.log"):

@@ -614,8 +614,9 @@ def main() -> None:
 
         print(f"soak: {args.minutes:g} min at {args.rate:g} callbacks/s; {platform.machine()} "
               f"{os.cpu_count()} cpus, Python {platform.python_version()}; broker {bootstrap} "
-              f"({origin}); handlers: {', '.join(actions)}, state TTL {args.state_ttl_s:g} s"
-              f"{' against fake Agora, whiteboard and alert sink' if fake else ''}", flush=True)
+              f"({origin}); handlers: {', '.join(actions)}"
+              f"{' against fake Agora, whiteboard and alert sink' if fake else ''}, "
+              f"state TTL {args.state_ttl_s:g} s", flush=True)
         cpu_before = {"webhook": webhook_cpu(webhook.pid), "handlers": cpu_seconds(handlers.pid)}
         sampler = Sampler(webhook.pid, handlers.pid, args.sample_s)
         sampler.start()

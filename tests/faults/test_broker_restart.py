@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 from support.figures import Figure
 from support.kafka_broker import KafkaClusterFactory, create_topics, unique_topic
-from support.ncs_load import NcsLoad, notice_ids_on_topic
+from support.ncs_load import NcsLoad, check_delivery, delivery_figures, notice_ids_on_topic
 from support.webhook_server import run_webhook
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
+# The timeout leaves room for a loaded machine: retries then take long to settle.
+pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
 
 RATE_PER_S = 50.0
 LOAD_S = 20.0
 KILL_AT_S = 5.0
-DOWN_S = 5.0
+DOWN_S = 5.0  # then the restart itself takes a JVM start-up (figure: broker_restart_s)
+# Retries stop when all are answered 200; this only bounds a service that never recovers.
+SETTLE_S = 120.0
 
 
 def test_broker_kill_and_restart_under_load_loses_no_accepted_callback(
@@ -32,9 +35,10 @@ def test_broker_kill_and_restart_under_load_loses_no_accepted_callback(
     create_topics(cluster.bootstrap, [events, quarantine], partitions=3)
     env = {"AGORA_TOPIC_EVENTS": events, "AGORA_TOPIC_QUARANTINE": quarantine}
 
-    with run_webhook(cluster.bootstrap, tmp_path, env=env) as server:
-        load = NcsLoad(server.ncs_url, rate_per_s=RATE_PER_S)
-        load.start()
+    with (
+        run_webhook(cluster.bootstrap, tmp_path, env=env) as server,
+        NcsLoad(server.ncs_url, rate_per_s=RATE_PER_S) as load,
+    ):
         started = time.monotonic()
         time.sleep(KILL_AT_S)
         killed_at = time.monotonic()
@@ -46,33 +50,17 @@ def test_broker_kill_and_restart_under_load_loses_no_accepted_callback(
         time.sleep(max(started + LOAD_S, back_at + 3) - time.monotonic())
         load.stop_sending()
         load_s = time.monotonic() - started
-        report = load.wait(settle_timeout_s=60)
+        report = load.wait(settle_timeout_s=SETTLE_S)
 
     on_topic = notice_ids_on_topic(cluster.bootstrap, events)
-    accepted = report.accepted
-    lost = accepted - set(on_topic)
-    duplicates = sum(n - 1 for n in on_topic.values())
     figure(
         "broker restart under load",
-        sent=len(report.sent),
-        answered_200=len(accepted),
-        distinct_on_topic=len(on_topic),
-        lost=len(lost),
-        duplicates_on_topic=duplicates,
-        attempts=report.attempts,
-        refused_attempts=report.refused,
-        outcomes=dict(sorted(report.outcomes.items())),
-        max_attempts=report.max_attempts_seen,
+        **delivery_figures(report, on_topic),
         broker_restart_s=round(back_at - killed_at, 1),
         load_s=round(load_s, 1),
         elapsed_s=round(report.finished_at - report.started_at, 1),
     )
-    assert lost == set(), f"answered 200 but not on the topic: {sorted(lost)[:10]}"
-    assert set(on_topic) <= set(report.sent), "only the sender's callbacks are on the topic"
-    assert len(on_topic) == len(accepted)
+    check_delivery(report, on_topic)
     # The fault really happened, and the service recovered from it.
     assert report.refused > 0, "no callback was refused while the broker was down"
     assert report.accepted_after(back_at) > 0
-    assert report.unsettled == set(), "every callback was answered 200 in the end"
-    assert accepted == set(report.sent)
-    assert set(report.outcomes) <= {"200", "503", "timeout", "connection_error"}

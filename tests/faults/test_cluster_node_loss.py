@@ -15,19 +15,23 @@ from pathlib import Path
 import pytest
 from support.figures import Figure
 from support.kafka_broker import KafkaClusterFactory, create_topics, unique_topic
-from support.ncs_load import NcsLoad, notice_ids_on_topic
+from support.ncs_load import NcsLoad, check_delivery, delivery_figures, notice_ids_on_topic
 from support.webhook_server import run_webhook
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
+# The timeout leaves room for a loaded machine: retries then take long to settle.
+pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
 
 RATE_PER_S = 50.0
 LOAD_S = 20.0
 KILL_AT_S = 5.0
+# Retries stop when all are answered 200; this only bounds a service that never recovers.
+SETTLE_S = 120.0
 PARTITIONS = 3
 
 
@@ -59,10 +63,15 @@ def wait_for_failover(
 ) -> dict[int, PartitionState]:
     """Until every partition is led by a live node with the dead one out of its ISR."""
     deadline = time.monotonic() + timeout_s
+    states: dict[int, PartitionState] = {}
     while True:
-        states = partition_states(admin, topic)
-        if all(s.leader not in (dead, -1) and dead not in s.isr for s in states.values()):
-            return states
+        try:
+            states = partition_states(admin, topic)
+        except KafkaError:
+            pass  # the admin client was talking to the node just killed; it reconnects
+        else:
+            if all(s.leader not in (dead, -1) and dead not in s.isr for s in states.values()):
+                return states
         if time.monotonic() > deadline:
             raise AssertionError(f"no failover from node {dead} in {timeout_s:g} s: {states}")
         time.sleep(0.2)
@@ -87,9 +96,10 @@ def test_losing_one_of_three_brokers_under_load_loses_no_accepted_callback(
         victim = before[0].leader
         env = {"AGORA_TOPIC_EVENTS": events, "AGORA_TOPIC_QUARANTINE": quarantine}
 
-        with run_webhook(cluster.bootstrap, tmp_path, env=env) as server:
-            load = NcsLoad(server.ncs_url, rate_per_s=RATE_PER_S)
-            load.start()
+        with (
+            run_webhook(cluster.bootstrap, tmp_path, env=env) as server,
+            NcsLoad(server.ncs_url, rate_per_s=RATE_PER_S) as load,
+        ):
             started = time.monotonic()
             time.sleep(KILL_AT_S)
             killed_at = time.monotonic()
@@ -102,35 +112,21 @@ def test_losing_one_of_three_brokers_under_load_loses_no_accepted_callback(
             restarting_at = time.monotonic()
             load_s = restarting_at - started
             cluster.start_node(victim)
-            report = load.wait(settle_timeout_s=60)
+            report = load.wait(settle_timeout_s=SETTLE_S)
     finally:
         admin.close()
 
     on_topic = notice_ids_on_topic(cluster.bootstrap, events)
-    accepted = report.accepted
-    lost = accepted - set(on_topic)
     figure(
         "one of three brokers killed under load",
-        sent=len(report.sent),
-        answered_200=len(accepted),
-        distinct_on_topic=len(on_topic),
-        lost=len(lost),
-        duplicates_on_topic=sum(n - 1 for n in on_topic.values()),
-        attempts=report.attempts,
-        refused_attempts=report.refused,
-        outcomes=dict(sorted(report.outcomes.items())),
+        **delivery_figures(report, on_topic),
         killed_node=victim,
         failover_s=round(failed_over_at - killed_at, 1),
         accepted_while_down=report.accepted_between(killed_at, restarting_at),
         load_s=round(load_s, 1),
         elapsed_s=round(report.finished_at - report.started_at, 1),
     )
-    assert lost == set(), f"answered 200 but not on the topic: {sorted(lost)[:10]}"
-    assert set(on_topic) <= set(report.sent), "only the sender's callbacks are on the topic"
-    assert len(on_topic) == len(accepted)
+    check_delivery(report, on_topic)
     assert all(len(s.isr) >= 2 for s in after_kill.values()), "two replicas kept every write"
     # Two brokers are enough: callbacks kept being accepted with the victim down.
     assert report.accepted_between(failed_over_at, restarting_at) > 0
-    assert report.unsettled == set(), "every callback was answered 200 in the end"
-    assert accepted == set(report.sent)
-    assert set(report.outcomes) <= {"200", "503", "timeout", "connection_error"}

@@ -31,8 +31,9 @@ with warnings.catch_warnings():
 
 # NCS waits 10 s for an answer (agora-facts 1.5).
 NCS_TIMEOUT_S = 10.0
-# Back-off when the answer carries no Retry-After (connection errors, timeouts).
-BACKOFF_S = (0.5, 1.0, 2.0, 3.0)
+# Back-off when the answer carries no Retry-After (connection errors, timeouts): NCS resends
+# "with gradually increasing intervals" (agora-facts 1.5; the exact ones are not published).
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class LoadReport:
     started_at: float
     finished_at: float
     max_attempts_seen: int = 0
+    stalled: bool = False
     answers: list[tuple[float, str]] = field(default_factory=list)
 
     @property
@@ -109,8 +111,10 @@ class NcsLoad:
         self._tie = itertools.count()
         self._inflight = 0
         self._sending = threading.Event()
-        self._done = threading.Event()
         self._deadline = float("inf")
+        self._stall_s = float("inf")
+        self._progress_at = 0.0  # the last 200, or when sending stopped
+        self._stalled = False
         self._sent: list[str] = []
         self._accepted_at: dict[str, float] = {}
         self._outcomes: Counter[str] = Counter()
@@ -125,13 +129,31 @@ class NcsLoad:
         self._sending.set()
         self._scheduler.start()
 
+    def __enter__(self) -> NcsLoad:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # After wait() this is a no-op; on an error it stops at once instead of settling.
+        if self._scheduler.is_alive():
+            self.wait(settle_timeout_s=0)
+
     def stop_sending(self) -> None:
         """No new callbacks from now on; pending retries go on."""
-        self._sending.clear()
+        with self._lock:
+            if self._sending.is_set():
+                self._sending.clear()
+                self._progress_at = max(self._progress_at, time.monotonic())
 
-    def wait(self, settle_timeout_s: float = 60.0) -> LoadReport:
-        """Stop sending new callbacks, let retries settle (or the deadline pass), report."""
+    def wait(self, settle_timeout_s: float = 120.0, stall_timeout_s: float = 30.0) -> LoadReport:
+        """Stop sending new callbacks and let retries settle, then report.
+
+        Retries end when every callback was answered 200, after ``settle_timeout_s``, or once
+        no callback was answered 200 for ``stall_timeout_s`` (a service that stopped
+        recovering; a recovering one answers retries within seconds).
+        """
         self.stop_sending()
+        self._stall_s = stall_timeout_s
         self._deadline = time.monotonic() + settle_timeout_s
         self._scheduler.join()
         self._pool.shutdown(wait=True)
@@ -148,6 +170,7 @@ class NcsLoad:
                 started_at=self._started_at,
                 finished_at=time.monotonic(),
                 max_attempts_seen=self._max_seen,
+                stalled=self._stalled,
                 answers=list(self._answers),
             )
 
@@ -168,8 +191,10 @@ class NcsLoad:
                 while self._retries and self._retries[0][0] <= now:
                     due.append(heapq.heappop(self._retries)[2])
                 self._inflight += len(due)
-                idle = not self._sending.is_set() and not self._inflight and not self._retries
-            if idle or now > self._deadline:
+                sending = self._sending.is_set()
+                idle = not sending and not self._inflight and not self._retries
+                self._stalled = not sending and now - self._progress_at > self._stall_s
+            if idle or self._stalled or now > self._deadline:
                 return
             for delivery in due:
                 self._pool.submit(self._attempt, delivery)
@@ -209,6 +234,7 @@ class NcsLoad:
             self._inflight -= 1
             if outcome == "200":
                 self._accepted_at.setdefault(delivery.notice_id, now)
+                self._progress_at = now
             elif self._max_attempts is not None and delivery.attempts >= self._max_attempts:
                 self._gave_up.add(delivery.notice_id)
             else:
@@ -264,3 +290,34 @@ def notice_ids_on_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> 
     for record in records_on_topic(bootstrap, topic, timeout_s):
         counts[dict(record.headers).get("noticeId", b"<none>").decode()] += 1
     return counts
+
+
+def delivery_figures(report: LoadReport, on_topic: Counter[str]) -> dict[str, object]:
+    """What every load scenario prints: 200s against the topic, duplicates, retries."""
+    accepted = report.accepted
+    return {
+        "sent": len(report.sent),
+        "answered_200": len(accepted),
+        "distinct_on_topic": len(on_topic),
+        "lost": len(accepted - set(on_topic)),
+        "duplicates_on_topic": sum(n - 1 for n in on_topic.values()),
+        "on_topic_never_200": len(set(on_topic) - accepted),
+        "unsettled": len(report.unsettled),
+        "retries_stalled": report.stalled,
+        "attempts": report.attempts,
+        "refused_attempts": report.refused,
+        "outcomes": dict(sorted(report.outcomes.items())),
+        "max_attempts": report.max_attempts_seen,
+    }
+
+
+def check_delivery(report: LoadReport, on_topic: Counter[str]) -> None:
+    """Every callback answered 200 is on the topic, nothing else is, and (the service having
+    recovered) every callback sent was answered 200 in the end, so the counts are equal."""
+    lost = report.accepted - set(on_topic)
+    assert lost == set(), f"{len(lost)} answered 200 but not on the topic: {sorted(lost)[:10]}"
+    assert set(on_topic) <= set(report.sent), "only the sender's callbacks are on the topic"
+    assert set(report.outcomes) <= {"200", "503", "timeout", "connection_error"}
+    stalled = "; retries stalled: the webhook answered no 200 at all" if report.stalled else ""
+    assert report.unsettled == set(), f"{len(report.unsettled)} never answered 200{stalled}"
+    assert len(on_topic) == len(report.accepted) == len(report.sent)

@@ -8,8 +8,10 @@ request that is not signed by its secret, publish exactly the valid callbacks (e
 signed-but-unparseable bodies (quarantine), and never write its secrets to its log.
 
 Every request is generated from ``SEED`` and its index, so a failure names a reproducible
-request kind. The one 5xx allowed is gunicorn's 501 for an unknown transfer coding, which
-RFC 9112 section 6.1 asks servers to send (the app never sees that request).
+request kind. Two answers are allowed on purpose: gunicorn's 501 for an unknown transfer
+coding, which RFC 9112 section 6.1 asks servers to send (the app never sees the request), and
+Flask's automatic answer to ``OPTIONS /ncs`` (an empty 200 listing the allowed methods, which
+publishes nothing).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import uuid
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
@@ -57,7 +57,6 @@ class LoadReport:
     finished_at: float
     max_attempts_seen: int = 0
     stalled: bool = False
-    answers: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def accepted(self) -> set[str]:
@@ -118,7 +117,6 @@ class NcsLoad:
         self._sent: list[str] = []
         self._accepted_at: dict[str, float] = {}
         self._outcomes: Counter[str] = Counter()
-        self._answers: list[tuple[float, str]] = []
         self._gave_up: set[str] = set()
         self._max_seen = 0
         self._started_at = 0.0
@@ -171,7 +169,6 @@ class NcsLoad:
                 finished_at=time.monotonic(),
                 max_attempts_seen=self._max_seen,
                 stalled=self._stalled,
-                answers=list(self._answers),
             )
 
     def _schedule(self) -> None:
@@ -229,7 +226,6 @@ class NcsLoad:
         delivery.attempts += 1
         with self._lock:
             self._outcomes[outcome] += 1
-            self._answers.append((now, outcome))
             self._max_seen = max(self._max_seen, delivery.attempts)
             self._inflight -= 1
             if outcome == "200":

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 from support.figures import Figure
 from support.kafka_broker import KafkaClusterFactory, create_topics, unique_topic
-from support.ncs_load import NcsLoad, check_delivery, delivery_figures, notice_ids_on_topic
+from support.ncs_load import (
+    NcsLoad,
+    check_delivery,
+    delivery_figures,
+    notice_ids_on_topic,
+    recovery_probe,
+)
 from support.webhook_server import run_webhook
 
 # The timeout leaves room for a loaded machine: retries then take long to settle.
@@ -51,16 +57,17 @@ def test_broker_kill_and_restart_under_load_loses_no_accepted_callback(
         load.stop_sending()
         load_s = time.monotonic() - started
         report = load.wait(settle_timeout_s=SETTLE_S)
+        probe = recovery_probe(server.ncs_url)
 
     on_topic = notice_ids_on_topic(cluster.bootstrap, events)
     figure(
         "broker restart under load",
-        **delivery_figures(report, on_topic),
+        **delivery_figures(report, on_topic, probe),
         broker_restart_s=round(back_at - killed_at, 1),
         load_s=round(load_s, 1),
         elapsed_s=round(report.finished_at - report.started_at, 1),
     )
-    check_delivery(report, on_topic)
+    check_delivery(report, on_topic, probe)
     # The fault really happened, and the service recovered from it.
     assert report.refused > 0, "no callback was refused while the broker was down"
     assert report.accepted_after(back_at) > 0

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from support.figures import Figure
 from support.kafka_broker import KafkaClusterFactory, create_topics, unique_topic
-from support.ncs_load import NcsLoad, check_delivery, delivery_figures, notice_ids_on_topic
+from support.ncs_load import (
+    NcsLoad,
+    check_delivery,
+    delivery_figures,
+    notice_ids_on_topic,
+    recovery_probe,
+)
 from support.webhook_server import run_webhook
 
 with warnings.catch_warnings():
@@ -113,20 +119,21 @@ def test_losing_one_of_three_brokers_under_load_loses_no_accepted_callback(
             load_s = restarting_at - started
             cluster.start_node(victim)
             report = load.wait(settle_timeout_s=SETTLE_S)
+            probe = recovery_probe(server.ncs_url)
     finally:
         admin.close()
 
     on_topic = notice_ids_on_topic(cluster.bootstrap, events)
     figure(
         "one of three brokers killed under load",
-        **delivery_figures(report, on_topic),
+        **delivery_figures(report, on_topic, probe),
         killed_node=victim,
         failover_s=round(failed_over_at - killed_at, 1),
         accepted_while_down=report.accepted_between(killed_at, restarting_at),
         load_s=round(load_s, 1),
         elapsed_s=round(report.finished_at - report.started_at, 1),
     )
-    check_delivery(report, on_topic)
+    check_delivery(report, on_topic, probe)
     assert all(len(s.isr) >= 2 for s in after_kill.values()), "two replicas kept every write"
     # Two brokers are enough: callbacks kept being accepted with the victim down.
     assert report.accepted_between(failed_over_at, restarting_at) > 0

@@ -83,7 +83,8 @@ class NcsLoad:
     """Steady NCS-like traffic against ``url`` until :meth:`stop_sending`, then retries settle.
 
     ``max_attempts`` None retries until :meth:`wait`'s deadline (every callback should end up
-    answered 200 once the service recovers); NCS itself gives up after 4 attempts.
+    answered 200 once the service recovers); NCS itself gives up after 4 attempts. ``limit``
+    stops sending after that many callbacks (:meth:`wait` then waits for all of them).
     """
 
     def __init__(
@@ -95,12 +96,15 @@ class NcsLoad:
         channels: int = 8,
         max_attempts: int | None = None,
         timeout_s: float = NCS_TIMEOUT_S,
+        limit: int | None = None,
     ) -> None:
         self._url = url
         self._interval = 1.0 / rate_per_s
         self._secret = secret
         self._channels = channels
         self._max_attempts = max_attempts
+        self._limit = limit
+        self._all_sent = threading.Event()
         self._timeout = timeout_s
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ncs")
         self._local = threading.local()
@@ -150,6 +154,8 @@ class NcsLoad:
         no callback was answered 200 for ``stall_timeout_s`` (a service that stopped
         recovering; a recovering one answers retries within seconds).
         """
+        if self._limit is not None:
+            self._all_sent.wait(timeout=settle_timeout_s)
         self.stop_sending()
         self._stall_s = stall_timeout_s
         self._deadline = time.monotonic() + settle_timeout_s
@@ -178,13 +184,17 @@ class NcsLoad:
             due: list[_Delivery] = []
             with self._lock:
                 if self._sending.is_set():
-                    while self._started_at + count * self._interval <= now:
+                    while self._started_at + count * self._interval <= now and (
+                        self._limit is None or count < self._limit
+                    ):
                         delivery = _Delivery(
                             str(uuid.uuid4()), f"load-{count % self._channels}", count
                         )
                         self._sent.append(delivery.notice_id)
                         due.append(delivery)
                         count += 1
+                    if count == self._limit:
+                        self._all_sent.set()
                 while self._retries and self._retries[0][0] <= now:
                     due.append(heapq.heappop(self._retries)[2])
                 self._inflight += len(due)
@@ -288,16 +298,41 @@ def notice_ids_on_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> 
     return counts
 
 
-def delivery_figures(report: LoadReport, on_topic: Counter[str]) -> dict[str, object]:
+def recovery_probe(url: str, callbacks: int = 40, secret: str = SECRET) -> LoadReport:
+    """``callbacks`` fresh callbacks at once, each on its own connection, one attempt each.
+
+    Sent once a fault has passed, every one must be answered 200: concurrent connections reach
+    every gunicorn worker, so one whose producer stayed broken is caught even when retries,
+    landing on the other worker, all ended in 200.
+    """
+    with NcsLoad(
+        url,
+        rate_per_s=callbacks * 10,
+        secret=secret,
+        threads=callbacks,
+        max_attempts=1,
+        limit=callbacks,
+    ) as probe:
+        return probe.wait()
+
+
+def _without(on_topic: Counter[str], probe: LoadReport | None) -> Counter[str]:
+    skip = set(probe.sent) if probe is not None else set()
+    return Counter({notice: n for notice, n in on_topic.items() if notice not in skip})
+
+
+def delivery_figures(
+    report: LoadReport, on_topic: Counter[str], probe: LoadReport | None = None
+) -> dict[str, object]:
     """What every load scenario prints: 200s against the topic, duplicates, retries."""
-    accepted = report.accepted
-    return {
+    accepted, mine = report.accepted, _without(on_topic, probe)
+    figures: dict[str, object] = {
         "sent": len(report.sent),
         "answered_200": len(accepted),
-        "distinct_on_topic": len(on_topic),
-        "lost": len(accepted - set(on_topic)),
-        "duplicates_on_topic": sum(n - 1 for n in on_topic.values()),
-        "on_topic_never_200": len(set(on_topic) - accepted),
+        "distinct_on_topic": len(mine),
+        "lost": len(accepted - set(mine)),
+        "duplicates_on_topic": sum(n - 1 for n in mine.values()),
+        "on_topic_never_200": len(set(mine) - accepted),
         "unsettled": len(report.unsettled),
         "retries_stalled": report.stalled,
         "attempts": report.attempts,
@@ -305,15 +340,30 @@ def delivery_figures(report: LoadReport, on_topic: Counter[str]) -> dict[str, ob
         "outcomes": dict(sorted(report.outcomes.items())),
         "max_attempts": report.max_attempts_seen,
     }
+    if probe is not None:
+        figures["recovery_probe_200"] = f"{len(probe.accepted)}/{len(probe.sent)}"
+    return figures
 
 
-def check_delivery(report: LoadReport, on_topic: Counter[str]) -> None:
-    """Every callback answered 200 is on the topic, nothing else is, and (the service having
-    recovered) every callback sent was answered 200 in the end, so the counts are equal."""
-    lost = report.accepted - set(on_topic)
+def check_delivery(
+    report: LoadReport, on_topic: Counter[str], probe: LoadReport | None = None
+) -> None:
+    """Every callback answered 200 (the load's and the probe's) is on the topic, nothing else
+    is; and, the service having recovered, every callback of the load was answered 200 in the
+    end (so the counts are equal) and every probe callback at its first attempt."""
+    mine = _without(on_topic, probe)
+    lost = report.accepted - set(mine)
     assert lost == set(), f"{len(lost)} answered 200 but not on the topic: {sorted(lost)[:10]}"
-    assert set(on_topic) <= set(report.sent), "only the sender's callbacks are on the topic"
+    if probe is not None:
+        lost = probe.accepted - set(on_topic)
+        assert lost == set(), f"{len(lost)} probe callbacks answered 200 but not on the topic"
+    assert set(mine) <= set(report.sent), "only the sender's callbacks are on the topic"
     assert set(report.outcomes) <= {"200", "503", "timeout", "connection_error"}
     stalled = "; retries stalled: the webhook answered no 200 at all" if report.stalled else ""
     assert report.unsettled == set(), f"{len(report.unsettled)} never answered 200{stalled}"
-    assert len(on_topic) == len(report.accepted) == len(report.sent)
+    assert len(mine) == len(report.accepted) == len(report.sent)
+    if probe is not None:
+        assert probe.gave_up == set(), (
+            f"{len(probe.gave_up)} of {len(probe.sent)} fresh callbacks refused after the fault "
+            f"({dict(probe.outcomes)}): a webhook worker no longer publishes"
+        )

@@ -2,7 +2,9 @@
 
 While the broker is down the webhook answers 503 + Retry-After (or NCS's 10 s wait runs out);
 the sender retries like NCS. A callback whose publish was acknowledged after its 503 and that
-NCS then sent again is on the topic twice: allowed, and counted in the figure.
+NCS then sent again is on the topic twice: allowed, and counted in the figure. Once every
+callback was answered 200, a burst of fresh callbacks checks that every webhook worker (each
+has its own producer) publishes again.
 """
 
 from __future__ import annotations

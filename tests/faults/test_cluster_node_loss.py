@@ -2,7 +2,8 @@
 
 The events topic has replication factor 3 and ``min.insync.replicas=2``, so with acks=all a
 200 means two brokers hold the record: losing one of them loses nothing. The killed node is
-the leader of partition 0, so the webhook's producer has to follow a leader election.
+the leader of partition 0, so the webhook's producer has to follow a leader election. Once
+the node is back, a burst of fresh callbacks checks that every webhook worker publishes again.
 """
 
 from __future__ import annotations

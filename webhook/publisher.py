@@ -43,14 +43,19 @@ class Publisher(Protocol):
 
 
 def producer_config(kafka: KafkaSettings, timeout_s: float) -> dict[str, Any]:
-    """Durable producer settings: acks from every in-sync replica, idempotent (no
-    duplicates from internal retries), and a short linger so concurrent requests share
-    batches without adding noticeable latency.
+    """Durable producer settings: acks from every in-sync replica, one request in flight per
+    broker (a retried batch cannot be overtaken, so a key's records keep their order), and
+    a short linger so concurrent requests share batches without adding noticeable latency.
 
     The producer's own deadlines end inside the caller's budget: ``send`` blocks for
     metadata at most 15 % of it, and a queued record is acknowledged or expired within
     75 %. So when the caller stops waiting, the record's fate is known; one reported as
     not acknowledged (and then spooled, or retried by NCS) is not delivered later as well.
+
+    Not idempotent: kafka-python's idempotent producer loses its producer id for good once
+    a batch it already sent expires (a broker outage longer than the delivery timeout) and
+    then never publishes again. The price is a rare duplicate when an acknowledgement is
+    lost on the wire; consumers deduplicate by ``noticeId`` anyway (NCS sends duplicates).
     """
     budget_ms = int(timeout_s * 1000)
     linger_ms = 2
@@ -58,7 +63,8 @@ def producer_config(kafka: KafkaSettings, timeout_s: float) -> dict[str, Any]:
     return {
         **kafka.client_config(),
         "acks": "all",
-        "enable_idempotence": True,
+        "enable_idempotence": False,
+        "max_in_flight_requests_per_connection": 1,
         "linger_ms": linger_ms,
         "max_block_ms": max(int(budget_ms * 0.15), 100),
         "delivery_timeout_ms": delivery_ms,
@@ -112,7 +118,7 @@ class KafkaPublisher:
         self._last_failure = None
 
     def publish_many(self, records: Sequence[Record], timeout_s: float) -> int:
-        # One idempotent producer keeps the order of a key's records across its retries,
+        # One request in flight per broker keeps a key's records in order across retries,
         # so sending them all before waiting is safe and far faster than one by one.
         deadline = time.monotonic() + timeout_s
         acknowledged = 0

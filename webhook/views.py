@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, Response, jsonify, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
 from webhook import metrics
@@ -63,7 +64,18 @@ def register(app: Flask, ingress: Ingress) -> None:
             metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
 
     def _handle() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
-        body = request.get_data(cache=False)
+        try:
+            body = _read_body(settings.max_body_bytes)
+        except BodyTooLarge:
+            metrics.REQUESTS.labels("too_large").inc()
+            return _error(
+                413, "request_entity_too_large", f"body exceeds {settings.max_body_bytes} bytes"
+            )
+        except (ParseException, NoMoreData) as exc:
+            # A broken chunked encoding, or the body ended early: the client's fault.
+            metrics.REQUESTS.labels("bad_request").inc()
+            log.warning("unreadable body", extra={"error": type(exc).__name__})
+            return _error(400, "bad_request", f"unreadable body: {type(exc).__name__}")
         try:
             decision = ingest(
                 body,
@@ -174,6 +186,22 @@ def register(app: Flask, ingress: Ingress) -> None:
         else:
             detail = exc.description or exc.name
         return jsonify(error=exc.name.lower().replace(" ", "_"), detail=detail), code
+
+
+class BodyTooLarge(Exception):
+    """A body without Content-Length (chunked) ran past the limit."""
+
+
+def _read_body(max_bytes: int) -> bytes:
+    if request.content_length is not None:
+        # Werkzeug answers 413 itself when the declared length is over the limit.
+        return request.get_data(cache=False)
+    # Chunked: Werkzeug's limited stream would silently cut the body at the limit (and the
+    # signature would then fail); read one byte more to tell "too large" apart.
+    body: bytes = request.environ["wsgi.input"].read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise BodyTooLarge
+    return body
 
 
 def _observe_spool(spool: Spool, clock: Clock) -> None:

@@ -226,14 +226,13 @@ class Reconciler:
 
 
 class EventPublisher:
-    """Writes records to the events topic with an idempotent ``acks=all`` producer."""
+    """Writes records to the events topic with an ``acks=all`` producer."""
 
     def __init__(self, client_config: Mapping[str, Any], timeout_s: float = 10.0) -> None:
-        from kafka import KafkaProducer
+        from handlers.runtime.clients import durable_producer
 
         self._timeout_s = timeout_s
-        self._producer = KafkaProducer(**client_config, acks="all", enable_idempotence=True,
-                                       client_id="agora-events.reconciler")
+        self._producer = durable_producer(client_config, "agora-events.reconciler")
 
     def __call__(self, record: Record) -> None:
         self._producer.send(record.topic, key=record.key, value=record.value,

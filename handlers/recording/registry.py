@@ -370,19 +370,16 @@ class SessionStore(Protocol):
 
 
 class SessionWriter:
-    """Publishes records to the sessions topic with an idempotent ``acks=all`` producer;
+    """Publishes records to the sessions topic with an ``acks=all`` producer;
     :meth:`publish` returns once the broker acknowledged (raises otherwise)."""
 
     def __init__(self, client_config: Mapping[str, Any], topic: str,
                  timeout_s: float = 10.0) -> None:
-        from kafka import KafkaProducer
+        from handlers.runtime.clients import durable_producer
 
         self.topic = topic
         self._timeout_s = timeout_s
-        self._producer = KafkaProducer(
-            **client_config, acks="all", enable_idempotence=True, linger_ms=0,
-            client_id="agora-events.sessions-writer",
-        )
+        self._producer = durable_producer(client_config, "agora-events.sessions-writer")
 
     def publish(self, record: SessionRecord) -> None:
         self._send(record.cname, record.to_bytes(), str(record.schema_version))

@@ -38,6 +38,25 @@ def group_consumer(
     )
 
 
+def durable_producer(client_config: Mapping[str, Any], client_id: str) -> KafkaProducer:
+    """A long-lived producer outside transactions: ``acks=all``, one request in flight per
+    broker (retries keep the order of a key's records).
+
+    Not idempotent on purpose: kafka-python's idempotent producer loses its producer id
+    for good once a batch it already sent expires (a broker outage longer than the
+    delivery timeout) and never sends again. Every writer using this one writes keyed,
+    idempotent values, so the rare duplicate a lost acknowledgement causes is harmless.
+    """
+    return KafkaProducer(
+        **client_config,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        max_in_flight_requests_per_connection=1,
+        linger_ms=0,
+    )
+
+
 def transactional_producer(
     client_config: Mapping[str, Any], transactional_id: str, *, transaction_timeout_ms: int
 ) -> KafkaProducer:

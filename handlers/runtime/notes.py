@@ -29,8 +29,8 @@ class Notes(Protocol):
 
 
 class StateNotes:
-    """Writes ``<action>/<key>`` entries to the state topic with an idempotent
-    ``acks=all`` producer; ``save`` returns once acknowledged.
+    """Writes ``<action>/<key>`` entries to the state topic with an ``acks=all``
+    producer; ``save`` returns once acknowledged.
 
     The producer is created and connected in the background from the start: the first
     save must not spend a connection set-up between a call and its note (a crash in that
@@ -60,12 +60,9 @@ class StateNotes:
     def _connected(self) -> Any:
         with self._lock:
             if self._producer is None:
-                from kafka import KafkaProducer
+                from handlers.runtime.clients import durable_producer
 
-                producer = KafkaProducer(
-                    **self._client_config, acks="all", enable_idempotence=True, linger_ms=0,
-                    client_id=f"{self._prefix}notes",
-                )
+                producer = durable_producer(self._client_config, f"{self._prefix}notes")
                 try:
                     producer.partitions_for(self._topic)  # metadata now, not at the first save
                 except BaseException:

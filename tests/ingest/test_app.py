@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -184,3 +185,25 @@ def test_logs_carry_context_and_never_the_secret(
     assert accepted.__dict__["noticeId"] == json.loads(body)["noticeId"]
     for record in caplog.records:
         assert SECRET not in json.dumps(record.__dict__, default=str)
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_a_signature_failure(
+    publisher: InMemoryPublisher, clock: FakeClock
+) -> None:
+    client = make_client(publisher, clock, AGORA_WEBHOOK_MAX_BODY_BYTES=1000)
+    body = callback_body(details={"msgName": "x", "pad": "p" * 2000})
+    # No Content-Length: the way a chunked request reaches the application.
+    response = client.post("/ncs", input_stream=io.BytesIO(body), headers=signed(body))
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "request_entity_too_large"
+    assert publisher.records == []
+
+
+def test_a_chunked_body_within_the_limit_is_read_whole(
+    publisher: InMemoryPublisher, clock: FakeClock
+) -> None:
+    client = make_client(publisher, clock)
+    body = callback_body()
+    response = client.post("/ncs", input_stream=io.BytesIO(body), headers=signed(body))
+    assert response.status_code == 200
+    assert [r.value for r in publisher.records] == [body]

@@ -71,6 +71,7 @@ class RestartRules(_Strict):
 
 class ReconcilerRules(_Strict):
     interval_s: int = Field(default=120, ge=0)
+    retain_finished_s: int = Field(default=604_800, ge=0)
 
 
 class WhiteboardLink(_Strict):

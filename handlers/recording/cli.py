@@ -309,7 +309,8 @@ def schema_command() -> None:
 @recording_group.command("reconcile")
 @click.option("--once", is_flag=True, help="Check every running session once and exit.")
 def reconcile_command(once: bool) -> None:
-    """Query running sessions every reconciler.interval_s; publish the failures NCS missed."""
+    """Query running sessions every reconciler.interval_s; publish the failures NCS missed;
+    remove finished sessions older than reconciler.retain_finished_s."""
     from handlers.recording.reconciler import EventPublisher, Reconciler
 
     settings = _settings()
@@ -322,17 +323,20 @@ def reconcile_command(once: bool) -> None:
         click.echo("the reconciler is disabled (reconciler.interval_s = 0)")
         return
     client_config = settings.kafka.client_config()
-    with _client(settings) as client:
+    with _client(settings) as client, _writer(settings) as writer:
         publisher = EventPublisher(client_config)
         try:
             reconciler = Reconciler(
                 client, snapshot=lambda: _sessions(settings), publish=publisher,
-                events_topic=settings.topics.events, grace_s=rules.restart.failover_grace_s)
+                events_topic=settings.topics.events, grace_s=rules.restart.failover_grace_s,
+                remove=writer.delete, retain_finished_s=rules.reconciler.retain_finished_s)
             if once:
                 for report in reconciler.tick():
                     click.echo(f"{report.cname}\tsid={report.sid}\t{report.verdict.kind}\t"
                                f"{report.verdict.reason}"
                                f"{chr(9) + 'failure published' if report.published else ''}")
+                for cname in reconciler.pruned:
+                    click.echo(f"{cname}\tpruned (finished)")
                 return
             configure_json_logging(settings.log_level)
             stop = threading.Event()

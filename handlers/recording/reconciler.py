@@ -24,6 +24,14 @@ so it flows through the restart action (and every other consumer) like a real on
 The noticeId is deterministic per task, so a reconciler restarted (or running twice)
 reports the same failure under the same id; the restart action's per-task idempotency
 makes it at most one restart either way.
+
+**Pruning.** Every tick also removes (tombstones) the records of finished sessions
+(``stopped``, ``ended``, ``failed``, ``gave_up``) not updated for
+``reconciler.retain_finished_s`` (a week by default; 0 keeps them forever). Every process
+that reads the registry holds it in memory, so without this the registry, and with it
+their memory, would grow by one record per channel ever recorded. A record rewritten
+between the tick's read and its tombstone (a channel started again at that very moment,
+a week after its last session) would be removed too: ``recording start`` it again.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from typing import Any, Literal
 from handlers.recording.client import RecordingApi
 from handlers.recording.errors import Advice, RecordingApiError
 from handlers.recording.models import STATUS_EXITED_ABNORMALLY
-from handlers.recording.registry import SessionRecord, valid_sessions
+from handlers.recording.registry import FINISHED_STATUSES, SessionRecord, valid_sessions
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID, parse_notification
 from webhook.records import Record, event_record
@@ -97,6 +105,12 @@ def judge(observation: Observation, now_ms: int, missing_since_ms: int | None,
     return Verdict("unknown", observation.error, missing_since_ms)
 
 
+def prunable(records: Iterable[SessionRecord], cutoff_ms: int) -> list[SessionRecord]:
+    """Finished records last updated before ``cutoff_ms`` (pure)."""
+    return [r for r in records
+            if r.status in FINISHED_STATUSES and r.updated_at.timestamp() * 1000 < cutoff_ms]
+
+
 def synthetic_notice_id(cname: str, sid: str) -> str:
     digest = hashlib.sha256(json.dumps([cname, sid]).encode()).hexdigest()[:32]
     return f"{SYNTHETIC_SOURCE}-{digest}"
@@ -139,10 +153,11 @@ class Report:
 
 
 class Reconciler:
-    """Queries running sessions and publishes synthetic failures.
+    """Queries running sessions, publishes synthetic failures and prunes finished ones.
 
     ``snapshot`` returns the registry's current values (cname -> JSON object);
-    ``publish`` durably writes one record to the events topic (raises on failure).
+    ``publish`` durably writes one record to the events topic (raises on failure);
+    ``remove`` durably tombstones a cname's registry record (``None``: never prune).
     Not thread-safe: one thread calls :meth:`tick` (or :meth:`run`).
     """
 
@@ -155,6 +170,8 @@ class Reconciler:
         events_topic: str,
         grace_s: float,
         clock: Clock | None = None,
+        remove: Callable[[str], None] | None = None,
+        retain_finished_s: float = 0,
     ) -> None:
         self._api = api
         self._snapshot = snapshot
@@ -164,10 +181,15 @@ class Reconciler:
         self._clock = clock or SystemClock()
         self._missing_since: dict[tuple[str, str], int] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._remove = remove
+        self._retain_ms = int(retain_finished_s * 1000)
+        self.pruned: list[str] = []
+        """The cnames the last tick removed."""
 
     def tick(self) -> list[Report]:
         """Query every running session once; returns one report per session queried."""
         records, invalid = valid_sessions(self._snapshot())
+        self.pruned = self._prune(records.values())
         for cname, error in invalid.items():
             log.warning("skipping a malformed session record: %s", error,
                         extra={"cname": cname})
@@ -176,6 +198,18 @@ class Reconciler:
         live = {(r.cname, r.sid) for r in running if r.sid}
         self._forget_except(live)
         return [self._check(record) for record in running]
+
+    def _prune(self, records: Iterable[SessionRecord]) -> list[str]:
+        if self._remove is None or self._retain_ms <= 0:
+            return []
+        cutoff_ms = self._clock.now_ms() - self._retain_ms
+        pruned = []
+        for record in prunable(records, cutoff_ms):
+            self._remove(record.cname)
+            pruned.append(record.cname)
+            log.info("finished session removed from the registry", extra={
+                "cname": record.cname, "sid": record.sid, "status": record.status})
+        return pruned
 
     def _check(self, record: SessionRecord) -> Report:
         assert record.sid is not None

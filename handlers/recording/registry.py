@@ -17,9 +17,14 @@ Schema version 1, field by field:
   ``backup_uid``: the other uid. A restart starts with ``backup_uid`` and swaps the two,
   so an old and a new bot never collide.
 - ``resource_id``, ``sid``: the current task (``null`` before it exists).
-- ``status``: ``starting`` | ``running`` | ``stopping`` | ``stopped`` | ``failed`` |
-  ``restarting`` | ``gave_up``. ``stopping``/``stopped`` mean *we* stopped it: exit and
-  leave events that follow are not failures.
+- ``status``: ``starting`` | ``running`` | ``stopping`` | ``stopped`` | ``ended`` |
+  ``failed`` | ``restarting`` | ``gave_up``. ``stopping``/``stopped`` mean *we* stopped it:
+  exit and leave events that follow are not failures. ``ended``: the task ended on its
+  own (``session_exit`` with ``exitStatus`` 0, e.g. ``maxIdleTime`` reached), written by
+  the restart action, so the reconciler no longer takes its 404 for a silent death.
+  ``stopped``, ``ended``, ``failed`` and ``gave_up`` are finished: the reconciler
+  removes (tombstones) such a record once it is older than
+  ``[reconciler] retain_finished_s`` (a week by default).
 - ``client_request``: the start ``clientRequest`` exactly as Agora documents it, and
   ``acquire_client_request`` the acquire one (``{}`` for none).
 - ``restarts``: history, oldest first, at most :data:`MAX_HISTORY` entries (``at``,
@@ -76,9 +81,14 @@ SCHEMA_VERSION = 1
 SCHEMA_VERSION_HEADER = "schema-version"
 MAX_HISTORY = 50
 
-Status = Literal["starting", "running", "stopping", "stopped", "failed", "restarting", "gave_up"]
+Status = Literal[
+    "starting", "running", "stopping", "stopped", "ended", "failed", "restarting", "gave_up"
+]
 ACTIVE_STATUSES: frozenset[str] = frozenset({"starting", "running", "restarting"})
 OWN_STOP_STATUSES: frozenset[str] = frozenset({"stopping", "stopped"})
+ENDED = "ended"
+# Nothing runs and nothing will be done for these any more: the reconciler may prune them.
+FINISHED_STATUSES: frozenset[str] = frozenset({"stopped", ENDED, "failed", "gave_up"})
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ONLY_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")

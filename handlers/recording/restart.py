@@ -81,6 +81,12 @@ note of a concurrent attempt was overwritten, or another application uses the ui
 restart fails with an alert instead of switching uids: a second uid could record the
 channel twice, which is the one thing this action must never do.
 
+**Normal ends.** A ``session_exit`` with ``exitStatus`` 0 for the task the registry
+tracks as ``running`` marks the record ``ended`` (no outcome): nothing runs under that
+sid any more, so the reconciler stops querying it. Without it, the 404 that ``query``
+answers for every finished task would look like a silent death and restart recordings
+that ended on purpose.
+
 Outcomes on ``agora.actions`` (key cname, headers ``noticeId``, ``sid``, ``outcome``,
 ``schema-version``): ``{"handler": "restart", "action": "restart", "outcome":
 "restarted" | "gave_up" | "not_needed" | "failed", "alert": bool, "cname", "sid" (the
@@ -115,6 +121,7 @@ from handlers.recording.errors import Advice, RecordingApiError
 from handlers.recording.metrics import GaveUpReason, RestartMetrics
 from handlers.recording.models import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
 from handlers.recording.registry import (
+    ENDED,
     MAX_HISTORY,
     MissingReference,
     PendingRestart,
@@ -227,7 +234,15 @@ class FailoverCommand:
     notice_id: str
 
 
-RestartActionCommand = RestartCommand | GiveUpCommand | FailoverCommand
+@dataclass(frozen=True, slots=True)
+class EndedCommand:
+    """The registered task ``sid`` ended normally: mark its record ``ended``."""
+
+    cname: str
+    sid: str
+
+
+RestartActionCommand = RestartCommand | GiveUpCommand | FailoverCommand | EndedCommand
 
 
 @dataclass
@@ -316,6 +331,8 @@ class RestartAction:
             if verdict.failover and state.get(failover_key(cname, sid)) is None:
                 return FailoverCommand(cname, sid, _event_ms(notification),
                                        notification.notice_id)
+            if verdict.ended and record is not None and record.status == "running":
+                return EndedCommand(cname, sid)
             log.debug("not a failure: %s", verdict.reason, extra=context)
             return None
         failure = _failure(notification, cname, sid, verdict)
@@ -374,7 +391,18 @@ class RestartAction:
                 "at_ms": command.at_ms, "noticeId": command.notice_id}})
         if isinstance(command, GiveUpCommand):
             return self._gave_up(command)
+        if isinstance(command, EndedCommand):
+            return self._ended(command)
         return self._restart(command)
+
+    def _ended(self, cmd: EndedCommand) -> Effects:
+        current = lookup(self._sessions, cmd.cname)
+        if current is None or current.sid != cmd.sid or current.status != "running":
+            return Effects()  # restarted, stopped or rewritten meanwhile: not ours to end
+        log.info("recording ended normally", extra={"cname": cmd.cname, "sid": cmd.sid})
+        record = _updated(current, status=ENDED, pending=None,
+                          updated_at=utc_from_ms(self._clock.now_ms()))
+        return Effects(outputs=(record.output(self._topics.sessions),))
 
     def _restart(self, cmd: RestartCommand) -> Effects:
         failure = cmd.failure

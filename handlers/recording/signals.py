@@ -9,11 +9,13 @@ returns a :class:`Signal` with a short reason. The rules, first match wins:
    classified by the same rules once the registry holds its sid.
 3. the registry says ``starting`` (a start by hand is in progress, it registers its sid
    when done): IRRELEVANT.
-4. the registry says ``stopping``/``stopped``: we stopped it, so any end is BENIGN.
+4. the registry says ``stopping``/``stopped``: we stopped it, so any end is BENIGN;
+   ``ended``: the task already ended on its own, so anything after is BENIGN.
 5. per event type:
 
-   - 11 ``session_exit``: ``exitStatus`` 1 FAILURE; 0 BENIGN; any other (undocumented)
-     value NEEDS_CONFIRMATION.
+   - 11 ``session_exit``: ``exitStatus`` 1 FAILURE; 0 BENIGN with ``ended`` set (the
+     task is over: the registry should say so); any other (undocumented) value
+     NEEDS_CONFIRMATION.
    - 41 ``recorder_leave``: ``leaveCode`` 0 (initialisation failed) FAILURE; only the bits
      SIG (2), NO_USERS (4), TIMER_CATCH (8) BENIGN; any other bit (CLIENT_LEAVE 16,
      undocumented ones) NEEDS_CONFIRMATION.
@@ -35,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from handlers.recording.registry import OWN_STOP_STATUSES, SessionRecord
+from handlers.recording.registry import ENDED, OWN_STOP_STATUSES, SessionRecord
 from webhook.events import (
     CLOUD_RECORDING_PRODUCT_ID,
     CloudRecordingErrorDetails,
@@ -69,6 +71,8 @@ class Classification:
     signal: Signal
     reason: str
     failover: bool = False
+    ended: bool = False
+    """The task ended normally (BENIGN): nothing will run under this sid any more."""
 
 
 def _irrelevant(reason: str) -> Classification:
@@ -90,6 +94,8 @@ def classify(notification: Notification, record: SessionRecord | None) -> Classi
             return _irrelevant("the session is being started")
         if record.status in OWN_STOP_STATUSES:
             return Classification(Signal.BENIGN, f"we stopped it (status {record.status})")
+        if record.status == ENDED:
+            return Classification(Signal.BENIGN, "the task already ended (status ended)")
     return _by_event(notification)
 
 
@@ -100,7 +106,7 @@ def _by_event(notification: Notification) -> Classification:
         if status == 1:
             return Classification(Signal.FAILURE, "session_exit exitStatus 1")
         if status == 0:
-            return Classification(Signal.BENIGN, "session_exit exitStatus 0")
+            return Classification(Signal.BENIGN, "session_exit exitStatus 0", ended=True)
         return Classification(Signal.NEEDS_CONFIRMATION, f"session_exit exitStatus {status}")
     if event_type == RECORDER_LEAVE:
         leave = parse_details_as(notification, RecorderLeaveDetails)

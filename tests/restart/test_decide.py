@@ -18,6 +18,7 @@ from handlers.base import InvalidEvent
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.registry import MemorySessions, PendingRestart
 from handlers.recording.restart import (
+    EndedCommand,
     FailoverCommand,
     GiveUpCommand,
     RestartCommand,
@@ -67,10 +68,10 @@ def test_a_handled_failure_is_not_restarted_again(fake_agora: FakeAgora) -> None
     assert action.decide(leave, state) is None
 
 
-@pytest.mark.parametrize("details", [{"exitStatus": 0}])
-def test_normal_exits_lead_to_nothing(fake_agora: FakeAgora, details: dict[str, int]) -> None:
+def test_a_normal_exit_only_marks_the_record_ended(fake_agora: FakeAgora) -> None:
     action = make_action(fake_agora, MemorySessions(registered(sid="sid-1")))
-    assert action.decide(received(11, sid="sid-1", details=details), MemoryState()) is None
+    command = action.decide(received(11, sid="sid-1", details={"exitStatus": 0}), MemoryState())
+    assert command == EndedCommand("class-1", "sid-1")  # tests/restart/test_normal_end.py
 
 
 def test_our_own_stop_leads_to_nothing(fake_agora: FakeAgora) -> None:

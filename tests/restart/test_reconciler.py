@@ -10,9 +10,10 @@ import pytest
 from support.fake_agora import FakeAgora, upstream_timeout_62
 from support.restart_env import (
     BACKUP_UID,
-    OPEN_CLIENTS,
     MemoryState,
+    Published,
     make_action,
+    reconciler,
     registered,
     start_session,
 )
@@ -23,7 +24,6 @@ from handlers.recording.reconciler import (
     Alive,
     Missing,
     QueryFailed,
-    Reconciler,
     judge,
     synthetic_notice_id,
 )
@@ -32,7 +32,6 @@ from handlers.recording.restart import RestartCommand
 from handlers.recording.signals import Signal, classify
 from webhook.clock import FakeClock
 from webhook.events import parse_notification
-from webhook.records import Record
 
 T0 = 1_700_000_000_000
 
@@ -52,22 +51,6 @@ def test_judge(observation: Alive | Missing | QueryFailed, since: int | None, no
                kind: str, since_after: int | None) -> None:
     verdict = judge(observation, now, since, grace_s=90)
     assert (verdict.kind, verdict.missing_since_ms) == (kind, since_after)
-
-
-class Published:
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def __call__(self, record: Record) -> None:
-        self.records.append(record)
-
-
-def reconciler(fake: FakeAgora, sessions: MemorySessions, published: Published,
-               grace_s: float = 90) -> Reconciler:
-    client = fake.client()
-    OPEN_CLIENTS.append(client)
-    return Reconciler(client, snapshot=lambda: dict(sessions.items()), publish=published,
-                      events_topic="t.events", grace_s=grace_s, clock=fake.clock)
 
 
 def clock(fake: FakeAgora) -> FakeClock:

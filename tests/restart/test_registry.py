@@ -111,8 +111,8 @@ def test_the_json_schema_is_published() -> None:
     assert set(schema["required"]) >= {"cname", "mode", "uid", "backup_uid", "status",
                                        "client_request", "updated_at"}
     status = props["status"]
-    assert set(status["enum"]) == {"starting", "running", "stopping", "stopped", "failed",
-                                   "restarting", "gave_up"}
+    assert set(status["enum"]) == {"starting", "running", "stopping", "stopped", "ended",
+                                   "failed", "restarting", "gave_up"}
     entry = schema["$defs"]["RestartEntry"]["properties"]
     assert "noticeId" in entry
 

@@ -151,6 +151,11 @@ def test_a_failure_callback_restarts_once_and_nothing_else_does(
     assert (record.sid, record.uid, record.status) == (new_task.sid, BACKUP_UID, "running")
     assert [(h.old_sid, h.new_sid) for h in record.restarts] == [(a.sid, new_task.sid)]
     assert record.pending is None
+    # The normal exit marked its record ended (the reconciler stops querying it); the
+    # others are as they were.
+    statuses = {cname: parse_session(registry[cname].value, cname).status
+                for cname in (normal, stopping, moving)}
+    assert statuses == {normal: "ended", stopping: "stopping", moving: "running"}
 
     outcomes = [json.loads(r.value) for r in read_to_end(kafka_bootstrap, topics.actions)]
     restarts = [o for o in outcomes if o.get("handler") == "restart"]

@@ -12,6 +12,7 @@ from typing import Any
 from handlers.base import Effects, Received
 from handlers.config import RecordingProfile, RecordingRules, RestartRules
 from handlers.recording.client import CloudRecordingClient
+from handlers.recording.reconciler import Reconciler
 from handlers.recording.registry import (
     MemorySessions,
     SessionRecord,
@@ -23,6 +24,7 @@ from support.callbacks import callback_body
 from support.fake_agora import FakeAgora
 from webhook.clock import FakeClock
 from webhook.events import parse_notification
+from webhook.records import Record
 from webhook.settings import TopicNames
 
 UID = "900001"
@@ -216,3 +218,22 @@ def gave_up_counts(action: RestartAction) -> dict[str, float]:
             if sample.name == "agora_restart_gave_up_total" and sample.value:
                 counts[sample.labels["reason"]] = sample.value
     return counts
+
+
+class Published:
+    """A reconciler's ``publish``: keeps the records."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def __call__(self, record: Record) -> None:
+        self.records.append(record)
+
+
+def reconciler(fake: FakeAgora, sessions: MemorySessions, published: Published,
+               grace_s: float = 90, **options: Any) -> Reconciler:
+    """A reconciler over ``sessions`` on ``fake``'s clock (``options``: pruning)."""
+    client = fake.client()
+    OPEN_CLIENTS.append(client)
+    return Reconciler(client, snapshot=lambda: dict(sessions.items()), publish=published,
+                      events_topic="t.events", grace_s=grace_s, clock=fake.clock, **options)

@@ -13,20 +13,25 @@ Starts everything on 127.0.0.1 (free ports) and stops it at the end:
   ``restart`` and ``whiteboard`` against the fakes) as subprocesses, the handlers with
   ``AGORA_HANDLERS_STATE_TTL_S`` set to ``--state-ttl-s`` (60 s by default instead of the
   week of production, so that the state, and with it the memory, levels off within
-  minutes).
+  minutes); with the fakes also ``agora-events recording reconcile`` every 10 s, pruning
+  finished registry records older than ``--retain-finished-s`` (60 s; a week in
+  production).
 
 Then posts signed callbacks at ``--rate`` per second for ``--minutes``: whole recordings
 (``webhook.samples.lifecycle``: started, slices, uploads, exit), interleaved so that each
 recording's callbacks are about a second apart, one recording in ten ending with
 ``session_exit`` status 1 (a restart, an alert; every exit also triggers a whiteboard
-capture). Every ``--sample-s`` it reads VmRSS from /proc of the gunicorn master, its workers
+capture). A restarted recording ends normally ``--end-after-s`` after its restart: the
+fake Agora forgets the task and a signed ``session_exit`` with ``exitStatus`` 0 is posted
+for it, as NCS would (the restart action marks the record ``ended``, the reconciler
+prunes it). Every ``--sample-s`` it reads VmRSS from /proc of the gunicorn master, its workers
 and the handlers process.
 
 Prints the answers by status, the records on each topic, the handlers' outcomes, the calls
 the fakes got, RSS at start, after 1 minute, at the end and the maximum, the RSS slope over
 the second half (least squares, MiB per minute) and one verdict line per process: "memory
-flat" when the second-half growth (slope x duration) is below ``--flat-mib``; and the
-state keys written and still live at the end.
+flat" when the second-half growth (slope x duration) is below ``--flat-mib``; the
+state keys written and still live at the end, and the registry records.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from webhook.samples import encode, lifecycle
+from webhook.samples import encode, lifecycle, sample
 from webhook.settings import TopicNames
 from webhook.signature import signature_headers
 
@@ -64,7 +69,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("agora-events")
 SECRET = "soak-secret"
 RECORDER_UID = "900001"
+BACKUP_UID = "900002"  # the uid a restarted recording runs with
 FAIL_EVERY = 10  # one recording in ten dies (session_exit 1)
+RECONCILE_EVERY_S = 10
 MIB = 1024 * 1024
 
 
@@ -98,10 +105,10 @@ def broker(tmp: Path) -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def service(argv: list[str], env: dict[str, str], log: Path, health_url: str
+def service(argv: list[str], env: dict[str, str], log: Path, health_url: str | None
             ) -> Iterator[subprocess.Popen[bytes]]:
-    """A subprocess in its own session, ready once ``health_url`` answers 200; SIGTERM to
-    its whole process group at the end."""
+    """A subprocess in its own session, ready once ``health_url`` answers 200 (``None``:
+    once it has run for a second); SIGTERM to its whole process group at the end."""
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -109,7 +116,11 @@ def service(argv: list[str], env: dict[str, str], log: Path, health_url: str
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(health_url, timeout=1).status_code == 200:
+                if health_url is None:
+                    time.sleep(1.0)
+                    if proc.poll() is None:
+                        break
+                elif httpx.get(health_url, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -182,14 +193,15 @@ name = "soak"
 cnames = ["soak-*"]
 mode = "individual"
 uid = "900001"
-backup_uid = "900002"
+backup_uid = "{backup_uid}"
 [recording.profiles.client_request]
 recordingConfig = {{ channelType = 0, streamTypes = 2, subscribeUidGroup = 0, maxIdleTime = 300 }}
 recordingFileConfig = {{ avFileType = ["hls"] }}
 storageConfig = {{ vendor = 1, region = 0, bucket = "rec", accessKey = "${{S3_KEY}}", secretKey = "${{S3_SECRET}}", fileNamePrefix = ["rec"] }}
 
 [reconciler]
-interval_s = 0
+interval_s = {reconcile_s}
+retain_finished_s = {retain_s}
 
 [[whiteboard.links]]
 cnames = ["soak-*"]
@@ -217,7 +229,7 @@ sinks = ["ops"]
 
 
 @contextmanager
-def fakes(tmp: Path) -> Iterator[Fakes]:
+def fakes(tmp: Path, retain_s: int) -> Iterator[Fakes]:
     # The fakes live with the tests (they import pytest, a dev dependency of the venv).
     sys.path.insert(0, str(ROOT / "tests"))
     from support.fake_agora import FakeAgora
@@ -234,7 +246,9 @@ def fakes(tmp: Path) -> Iterator[Fakes]:
         whiteboard.add_room(room, region="us-sv")
         sinks = stack.enter_context(FakeSinks())
         rules = tmp / "rules.toml"
-        rules.write_text(RULES.format(room=room, sink_url=sinks.webhook_url("ops", sink_secret)))
+        rules.write_text(RULES.format(
+            room=room, sink_url=sinks.webhook_url("ops", sink_secret), backup_uid=BACKUP_UID,
+            reconcile_s=RECONCILE_EVERY_S, retain_s=retain_s))
         env = {
             "AGORA_EVENTS_CONFIG": str(rules),
             "AGORA_APP_ID": agora.app_id,
@@ -281,6 +295,38 @@ class LoadResult:
     max_lag_s: float = 0.0  # how far the sender fell behind its schedule
     late: int = 0  # callbacks sent more than a second after their time
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class RestartedEnder(threading.Thread):
+    """Ends every restarted recording normally ``after_s`` after its start, as a real one
+    ends once its channel is empty: the fake Agora forgets the task and NCS's
+    ``session_exit`` (``exitStatus`` 0) is posted for it."""
+
+    def __init__(self, agora: Any, url: str, after_s: float) -> None:
+        super().__init__(daemon=True)
+        self.agora, self.url, self.after_ms = agora, url, int(after_s * 1000)
+        self.stop = threading.Event()
+        self.answers: Counter[str] = Counter()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10.0) as client:
+            while not self.stop.wait(1.0):
+                self.end_due(client)
+
+    def end_due(self, client: httpx.Client) -> None:
+        now_ms = time.time_ns() // 1_000_000
+        for task in self.agora.running():
+            if task.uid != BACKUP_UID or now_ms - task.started_ms < self.after_ms:
+                continue
+            self.agora.end_session(task.sid)
+            body = encode(sample(11, cname=task.cname, sid=task.sid, uid=BACKUP_UID,
+                                 exitStatus=0))
+            headers = {"Content-Type": "application/json", **signature_headers(body, SECRET)}
+            try:
+                answer = str(client.post(self.url, content=body, headers=headers).status_code)
+            except httpx.HTTPError as exc:
+                answer = type(exc).__name__
+            self.answers[answer] += 1
 
 
 def post_load(url: str, rate: float, seconds: float, tag: str) -> LoadResult:
@@ -576,6 +622,10 @@ def main() -> None:
                         help="second-half growth below which memory counts as flat")
     parser.add_argument("--state-ttl-s", type=float, default=60.0,
                         help="AGORA_HANDLERS_STATE_TTL_S of the handlers (production: a week)")
+    parser.add_argument("--retain-finished-s", type=int, default=60,
+                        help="[reconciler] retain_finished_s (production: a week)")
+    parser.add_argument("--end-after-s", type=float, default=20.0,
+                        help="a restarted recording ends normally this long after its start")
     parser.add_argument("--no-fakes", action="store_true",
                         help="notify only, without the fake servers of tests/support")
     parser.add_argument("--log-level", default="INFO", help="webhook and handlers log level")
@@ -593,7 +643,7 @@ def main() -> None:
                     "AGORA_LOG_LEVEL": args.log_level}
         subprocess.run([str(CLI), "topics", "create", "--partitions", "3"], env=base_env,
                        check=True, capture_output=True)
-        fake = None if args.no_fakes else stack.enter_context(fakes(tmp))
+        fake = None if args.no_fakes else stack.enter_context(fakes(tmp, args.retain_finished_s))
         actions = ["notify"] if fake is None else ["notify", "restart", "whiteboard"]
 
         web_port, metrics_port = free_port(), free_port()
@@ -611,16 +661,28 @@ def main() -> None:
              "127.0.0.1", *actions], handlers_env, tmp / "handlers.log",
             f"http://127.0.0.1:{metrics_port}/healthz"))
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        ncs_url = f"http://127.0.0.1:{web_port}/ncs"
+        ender = None
+        if fake is not None:
+            stack.enter_context(service([str(CLI), "recording", "reconcile"], handlers_env,
+                                        tmp / "reconciler.log", None))
+            ender = RestartedEnder(fake.agora, ncs_url, args.end_after_s)
+            ender.start()
 
         print(f"soak: {args.minutes:g} min at {args.rate:g} callbacks/s; {platform.machine()} "
               f"{os.cpu_count()} cpus, Python {platform.python_version()}; broker {bootstrap} "
               f"({origin}); handlers: {', '.join(actions)}"
               f"{' against fake Agora, whiteboard and alert sink' if fake else ''}, "
-              f"state TTL {args.state_ttl_s:g} s", flush=True)
+              f"state TTL {args.state_ttl_s:g} s"
+              + (f"; reconciler every {RECONCILE_EVERY_S} s, finished sessions kept "
+                 f"{args.retain_finished_s} s" if fake else ""), flush=True)
         cpu_before = {"webhook": webhook_cpu(webhook.pid), "handlers": cpu_seconds(handlers.pid)}
         sampler = Sampler(webhook.pid, handlers.pid, args.sample_s)
         sampler.start()
-        load = post_load(f"http://127.0.0.1:{web_port}/ncs", args.rate, seconds, tag)
+        load = post_load(ncs_url, args.rate, seconds, tag)
+        if ender is not None:
+            ender.stop.set()
+            ender.join()
         sampler.stop.set()
         sampler.join()
         sampler.take()  # the end: every request answered
@@ -632,13 +694,23 @@ def main() -> None:
         handled = handler_outcomes(metrics_url)
         counts, state_keys, live_keys = committed_counts(
             bootstrap, list(names.model_dump().values()), keys_of=names.state)
+        _, channels, live_channels = committed_counts(bootstrap, [names.sessions],
+                                                      keys_of=names.sessions)
 
         print_report(Run(names, load, counts, state_keys, live_keys, args.state_ttl_s, handled,
                          caught_up, waited, cpu, sampler, fake), args.flat_mib)
+        if ender is not None:
+            print(f"restarted recordings ended normally: {sum(ender.answers.values())} "
+                  f"session_exit 0 posted (answers "
+                  + ", ".join(f"{k}={v}" for k, v in sorted(ender.answers.items())) + ")")
+            print(f"registry: {len(channels)} channels written, {len(live_channels)} still "
+                  f"held at the end, the others ended and pruned (kept "
+                  f"{args.retain_finished_s} s)")
         if args.keep_logs:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
-            for name in ("webhook.log", "handlers.log"):
-                (args.keep_logs / name).write_bytes((tmp / name).read_bytes())
+            for name in ("webhook.log", "handlers.log", "reconciler.log"):
+                if (tmp / name).exists():
+                    (args.keep_logs / name).write_bytes((tmp / name).read_bytes())
 
 
 if __name__ == "__main__":

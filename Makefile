@@ -39,7 +39,7 @@ faults: install kafka-fetch
 bench: install kafka-fetch
 	$(BIN)/python bench/ingest.py
 
-## soak: webhook + handlers at 50 callbacks/s for 10 min, RSS over time (SOAK_ARGS="--minutes 2")
+## soak: webhook, handlers and reconciler at 50 callbacks/s for 10 min, RSS over time (SOAK_ARGS="--minutes 2")
 soak: install kafka-fetch
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 

@@ -192,7 +192,7 @@ RULES = """\
 name = "soak"
 cnames = ["soak-*"]
 mode = "individual"
-uid = "900001"
+uid = "{recorder_uid}"
 backup_uid = "{backup_uid}"
 [recording.profiles.client_request]
 recordingConfig = {{ channelType = 0, streamTypes = 2, subscribeUidGroup = 0, maxIdleTime = 300 }}
@@ -247,7 +247,8 @@ def fakes(tmp: Path, retain_s: int) -> Iterator[Fakes]:
         sinks = stack.enter_context(FakeSinks())
         rules = tmp / "rules.toml"
         rules.write_text(RULES.format(
-            room=room, sink_url=sinks.webhook_url("ops", sink_secret), backup_uid=BACKUP_UID,
+            room=room, sink_url=sinks.webhook_url("ops", sink_secret),
+            recorder_uid=RECORDER_UID, backup_uid=BACKUP_UID,
             reconcile_s=RECONCILE_EVERY_S, retain_s=retain_s))
         env = {
             "AGORA_EVENTS_CONFIG": str(rules),
@@ -297,6 +298,15 @@ class LoadResult:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def post_signed(client: httpx.Client, url: str, body: bytes) -> str:
+    """POST ``body`` signed as NCS would; the status code, or the error's name."""
+    headers = {"Content-Type": "application/json", **signature_headers(body, SECRET)}
+    try:
+        return str(client.post(url, content=body, headers=headers).status_code)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+
+
 class RestartedEnder(threading.Thread):
     """Ends every restarted recording normally ``after_s`` after its start, as a real one
     ends once its channel is empty: the fake Agora forgets the task and NCS's
@@ -321,12 +331,7 @@ class RestartedEnder(threading.Thread):
             self.agora.end_session(task.sid)
             body = encode(sample(11, cname=task.cname, sid=task.sid, uid=BACKUP_UID,
                                  exitStatus=0))
-            headers = {"Content-Type": "application/json", **signature_headers(body, SECRET)}
-            try:
-                answer = str(client.post(self.url, content=body, headers=headers).status_code)
-            except httpx.HTTPError as exc:
-                answer = type(exc).__name__
-            self.answers[answer] += 1
+            self.answers[post_signed(client, self.url, body)] += 1
 
 
 def post_load(url: str, rate: float, seconds: float, tag: str) -> LoadResult:
@@ -341,11 +346,7 @@ def post_load(url: str, rate: float, seconds: float, tag: str) -> LoadResult:
             client = local.client = httpx.Client(timeout=10.0)
             with result.lock:
                 clients.append(client)
-        headers = {"Content-Type": "application/json", **signature_headers(body, SECRET)}
-        try:
-            answer = str(client.post(url, content=body, headers=headers).status_code)
-        except httpx.HTTPError as exc:
-            answer = type(exc).__name__
+        answer = post_signed(client, url, body)
         with result.lock:
             result.answers[answer] += 1
 
@@ -421,12 +422,20 @@ def slope_mib_per_min(points: Sequence[tuple[float, float]]) -> float:
 # --- Kafka and metrics ---------------------------------------------------------------------------
 
 
-def committed_counts(bootstrap: str, topics: list[str], keys_of: str
-                     ) -> tuple[dict[str, int], dict[bytes, int], set[bytes]]:
+@dataclass
+class Keys:
+    """The distinct keys of a topic with the time (ms) each was first written, and those
+    whose last record is a value (not a tombstone)."""
+
+    first_ms: dict[bytes, int] = field(default_factory=dict)
+    live: set[bytes] = field(default_factory=set)
+
+
+def committed_counts(bootstrap: str, topics: list[str], keys_of: Sequence[str]
+                     ) -> tuple[dict[str, int], dict[str, Keys]]:
     """Records per topic as a read_committed consumer sees them (transaction markers and
-    aborted records left out), read to the end offsets of the moment; the distinct keys
-    of topic ``keys_of`` with the time (ms) each was first written, and those whose last
-    record is a value (not a tombstone)."""
+    aborted records left out), read to the end offsets of the moment; and the
+    :class:`Keys` of each topic of ``keys_of``."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                              enable_auto_commit=False, group_id=None)
     try:
@@ -436,23 +445,25 @@ def committed_counts(bootstrap: str, topics: list[str], keys_of: str
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
         counts = dict.fromkeys(topics, 0)
-        keys: dict[bytes, int] = {}
-        live: set[bytes] = set()
+        keys = {topic: Keys() for topic in keys_of}
         deadline = time.monotonic() + 120
         while any(consumer.position(p) < ends[p] for p in parts):
             if time.monotonic() > deadline:
                 raise RuntimeError("could not read the topics to their end in 120 s")
             for tp, records in consumer.poll(timeout_ms=500, max_records=5000).items():
                 counts[tp.topic] += len(records)
-                if tp.topic == keys_of:
-                    for r in records:
-                        if r.key is not None:
-                            keys[r.key] = min(r.timestamp, keys.get(r.key, r.timestamp))
-                            if r.value is None:
-                                live.discard(r.key)
-                            else:
-                                live.add(r.key)
-        return counts, keys, live
+                seen = keys.get(tp.topic)
+                if seen is None:
+                    continue
+                for r in records:
+                    if r.key is not None:
+                        seen.first_ms[r.key] = min(r.timestamp,
+                                                   seen.first_ms.get(r.key, r.timestamp))
+                        if r.value is None:
+                            seen.live.discard(r.key)
+                        else:
+                            seen.live.add(r.key)
+        return counts, keys
     finally:
         consumer.close()
 
@@ -692,18 +703,17 @@ def main() -> None:
             bootstrap, [f"soak-{tag}.{a}" for a in actions], names.events, 180)
         wait_quiet(bootstrap, [names.actions, names.state], quiet_s=3, timeout_s=60)
         handled = handler_outcomes(metrics_url)
-        counts, state_keys, live_keys = committed_counts(
-            bootstrap, list(names.model_dump().values()), keys_of=names.state)
-        _, channels, live_channels = committed_counts(bootstrap, [names.sessions],
-                                                      keys_of=names.sessions)
+        counts, keys = committed_counts(bootstrap, list(names.model_dump().values()),
+                                        keys_of=[names.state, names.sessions])
+        state, channels = keys[names.state], keys[names.sessions]
 
-        print_report(Run(names, load, counts, state_keys, live_keys, args.state_ttl_s, handled,
-                         caught_up, waited, cpu, sampler, fake), args.flat_mib)
+        print_report(Run(names, load, counts, state.first_ms, state.live, args.state_ttl_s,
+                         handled, caught_up, waited, cpu, sampler, fake), args.flat_mib)
         if ender is not None:
             print(f"restarted recordings ended normally: {sum(ender.answers.values())} "
                   f"session_exit 0 posted (answers "
                   + ", ".join(f"{k}={v}" for k, v in sorted(ender.answers.items())) + ")")
-            print(f"registry: {len(channels)} channels written, {len(live_channels)} still "
+            print(f"registry: {len(channels.first_ms)} channels written, {len(channels.live)} still "
                   f"held at the end, the others ended and pruned (kept "
                   f"{args.retain_finished_s} s)")
         if args.keep_logs:

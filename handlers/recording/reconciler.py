@@ -187,7 +187,8 @@ class Reconciler:
         """The cnames the last tick removed."""
 
     def tick(self) -> list[Report]:
-        """Query every running session once; returns one report per session queried."""
+        """Prune finished sessions past the retention (:attr:`pruned`), then query every
+        running session once; returns one report per session queried."""
         records, invalid = valid_sessions(self._snapshot())
         self.pruned = self._prune(records.values())
         for cname, error in invalid.items():

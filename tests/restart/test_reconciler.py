@@ -12,6 +12,7 @@ from support.restart_env import (
     BACKUP_UID,
     MemoryState,
     Published,
+    clock,
     make_action,
     reconciler,
     registered,
@@ -30,7 +31,6 @@ from handlers.recording.reconciler import (
 from handlers.recording.registry import MemorySessions
 from handlers.recording.restart import RestartCommand
 from handlers.recording.signals import Signal, classify
-from webhook.clock import FakeClock
 from webhook.events import parse_notification
 
 T0 = 1_700_000_000_000
@@ -51,11 +51,6 @@ def test_judge(observation: Alive | Missing | QueryFailed, since: int | None, no
                kind: str, since_after: int | None) -> None:
     verdict = judge(observation, now, since, grace_s=90)
     assert (verdict.kind, verdict.missing_since_ms) == (kind, since_after)
-
-
-def clock(fake: FakeAgora) -> FakeClock:
-    assert isinstance(fake.clock, FakeClock)
-    return fake.clock
 
 
 def test_running_sessions_are_left_alone(fake_agora: FakeAgora) -> None:

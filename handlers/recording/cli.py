@@ -329,12 +329,14 @@ def reconcile_command(once: bool) -> None:
             reconciler = Reconciler(
                 client, snapshot=lambda: _sessions(settings), publish=publisher,
                 events_topic=settings.topics.events, grace_s=rules.restart.failover_grace_s,
-                remove=writer.delete, retain_finished_s=rules.reconciler.retain_finished_s)
+                remove=writer.delete, retain_finished_s=rules.reconciler.retain_finished_s,
+                save=writer.publish)
             if once:
                 for report in reconciler.tick():
                     click.echo(f"{report.cname}\tsid={report.sid}\t{report.verdict.kind}\t"
                                f"{report.verdict.reason}"
-                               f"{chr(9) + 'failure published' if report.published else ''}")
+                               f"{chr(9) + 'failure published' if report.published else ''}"
+                               f"{chr(9) + 'marked ended' if report.ended else ''}")
                 for cname in reconciler.pruned:
                     click.echo(f"{cname}\tpruned (finished)")
                 return

@@ -26,6 +26,8 @@ from handlers.recording.errors import Advice, RecordingApiError, RecordingNotCon
 from handlers.recording.models import (
     AcquireRequest,
     AcquireResponse,
+    ChannelUsers,
+    ChannelUsersRequest,
     Mode,
     QueryRequest,
     QueryResponse,
@@ -38,6 +40,7 @@ from handlers.recording.models import (
     UpdateRequest,
     UpdateResponse,
     check_mode,
+    parse_channel_users,
     parse_query,
     parse_simple,
     parse_stop,
@@ -84,6 +87,8 @@ class RecordingApi(Protocol):
         self, mode: Mode, resource_id: str, sid: str, cname: str, uid: str | int,
         *, async_stop: bool = False,
     ) -> StopResponse: ...
+
+    def channel_users(self, cname: str) -> ChannelUsers: ...
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -254,6 +259,12 @@ class CloudRecordingClient:
                               async_stop)
         return self._call(request, lambda body: parse_stop(request.mode, body), sid=sid)
 
+    def channel_users(self, cname: str) -> ChannelUsers:
+        """Who is in ``cname`` now (RTC channel user list, same host and credentials).
+        Settles whether a recording that vanished was still wanted."""
+        request = ChannelUsersRequest(self.app_id, cname)
+        return self._call(request, parse_channel_users)
+
     # ----------------------------------------------------------------------- plumbing
 
     def _auth_header(self) -> str:
@@ -266,9 +277,11 @@ class CloudRecordingClient:
         cname = getattr(request, "cname", None)
         body = request.body()
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        path = request.path() if getattr(request, "absolute", False) \
+            else self._prefix + request.path()
         try:
             response = self._http.request(
-                request.method, self._prefix + request.path(), content=content,
+                request.method, path, content=content,
                 headers={"Authorization": self._auth_header()},
             )
         except httpx.TimeoutException as exc:

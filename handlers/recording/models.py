@@ -21,7 +21,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 Mode = Literal["individual", "mix", "web"]
 MODES: tuple[Mode, ...] = get_args(Mode)
-Endpoint = Literal["acquire", "start", "query", "update", "updateLayout", "stop"]
+Endpoint = Literal[
+    "acquire", "start", "query", "update", "updateLayout", "stop", "channel_users"
+]
 
 # Service status (1.9): 4/5 mean started and running; 20 is an abnormal exit.
 RUNNING_STATUSES = frozenset({4, 5})
@@ -183,7 +185,30 @@ class StopRequest:
         }
 
 
-RecordingRequest = AcquireRequest | StartRequest | QueryRequest | UpdateRequest | StopRequest
+@dataclass(frozen=True, slots=True)
+class ChannelUsersRequest:
+    """``GET {api_base}/dev/v1/channel/user/{appid}/{cname}`` (RTC channel management,
+    facts 2.12): who is in the channel. Not under the Cloud Recording prefix, so
+    :meth:`path` is absolute (``absolute`` tells the client)."""
+
+    app_id: str
+    cname: str
+
+    endpoint: Endpoint = field(default="channel_users", init=False)
+    method: str = field(default="GET", init=False)
+    absolute: bool = field(default=True, init=False)
+
+    def path(self) -> str:
+        return f"/dev/v1/channel/user/{_segment(self.app_id)}/{_segment(self.cname)}"
+
+    def body(self) -> dict[str, Any] | None:
+        return None
+
+
+RecordingRequest = (
+    AcquireRequest | StartRequest | QueryRequest | UpdateRequest | StopRequest
+    | ChannelUsersRequest
+)
 
 
 # --------------------------------------------------------------------------- responses
@@ -396,3 +421,45 @@ def parse_simple(model: type[_T], body: Any) -> _T:
         return model.model_validate(body)
     except ValidationError as exc:
         raise UnexpectedResponse(_first_error(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelUsers:
+    """Who is in a channel: ``exists`` false when the channel is closed (nobody left);
+    ``users`` every uid Agora lists (COMMUNICATION ``users``, LIVE_BROADCASTING
+    ``broadcasters`` + ``audience``) as decimal strings; ``total`` Agora's count (it may
+    exceed ``users`` when the audience list is capped)."""
+
+    exists: bool
+    users: frozenset[str] = frozenset()
+    total: int = 0
+
+
+def parse_channel_users(body: Any) -> ChannelUsers:
+    """The 200 answer of the channel user list; :class:`UnexpectedResponse` otherwise."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("data"), Mapping):
+        raise UnexpectedResponse("expected {\"success\": true, \"data\": {...}}")
+    if body.get("success") is not True:
+        raise UnexpectedResponse("success is not true")
+    data = body["data"]
+    exists = data.get("channel_exist")
+    if not isinstance(exists, bool):
+        raise UnexpectedResponse("data.channel_exist: expected a boolean")
+    if not exists:
+        return ChannelUsers(exists=False)
+    users: set[str] = set()
+    for name in ("users", "broadcasters", "audience"):
+        listed = data.get(name) or []
+        if not isinstance(listed, list):
+            raise UnexpectedResponse(f"data.{name}: expected an array")
+        for uid in listed:
+            if isinstance(uid, bool) or not isinstance(uid, int | str):
+                raise UnexpectedResponse(f"data.{name}: expected uids")
+            users.add(str(uid))
+    total = data.get("total")
+    audience_total = data.get("audience_total")
+    count = total if isinstance(total, int) and not isinstance(total, bool) else len(users)
+    if isinstance(audience_total, int) and not isinstance(audience_total, bool):
+        count = max(count, len(users - {str(u) for u in data.get("audience") or []})
+                    + audience_total)
+    return ChannelUsers(exists=True, users=frozenset(users), total=max(count, len(users)))

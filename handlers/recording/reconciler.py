@@ -45,9 +45,25 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from handlers.recording.client import RecordingApi
+from handlers.recording.decide import (
+    ChannelAnswer,
+    ChannelUnavailable,
+    Decision,
+    Evidence,
+    QueryAnswer,
+    Running,
+    Unanswered,
+    Vanished,
+    decide_ending,
+)
 from handlers.recording.errors import Advice, RecordingApiError
-from handlers.recording.models import STATUS_EXITED_ABNORMALLY
-from handlers.recording.registry import FINISHED_STATUSES, SessionRecord, valid_sessions
+from handlers.recording.registry import (
+    ENDED,
+    FINISHED_STATUSES,
+    SessionRecord,
+    utc_from_ms,
+    valid_sessions,
+)
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID, parse_notification
 from webhook.records import Record, event_record
@@ -59,50 +75,47 @@ SYNTHETIC_SOURCE = "reconciler"
 SESSION_EXIT = 11
 
 
-@dataclass(frozen=True, slots=True)
-class Alive:
-    """``query`` answered with this status."""
-
-    status: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Missing:
-    """``query`` answered 404."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueryFailed:
-    """``query`` failed otherwise (network, 5xx, expired resource...)."""
-
-    error: str
-
-
-Observation = Alive | Missing | QueryFailed
+# The reconciler's names for ``query``'s answers (the decision table's types).
+Alive = Running
+Missing = Vanished
+QueryFailed = Unanswered
+Observation = QueryAnswer
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    kind: Literal["ok", "wait", "failed", "unknown"]
+    kind: Literal["ok", "wait", "ask_channel", "failed", "ended", "unknown"]
     reason: str
     missing_since_ms: int | None = None
+    row: str = ""
+
+
+_KIND: dict[Decision, Literal["ok", "wait", "ask_channel", "failed", "ended", "unknown"]] = {
+    Decision.ALIVE: "ok", Decision.WAIT: "wait", Decision.ASK_CHANNEL: "ask_channel",
+    Decision.RESTART: "failed", Decision.ENDED: "ended", Decision.UNKNOWN: "unknown",
+}
+_CANNOT_TELL = frozenset({"S4", "S9"})
+"""Rows where Agora did not answer: the session is "unknown" this tick, asked again next."""
 
 
 def judge(observation: Observation, now_ms: int, missing_since_ms: int | None,
-          grace_s: float) -> Verdict:
-    """What one query says about a running session (pure; see the module docs)."""
-    if isinstance(observation, Alive):
-        if observation.status == STATUS_EXITED_ABNORMALLY:
-            return Verdict("failed", "query status 20 (exited abnormally)")
-        return Verdict("ok", f"query status {observation.status}")
-    if isinstance(observation, Missing):
+          grace_s: float, channel: ChannelAnswer | None = None,
+          recorder_uids: frozenset[str] = frozenset()) -> Verdict:
+    """What one query (and, once a 404 outlived the grace, the channel user list) says
+    about a running session: the decision table of :mod:`.decide` (pure). Kind
+    ``ask_channel``: judge again with the channel user list's answer."""
+    since = None
+    wait_left_s = 0.0
+    if isinstance(observation, Vanished):
         since = now_ms if missing_since_ms is None else missing_since_ms
-        waited_s = (now_ms - since) / 1000
-        if waited_s >= grace_s:
-            return Verdict("failed", f"query answered 404 for {waited_s:.0f} s", since)
-        return Verdict("wait", f"query answered 404 ({waited_s:.0f} s of {grace_s:g} s grace)",
-                       since)
-    return Verdict("unknown", observation.error, missing_since_ms)
+        wait_left_s = grace_s - (now_ms - since) / 1000
+    elif isinstance(observation, Unanswered):
+        since = missing_since_ms
+    ruling = decide_ending(Evidence(registry_status="running", query=observation,
+                                    wait_left_s=wait_left_s, channel=channel,
+                                    recorder_uids=recorder_uids))
+    kind = "unknown" if ruling.row in _CANNOT_TELL else _KIND[ruling.decision]
+    return Verdict(kind, f"{ruling.row}: {ruling.reason}", since, row=ruling.row)
 
 
 def prunable(records: Iterable[SessionRecord], cutoff_ms: int) -> list[SessionRecord]:
@@ -150,6 +163,8 @@ class Report:
     sid: str
     verdict: Verdict
     published: bool = False
+    ended: bool = False
+    """The registry record was marked ``ended`` (the task ended with its channel)."""
 
 
 class Reconciler:
@@ -172,6 +187,7 @@ class Reconciler:
         clock: Clock | None = None,
         remove: Callable[[str], None] | None = None,
         retain_finished_s: float = 0,
+        save: Callable[[SessionRecord], None] | None = None,
     ) -> None:
         self._api = api
         self._snapshot = snapshot
@@ -182,6 +198,7 @@ class Reconciler:
         self._missing_since: dict[tuple[str, str], int] = {}
         self._reported: set[tuple[str, str]] = set()
         self._remove = remove
+        self._save = save
         self._retain_ms = int(retain_finished_s * 1000)
         self.pruned: list[str] = []
         """The cnames the last tick removed."""
@@ -198,7 +215,11 @@ class Reconciler:
                    if r.status == "running" and r.resource_id and r.sid]
         live = {(r.cname, r.sid) for r in running if r.sid}
         self._forget_except(live)
-        return [self._check(record) for record in running]
+        recorders: dict[str, set[str]] = {}
+        for record in records.values():
+            recorders.setdefault(record.cname, set()).update((record.uid, record.backup_uid))
+        return [self._check(record, frozenset(recorders.get(record.cname, ())))
+                for record in running]
 
     def _prune(self, records: Iterable[SessionRecord]) -> list[str]:
         if self._remove is None or self._retain_ms <= 0:
@@ -212,13 +233,17 @@ class Reconciler:
                 "cname": record.cname, "sid": record.sid, "status": record.status})
         return pruned
 
-    def _check(self, record: SessionRecord) -> Report:
+    def _check(self, record: SessionRecord, recorder_uids: frozenset[str]) -> Report:
         assert record.sid is not None
         assert record.resource_id is not None
         task = (record.cname, record.sid)
         observation = self._observe(record.mode, record.resource_id, record.sid)
         now = self._clock.now_ms()
-        verdict = judge(observation, now, self._missing_since.get(task), self._grace_s)
+        since = self._missing_since.get(task)
+        verdict = judge(observation, now, since, self._grace_s, recorder_uids=recorder_uids)
+        if verdict.kind == "ask_channel":
+            verdict = judge(observation, now, since, self._grace_s,
+                            channel=self._channel(record.cname), recorder_uids=recorder_uids)
         if verdict.missing_since_ms is None:
             self._missing_since.pop(task, None)
         else:
@@ -226,6 +251,8 @@ class Reconciler:
         context = {"cname": record.cname, "sid": record.sid}
         if verdict.kind == "unknown":
             log.warning("cannot check a running session: %s", verdict.reason, extra=context)
+        if verdict.kind == "ended":
+            return Report(record.cname, record.sid, verdict, ended=self._end(record, verdict))
         if verdict.kind != "failed" or task in self._reported:
             return Report(record.cname, record.sid, verdict)
         body = synthetic_failure(record, verdict.reason, now)
@@ -234,6 +261,25 @@ class Reconciler:
         log.warning("session died silently: %s; failure event published", verdict.reason,
                     extra=context)
         return Report(record.cname, record.sid, verdict, published=True)
+
+    def _end(self, record: SessionRecord, verdict: Verdict) -> bool:
+        """Mark a task that ended with its channel ``ended``: never restarted, no longer
+        queried. Without ``save`` it is only reported (and queried again next tick)."""
+        log.info("session ended with its channel: %s", verdict.reason,
+                 extra={"cname": record.cname, "sid": record.sid})
+        if self._save is None:
+            return False
+        ended = record.model_copy(update={
+            "status": ENDED, "pending": None,
+            "updated_at": utc_from_ms(self._clock.now_ms())})
+        self._save(ended)
+        return True
+
+    def _channel(self, cname: str) -> ChannelAnswer:
+        try:
+            return self._api.channel_users(cname)
+        except RecordingApiError as exc:
+            return ChannelUnavailable(str(exc), transient=exc.advice is Advice.RETRY_SAME)
 
     def _observe(self, mode: Any, resource_id: str, sid: str) -> Observation:
         try:

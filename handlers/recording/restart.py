@@ -101,7 +101,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from pydantic import SecretStr
@@ -117,10 +117,21 @@ from handlers.base import (
 )
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import RecordingApi
+from handlers.recording.decide import (
+    ChannelAnswer,
+    ChannelUnavailable,
+    Decision,
+    Evidence,
+    QueryAnswer,
+    Running,
+    Unanswered,
+    Vanished,
+    decide_ending,
+)
 from handlers.recording.errors import Advice, RecordingApiError
 from handlers.recording.metrics import GaveUpReason, RestartMetrics
-from handlers.recording.models import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
 from handlers.recording.registry import (
+    ACTIVE_STATUSES,
     ENDED,
     MAX_HISTORY,
     MissingReference,
@@ -213,6 +224,8 @@ class RestartCommand:
     confirm: bool
     grace_until_ms: int
     recent_restarts_ms: tuple[int, ...] = ()
+    recorder_uids: frozenset[str] = frozenset()
+    """Our recorders' uids on the channel: not "people in the channel"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +245,8 @@ class FailoverCommand:
     sid: str
     at_ms: int
     notice_id: str
+    new_uid: str | None = None
+    """The uid Agora moves the recorder to: ours, not a person in the channel."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +345,7 @@ class RestartAction:
         if verdict.signal is Signal.BENIGN:
             if verdict.failover and state.get(failover_key(cname, sid)) is None:
                 return FailoverCommand(cname, sid, _event_ms(notification),
-                                       notification.notice_id)
+                                       notification.notice_id, verdict.new_uid)
             if verdict.ended and record is not None and record.status == "running":
                 return EndedCommand(cname, sid)
             log.debug("not a failure: %s", verdict.reason, extra=context)
@@ -346,10 +361,6 @@ class RestartAction:
             return None
         resuming = session.pending is not None and session.pending.failed_sid == sid
         confirm = verdict.signal is Signal.NEEDS_CONFIRMATION
-        if confirm and not resuming and session.resource_id is None:
-            log.warning("cannot confirm %s: the session has no registered resourceId; "
-                        "waiting for its session_exit", verdict.reason, extra=context)
-            return None
         recent = _recent(state.get(channel_key(cname)), failure.event_ms,
                          self._rules.window_s * 1000)
         if len(recent) >= self._rules.max_restarts and not resuming:
@@ -357,10 +368,12 @@ class RestartAction:
         failover = state.get(failover_key(cname, sid)) or {}
         grace_from = max(failure.event_ms, int(failover.get("at_ms", 0)))
         next_uid = session.next_uid if session.next_uid != failure.uid else session.uid
+        moved_to = failover.get("newUid")
+        recorders = {session.uid, session.backup_uid, *([str(moved_to)] if moved_to else [])}
         return RestartCommand(
             failure=failure, session=session, next_uid=next_uid, confirm=confirm,
             grace_until_ms=grace_from + self._rules.failover_grace_s * 1000,
-            recent_restarts_ms=recent,
+            recent_restarts_ms=recent, recorder_uids=frozenset(recorders),
         )
 
     def _from_profile(self, failure: Failure) -> SessionRecord | None:
@@ -388,7 +401,8 @@ class RestartAction:
     def run(self, command: RestartActionCommand) -> Effects:
         if isinstance(command, FailoverCommand):
             return Effects(state={failover_key(command.cname, command.sid): {
-                "at_ms": command.at_ms, "noticeId": command.notice_id}})
+                "at_ms": command.at_ms, "noticeId": command.notice_id,
+                "newUid": command.new_uid}})
         if isinstance(command, GiveUpCommand):
             return self._gave_up(command)
         if isinstance(command, EndedCommand):
@@ -456,32 +470,57 @@ class RestartAction:
     # ------------------------------------------------------------------- confirmation
 
     def _confirm(self, cmd: RestartCommand) -> Effects | None:
-        """``None`` when the task is dead; effects of a ``not_needed`` outcome when alive.
-        Raises ``TransientError`` for a 404 inside the failover grace."""
-        session, failure = cmd.session, cmd.failure
-        if session.resource_id is None:  # decide only lets resumed restarts through
+        """Settle an ambiguous end with the decision table (:mod:`.decide`): ``None`` when
+        the task must be restarted; the effects of a ``not_needed`` outcome (marking the
+        record ended when it ended) otherwise. Raises ``TransientError`` while it waits."""
+        failure = cmd.failure
+        current = self._current(cmd)
+        evidence = Evidence(
+            registry_status=current.status if current is not None
+            and current.sid in (None, failure.sid) else None,
+            query=self._query(cmd),
+            wait_left_s=(cmd.grace_until_ms - self._clock.now_ms()) / 1000,
+            recorder_uids=cmd.recorder_uids,
+        )
+        ruling = decide_ending(evidence)
+        if ruling.decision is Decision.ASK_CHANNEL:
+            evidence = replace(evidence, channel=self._channel(failure.cname))
+            ruling = decide_ending(evidence)
+        reason = f"{ruling.row}: {ruling.reason}"
+        if ruling.decision is Decision.RESTART:
+            log.info("confirmed: %s", reason, extra={"cname": failure.cname,
+                                                     "sid": failure.sid})
             return None
+        if ruling.decision is Decision.WAIT:
+            left = max(evidence.wait_left_s, 0.0)
+            raise TransientError(f"not settled yet ({reason})",
+                                 retry_after_s=min(left, 30.0) + 1.0 if left else None)
+        if ruling.decision is Decision.UNKNOWN:
+            raise self._failed(cmd, None, reason, "refused")
+        if ruling.decision is Decision.ENDED:
+            return self._not_needed(cmd, reason, mark="ended", end=current)
+        return self._not_needed(cmd, reason)
+
+    def _query(self, cmd: RestartCommand) -> QueryAnswer:
+        session, sid = cmd.session, cmd.failure.sid
+        if session.resource_id is None:
+            return Vanished()
         try:
-            answer = self._api.query(session.mode, session.resource_id, failure.sid)
+            answer = self._api.query(session.mode, session.resource_id, sid)
         except RecordingApiError as exc:
             if exc.advice is Advice.NOT_FOUND:
-                remaining_s = (cmd.grace_until_ms - self._clock.now_ms()) / 1000
-                if remaining_s > 0:
-                    raise TransientError(
-                        f"query of sid {failure.sid} answered 404 inside the failover "
-                        f"grace ({remaining_s:.0f} s left): not failed yet",
-                        retry_after_s=min(remaining_s, 30.0) + 1.0,
-                    ) from None
-                return None
+                return Vanished()
             if exc.advice is Advice.RETRY_SAME:
-                raise TransientError(str(exc), exc.retry_after_s) from None
+                return Unanswered(str(exc))
             raise self._failed(cmd, None, f"cannot confirm the failure: {exc}",
                                "refused") from None
-        if answer.status == STATUS_EXITED_ABNORMALLY:
-            return None
-        if answer.status in RUNNING_STATUSES:
-            return self._not_needed(cmd, f"query says it runs (status {answer.status})")
-        return self._not_needed(cmd, f"query says status {answer.status}")
+        return Running(answer.status)
+
+    def _channel(self, cname: str) -> ChannelAnswer:
+        try:
+            return self._api.channel_users(cname)
+        except RecordingApiError as exc:
+            return ChannelUnavailable(str(exc), transient=exc.advice is Advice.RETRY_SAME)
 
     # ---------------------------------------------------------------------- the ladder
 
@@ -719,7 +758,10 @@ class RestartAction:
                                  "noticeId": failure.notice_id}},
         )
 
-    def _not_needed(self, cmd: RestartCommand, reason: str, mark: str | None = None) -> Effects:
+    def _not_needed(self, cmd: RestartCommand, reason: str, mark: str | None = None,
+                    end: SessionRecord | None = None) -> Effects:
+        """A ``not_needed`` outcome saying why; with ``end`` (the task's running record),
+        the record is marked ``ended`` so nothing queries or restarts it again."""
         failure = cmd.failure
         now = self._clock.now_ms()
         log.info("no restart needed: %s", reason, extra={"cname": failure.cname,
@@ -727,8 +769,14 @@ class RestartAction:
         state: dict[str, Mapping[str, Any] | None] = {}
         if mark is not None:
             state[failure.key] = {"status": mark, "at_ms": now, "noticeId": failure.notice_id}
-        return Effects(outputs=(self._outcome(failure, "not_needed", now, detail=reason),),
-                       state=state)
+        outputs: tuple[Output, ...] = ()
+        if end is not None and end.sid == failure.sid and end.status in ACTIVE_STATUSES:
+            record = _updated(end, status=ENDED, pending=None, error=None,
+                              updated_at=utc_from_ms(now))
+            outputs = (record.output(self._topics.sessions),)
+        return Effects(
+            outputs=(*outputs, self._outcome(failure, "not_needed", now, detail=reason)),
+            state=state)
 
     def _outcome(self, failure: Failure, outcome: Outcome, now_ms: int, *,
                  alert: bool = False, **extra: Any) -> Output:

@@ -3,7 +3,9 @@
 Pure: :func:`classify` looks at one notification and the channel's registry record and
 returns a :class:`Signal` with a short reason. The rules, first match wins:
 
-1. not a Cloud Recording event (``productId`` 3), or no ``cname`` or ``sid``: IRRELEVANT.
+1. not a Cloud Recording event (``productId`` 3), or no ``cname`` or ``sid``, or a
+   callback of the console's health check (``cname`` ``test_webhook`` or ``uid``
+   ``12121212``): IRRELEVANT.
 2. the registry tracks another ``sid`` for the channel (the event is about an older task,
    e.g. a duplicate arriving after a restart): IRRELEVANT. A failure of the *new* task is
    classified by the same rules once the registry holds its sid.
@@ -26,10 +28,12 @@ returns a :class:`Signal` with a short reason. The rules, first match wins:
    - 12 ``session_failover``: BENIGN with ``failover`` set (Agora moves the task itself).
    - anything else: IRRELEVANT.
 
-NEEDS_CONFIRMATION means "ask ``query`` first": status 4/5 is alive, 20 or a 404 that
-persists past the failover grace is a failure. ``failover`` on a BENIGN result starts that
-grace window for the sid. Reconciler events (``synthetic: true``) are session_exit with
-``exitStatus`` 1, already confirmed by a query.
+NEEDS_CONFIRMATION means "settle it with the decision table" (:mod:`.decide`): ``query``
+status 20 is a failure, another status is alive; a 404 waits for the task's
+``session_exit`` during the failover grace, then the channel user list decides: a
+restart only while people other than our recorders are in the channel. ``failover`` on
+a BENIGN result starts that grace window for the sid. Reconciler events (``synthetic:
+true``) are session_exit with ``exitStatus`` 1, already settled by the same table.
 """
 
 from __future__ import annotations
@@ -44,9 +48,14 @@ from webhook.events import (
     Notification,
     RecorderLeaveDetails,
     SessionExitDetails,
+    SessionFailoverDetails,
     WebRecorderStoppedDetails,
     parse_details_as,
 )
+
+HEALTH_CHECK_CNAME = "test_webhook"
+HEALTH_CHECK_UID = "12121212"
+"""What the console's "Check" sends (facts 1.1): synthetic callbacks of no real task."""
 
 SESSION_EXIT = 11
 SESSION_FAILOVER = 12
@@ -73,6 +82,14 @@ class Classification:
     failover: bool = False
     ended: bool = False
     """The task ended normally (BENIGN): nothing will run under this sid any more."""
+    new_uid: str | None = None
+    """``session_failover``: the uid Agora moves the recorder to."""
+
+
+def is_health_check(cname: str | None, uid: str | None) -> bool:
+    """A callback of the console's health check (channel ``test_webhook`` or uid
+    ``12121212``): accepted and published like any callback, never acted on."""
+    return cname == HEALTH_CHECK_CNAME or uid == HEALTH_CHECK_UID
 
 
 def _irrelevant(reason: str) -> Classification:
@@ -87,6 +104,8 @@ def classify(notification: Notification, record: SessionRecord | None) -> Classi
         return _irrelevant(f"productId {notification.product_id} is not Cloud Recording")
     if not payload.cname or not payload.sid:
         return _irrelevant("no cname or sid")
+    if is_health_check(payload.cname, payload.uid):
+        return _irrelevant("the console's health check (published, never acted on)")
     if record is not None:
         if record.sid is not None and record.sid != payload.sid:
             return _irrelevant(f"sid {payload.sid} is not the registered task {record.sid}")
@@ -134,6 +153,7 @@ def _by_event(notification: Notification) -> Classification:
             return Classification(Signal.BENIGN, f"web_recorder_stopped code {code}")
         return Classification(Signal.FAILURE, f"web_recorder_stopped code {code}")
     if event_type == SESSION_FAILOVER:
+        moved = parse_details_as(notification, SessionFailoverDetails).new_uid
         return Classification(Signal.BENIGN, "session_failover (Agora moves the task)",
-                              failover=True)
+                              failover=True, new_uid=str(moved) if moved else None)
     return _irrelevant(f"eventType {event_type} says nothing about liveness")

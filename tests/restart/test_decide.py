@@ -14,7 +14,7 @@ from support.restart_env import (
     registered,
 )
 
-from handlers.base import InvalidEvent
+from handlers.base import InvalidEvent, TransientError
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.registry import MemorySessions, PendingRestart
 from handlers.recording.restart import (
@@ -89,10 +89,11 @@ def test_a_failover_is_remembered_once(fake_agora: FakeAgora) -> None:
     state = MemoryState()
     event = received(12, sid="sid-1", details={"newUid": 4242}, at_ms=T0)
     command = action.decide(event, state)
-    assert command == FailoverCommand("class-1", "sid-1", T0, event.notification.notice_id)
+    assert command == FailoverCommand("class-1", "sid-1", T0, event.notification.notice_id,
+                                      "4242")
     state.apply(action.run(command))
     assert state.get(failover_key("class-1", "sid-1")) == {
-        "at_ms": T0, "noticeId": event.notification.notice_id}
+        "at_ms": T0, "noticeId": event.notification.notice_id, "newUid": "4242"}
     assert action.decide(event, state) is None
 
 
@@ -164,9 +165,17 @@ def test_a_malformed_record_falls_back_to_the_profile(fake_agora: FakeAgora) -> 
 def test_an_unconfirmable_signal_without_resource_id_waits_for_the_exit(
     fake_agora: FakeAgora,
 ) -> None:
+    """Without a resourceId the task cannot be queried: it counts as vanished, so the
+    action waits for its exit and then asks the channel (rows S5-S8), never restarts."""
     action = make_action(fake_agora, MemorySessions())
-    event = received(1, sid="sid-1", details={"module": 0, "errorLevel": 5, "errorCode": 52})
-    assert action.decide(event, MemoryState()) is None
+    event = received(1, sid="sid-1", details={"module": 0, "errorLevel": 5, "errorCode": 52},
+                     at_ms=fake_agora.clock.now_ms())
+    command = action.decide(event, MemoryState())
+    assert isinstance(command, RestartCommand)
+    assert command.confirm
+    with pytest.raises(TransientError, match="S5"):
+        action.run(command)
+    assert fake_agora.calls_to("acquire") == []
 
 
 def test_malformed_details_are_invalid_events(fake_agora: FakeAgora) -> None:

@@ -137,6 +137,7 @@ def dead_channel(fake: FakeAgora) -> Channel:
     record = start_session(fake, cname)
     assert record.sid is not None
     fake.end_session(record.sid)
+    fake.join(cname, "1001")  # it died while people were in the channel
     sessions = MemorySessions(record)
     return Channel(fake, cname, record.sid, sessions, make_action(fake, sessions))
 

@@ -117,9 +117,11 @@ def test_the_reconciler_does_not_restart_a_recording_that_ended_normally(
 def test_without_the_mark_the_same_end_would_have_been_restarted(
     fake_agora: FakeAgora,
 ) -> None:
-    """The counterpart of the test above: a record left ``running`` is reported."""
+    """The counterpart of the test above: a record left ``running`` whose task vanished
+    while people are in the channel is reported."""
     record = start_session(fake_agora)
     fake_agora.end_session(str(record.sid))
+    fake_agora.join("class-1", "1001")
     published = Published()
     checker = reconciler(fake_agora, MemorySessions(record), published)
     checker.tick()

@@ -42,7 +42,7 @@ T0 = 1_700_000_000_000
     (Alive(20), None, T0, "failed", None),
     (Missing(), None, T0, "wait", T0),
     (Missing(), T0 - 89_000, T0, "wait", T0 - 89_000),
-    (Missing(), T0 - 90_000, T0, "failed", T0 - 90_000),
+    (Missing(), T0 - 90_000, T0, "ask_channel", T0 - 90_000),
     (QueryFailed("HTTP 500"), T0 - 10_000, T0, "unknown", T0 - 10_000),
     (QueryFailed("HTTP 500"), None, T0, "unknown", None),
 ], ids=["running", "404-then-running", "status-20", "first-404", "404-in-grace",
@@ -66,6 +66,7 @@ def test_running_sessions_are_left_alone(fake_agora: FakeAgora) -> None:
 def test_a_silent_death_is_reported_once_after_the_grace(fake_agora: FakeAgora) -> None:
     record = start_session(fake_agora)
     fake_agora.end_session(str(record.sid))
+    fake_agora.join("class-1", "1001")  # people are still in the channel
     published = Published()
     rec = reconciler(fake_agora, MemorySessions(record), published)
     assert [r.verdict.kind for r in rec.tick()] == ["wait"]
@@ -88,7 +89,7 @@ def test_a_silent_death_is_reported_once_after_the_grace(fake_agora: FakeAgora) 
     assert body["synthetic"] is True
     assert body["noticeId"] == synthetic_notice_id("class-1", str(record.sid))
     assert body["payload"]["details"]["exitStatus"] == 1
-    assert "404" in body["payload"]["details"]["reason"]
+    assert body["payload"]["details"]["reason"].startswith("S8: ")
 
 
 def test_a_failover_that_completes_inside_the_grace_is_not_reported(

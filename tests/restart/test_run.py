@@ -411,9 +411,11 @@ def test_a_404_inside_the_failover_grace_is_checked_again_later(fake_agora: Fake
         action.run(command)
     assert caught.value.retry_after_s == 31.0
     clock(fake_agora).advance(31)
+    fake_agora.join("class-1", "1001")  # the wait is over and people are in the channel
     outcomes = commit(action.run(command), state, sessions)
     assert outcomes[0]["outcome"] == "restarted"
     assert len(fake_agora.calls_to("query")) == 3
+    assert len(fake_agora.calls_to("channel_users")) == 1
 
 
 def test_a_failover_that_completes_needs_no_restart(fake_agora: FakeAgora) -> None:

@@ -41,7 +41,7 @@ import pytest
 from handlers.recording.client import CloudRecordingClient
 from webhook.clock import Clock, FakeClock, SystemClock
 
-ENDPOINTS = ("acquire", "start", "query", "update", "updateLayout", "stop")
+ENDPOINTS = ("acquire", "start", "query", "update", "updateLayout", "stop", "channel_users")
 _MODES = "individual|mix|web"
 _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("POST", "acquire", re.compile(r"/v1/apps/(?P<app>[^/]+)/cloud_recording/acquire")),
@@ -55,6 +55,8 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
         for method, name in (("GET", "query"), ("POST", "update"),
                              ("POST", "updateLayout"), ("POST", "stop"))
     ),
+    # RTC channel management (facts 2.12): same host and credentials.
+    ("GET", "channel_users", re.compile(r"/dev/v1/channel/user/(?P<app>[^/]+)/(?P<cname>[^/]+)")),
 )
 MAX_UID = 2**32 - 1
 
@@ -175,6 +177,16 @@ class Session:
         return "mp4" in (config.get("avFileType") or [])
 
 
+@dataclass
+class Channel:
+    """An RTC channel's people as the channel user list reports them (mode 1
+    COMMUNICATION keeps everyone in ``broadcasters`` and lists them as ``users``)."""
+
+    mode: int = 1
+    broadcasters: set[str] = field(default_factory=set)
+    audience: set[str] = field(default_factory=set)
+
+
 @dataclass(frozen=True)
 class _Answer:
     status: int
@@ -236,6 +248,8 @@ class FakeAgora:
         self._recent: deque[float] = deque()
         self.resources: dict[str, Resource] = {}
         self.sessions: dict[str, Session] = {}
+        self.channels: dict[str, Channel] = {}
+        """People in each channel (our recorders are added from the running tasks)."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -305,6 +319,23 @@ class FakeAgora:
         """The task dies silently: from now on its sid is not found (404)."""
         with self._lock:
             self.sessions[sid].ended = True
+
+    def join(self, cname: str, *uids: str, role: str = "users") -> None:
+        """People join ``cname`` (``role``: ``users`` in a COMMUNICATION channel,
+        ``broadcasters`` or ``audience`` in a LIVE_BROADCASTING one)."""
+        with self._lock:
+            channel = self.channels.setdefault(
+                cname, Channel(mode=1 if role == "users" else 2))
+            getattr(channel, "broadcasters" if role == "users" else role).update(uids)
+
+    def leave(self, cname: str, *uids: str) -> None:
+        """People leave ``cname`` (all of them when no uid is given)."""
+        with self._lock:
+            channel = self.channels.get(cname)
+            if channel is None:
+                return
+            for group in (channel.broadcasters, channel.audience):
+                group.difference_update(uids or set(group))
 
     def running(self) -> list[Session]:
         with self._lock:
@@ -388,6 +419,8 @@ class FakeAgora:
                 return _err(400, 8, "invalid Content-Type header")
             if not isinstance(body, dict):
                 return _err(400, 8, "invalid JSON body")
+        if endpoint == "channel_users":
+            return self._channel_users(params["cname"])
         if endpoint == "acquire":
             return self._acquire(body)
         if endpoint == "start":
@@ -478,6 +511,25 @@ class FakeAgora:
             return _ok(ids)
         session.ended = True
         return _ok({**ids, "serverResponse": self._stop_view(session)})
+
+    def _channel_users(self, cname: str) -> _Answer:
+        """The documented answer: ``channel_exist`` false (no other field) when nobody is
+        in it; our running recorders are in it like any user."""
+        channel = self.channels.get(cname) or Channel(mode=1)
+        recorders = {s.uid for s in self.sessions.values() if s.cname == cname and not s.ended}
+        people = channel.broadcasters | recorders
+        if not people and not channel.audience:
+            return _ok({"success": True, "data": {"channel_exist": False}})
+        total = len(people) + len(channel.audience)
+        if channel.mode == 1:
+            data: dict[str, Any] = {"channel_exist": True, "mode": 1, "total": total,
+                                    "users": sorted(int(u) for u in people)}
+        else:
+            data = {"channel_exist": True, "mode": 2, "total": total,
+                    "broadcasters": sorted(int(u) for u in people),
+                    "audience": sorted(int(u) for u in channel.audience),
+                    "audience_total": len(channel.audience)}
+        return _ok({"success": True, "data": data})
 
     # ----------------------------------------------------------------- responses
 

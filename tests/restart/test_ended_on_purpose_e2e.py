@@ -1,0 +1,209 @@
+"""End to end on the real broker: signed callbacks through the real webhook (gunicorn) ->
+Kafka -> the handler runtime running the restart action -> the fake Agora (with its
+channel user list), plus the reconciler publishing to and writing the same topics.
+
+A task that ended with its channel is never restarted, whatever order its callbacks
+arrive in and whether or not its ``session_exit`` was lost; a task that vanished while
+people are in the channel is restarted exactly once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from support.callbacks import callback_body, signed
+from support.fake_agora import FakeAgora
+from support.restart_env import BACKUP_UID, ENV, PROFILE, start_session
+from support.runtime_helpers import (
+    committed_offsets,
+    fast_config,
+    running,
+    topics_env,
+    unique_topics,
+    wait_until,
+)
+from support.webhook_server import run_webhook
+
+from handlers.config import RecordingRules, RestartRules
+from handlers.recording.reconciler import EventPublisher, Reconciler
+from handlers.recording.registry import (
+    SessionRecord,
+    SessionWriter,
+    TableSessions,
+    load_sessions,
+    parse_session,
+)
+from handlers.recording.restart import RestartAction
+from handlers.runtime.state import Table
+from webhook.clock import SystemClock
+from webhook.settings import TopicNames
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
+
+GRACE_S = 2
+"""The wait for a vanished task's session_exit (90 s in production)."""
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAgora]:
+    with FakeAgora(clock=SystemClock()) as server:
+        yield server
+
+
+def read_to_end(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        records: list[Any] = []
+        while consumer.position(tp) < end:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def exit_cb(cname: str, sid: str, status: int) -> bytes:
+    return callback_body(event_type=11, cname=cname, sid=sid,
+                         details={"msgName": "session_exit", "exitStatus": status})
+
+
+def fatal_cb(cname: str, sid: str, notice_id: str | None = None) -> bytes:
+    return callback_body(event_type=1, cname=cname, sid=sid, notice_id=notice_id,
+                         details={"msgName": "cloud_recording_error", "module": 0,
+                                  "errorLevel": 5, "errorCode": 52, "stat": 1,
+                                  "errorMsg": "fatal"})
+
+
+def leave_cb(cname: str, sid: str, code: int) -> bytes:
+    return callback_body(event_type=41, cname=cname, sid=sid,
+                         details={"msgName": "recorder_leave", "leaveCode": code})
+
+
+def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
+    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+) -> None:
+    topics: TopicNames = unique_topics(kafka_bootstrap)
+    tag = uuid.uuid4().hex[:6]
+    names = ("lost-exit", "exit-first", "exit-last", "unknown-bits", "people",
+             "rec-empty", "rec-people")
+    cname = {n: f"class-{tag}-{n}" for n in names}
+    writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
+    tasks: dict[str, SessionRecord] = {}
+    try:
+        for n in names:
+            tasks[n] = start_session(fake, cname[n])
+            writer.publish(tasks[n])
+    finally:
+        writer.close()
+    sid = {n: str(t.sid) for n, t in tasks.items()}
+    # Every task vanishes (query answers 404 from now on). The channels of "people" and
+    # "rec-people" still hold people; the others closed with their last user.
+    for n in names:
+        fake.end_session(sid[n])
+    fake.join(cname["people"], "1001", "1002")
+    fake.join(cname["rec-people"], "1001")
+    setup_calls = len(fake.calls)
+
+    bodies = [
+        # maxIdleTime fired: a fatal error and the idle leave; the session_exit was lost.
+        fatal_cb(cname["lost-exit"], sid["lost-exit"]),
+        leave_cb(cname["lost-exit"], sid["lost-exit"], 4),
+        # The normal exit arrives before the ambiguous signal...
+        exit_cb(cname["exit-first"], sid["exit-first"], 0),
+        fatal_cb(cname["exit-first"], sid["exit-first"]),
+        # ...or after it.
+        leave_cb(cname["exit-last"], sid["exit-last"], 16),
+        exit_cb(cname["exit-last"], sid["exit-last"], 0),
+        # Undocumented leave bits, exit lost.
+        leave_cb(cname["unknown-bits"], sid["unknown-bits"], 2 | 32),
+        # Vanished while people are in the channel: NCS retries and the redundant notice.
+        fatal_cb(cname["people"], sid["people"], notice_id=f"n-{tag}"),
+        fatal_cb(cname["people"], sid["people"], notice_id=f"n-{tag}"),
+        fatal_cb(cname["people"], sid["people"]),
+    ]
+    table = Table(topics.sessions)
+    client = fake.client()
+    action = RestartAction(
+        client, sessions=TableSessions(
+            table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
+                                         topics.sessions)),
+        profiles=RecordingRules(profiles=[PROFILE]),
+        rules=RestartRules(failover_grace_s=GRACE_S),
+        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+    )
+    client_config = {"bootstrap_servers": kafka_bootstrap}
+    publisher = EventPublisher(client_config)
+    registry_writer = SessionWriter(client_config, topics.sessions)
+    reconciler_client = fake.client()
+    reconciler = Reconciler(
+        reconciler_client,
+        snapshot=lambda: {k: v for k, v in load_sessions(client_config, topics.sessions).items()
+                          if k in (cname["rec-empty"], cname["rec-people"])},
+        publish=publisher, events_topic=topics.events, grace_s=0,
+        save=registry_writer.publish,
+    )
+    config = fast_config(kafka_bootstrap, topics, "restart", max_attempts=6, budget_s=60)
+    try:
+        with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+                running(action, config, tables=[table]):
+            for body in bodies:
+                response = httpx.post(webhook.ncs_url, content=body, headers=signed(body),
+                                      timeout=10)
+                assert response.status_code == 200, response.text
+            reports = {r.cname: r for r in reconciler.tick()}
+            assert reports[cname["rec-empty"]].ended
+            assert reports[cname["rec-empty"]].verdict.row == "S6"
+            assert reports[cname["rec-people"]].published
+            assert reports[cname["rec-people"]].verdict.row == "S8"
+            wait_until(
+                lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
+                == {0: len(bodies) + 1},
+                timeout_s=150, what="every callback and the synthetic failure handled",
+            )
+    finally:
+        publisher.close()
+        registry_writer.close()
+        reconciler_client.close()
+
+    calls = fake.calls[setup_calls:]
+    starts = [c for c in calls if c.endpoint == "start"]
+    assert sorted(c.body["cname"] for c in starts) == sorted(
+        [cname["people"], cname["rec-people"]])
+    assert {c.body["uid"] for c in starts} == {BACKUP_UID}
+    running_now = {s.cname: s for s in fake.running()}
+    assert set(running_now) == {cname["people"], cname["rec-people"]}
+
+    registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
+    final = {n: parse_session(registry[cname[n]].value, cname[n]) for n in names}
+    for n in ("lost-exit", "exit-first", "exit-last", "unknown-bits", "rec-empty"):
+        assert (final[n].status, final[n].sid) == ("ended", sid[n]), n
+        assert final[n].restarts == [], n
+    for n in ("people", "rec-people"):
+        assert (final[n].status, final[n].sid) == ("running", running_now[cname[n]].sid), n
+        assert [(h.old_sid, h.new_sid) for h in final[n].restarts] == [
+            (sid[n], running_now[cname[n]].sid)], n
+
+    outcomes = [json.loads(r.value) for r in read_to_end(kafka_bootstrap, topics.actions)]
+    restarts = [o for o in outcomes if o.get("handler") == "restart"]
+    assert sorted(o["cname"] for o in restarts if o["outcome"] == "restarted") == sorted(
+        [cname["people"], cname["rec-people"]])
+    assert [o for o in restarts if o["alert"]] == []
+    # Each task that ended with its channel says why, in its outcome.
+    ended_why = {o["cname"]: o["detail"] for o in restarts if o["outcome"] == "not_needed"}
+    assert ended_why[cname["lost-exit"]].startswith("S6: ")
+    assert ended_why[cname["unknown-bits"]].startswith("S6: ")
+    # A 404 alone restarted nothing: every vanished task without people asked the channel
+    # once its wait was over.
+    asked = {c.path.rsplit("/", 1)[1] for c in calls if c.endpoint == "channel_users"}
+    assert {cname["lost-exit"], cname["unknown-bits"], cname["people"]} <= asked

@@ -166,3 +166,23 @@ def test_run_ticks_until_stopped(fake_agora: FakeAgora) -> None:
         thread.join(5)
     assert not thread.is_alive()
     assert len(fake_agora.calls_to("query")) >= 3
+
+
+def test_a_task_that_ended_with_its_channel_is_marked_ended_not_reported(
+    fake_agora: FakeAgora,
+) -> None:
+    record = start_session(fake_agora)
+    fake_agora.end_session(str(record.sid))  # maxIdleTime fired; its exit was lost
+    sessions = MemorySessions(record)
+    published = Published()
+    rec = reconciler(fake_agora, sessions, published, save=sessions.put)
+    assert [r.verdict.kind for r in rec.tick()] == ["wait"]
+    clock(fake_agora).advance(90)
+    (report,) = rec.tick()
+    assert (report.verdict.kind, report.verdict.row, report.ended) == ("ended", "S6", True)
+    stored = sessions.record("class-1")
+    assert stored is not None
+    assert (stored.status, stored.sid) == ("ended", record.sid)
+    assert published.records == []
+    assert rec.tick() == []  # no longer queried
+    assert len(fake_agora.calls_to("channel_users")) == 1

@@ -34,6 +34,7 @@ from handlers.recording.registry import (
     MissingReference,
     SessionRecord,
     SessionWriter,
+    channel_tasks,
     json_schema,
     load_sessions,
     prepare_requests,
@@ -58,6 +59,10 @@ class ConfigProblem(click.ClickException):
     """Bad configuration or input: nothing was sent (exit 2)."""
 
     exit_code = 2
+
+
+class UsageProblem(ConfigProblem):
+    """The command does not say which task it means (exit 2)."""
 
 
 def _settings() -> HandlerSettings:
@@ -87,14 +92,29 @@ def _sessions(settings: HandlerSettings) -> Mapping[str, Mapping[str, Any]]:
         ) from None
 
 
-def _registered(settings: HandlerSettings, cname: str) -> SessionRecord:
-    value = _sessions(settings).get(cname)
-    if value is None:
-        raise click.ClickException(f"no session is registered for cname {cname!r}")
-    records, invalid = valid_sessions({cname: value})
-    if cname in invalid:
-        raise click.ClickException(invalid[cname])
-    return records[cname]
+def _registered(settings: HandlerSettings, cname: str, profile: str | None = None,
+                uid: str | None = None) -> SessionRecord:
+    """The task of ``cname`` the operator names: by profile or uid when the channel has
+    several tasks (a channel may be recorded by several profiles at once)."""
+    values = _sessions(settings)
+    tasks = [r for r in channel_tasks(values, cname)
+             if (profile is None or profile in (r.profile, r.task_name))
+             and (uid is None or uid in (r.uid, r.backup_uid))]
+    if not tasks:
+        broken = [k for k, v in values.items() if isinstance(v, Mapping)
+                  and v.get("cname") == cname]
+        if broken:
+            _, invalid = valid_sessions({k: values[k] for k in broken})
+            if invalid:
+                raise click.ClickException("; ".join(invalid.values()))
+        which = "".join(f" {name} {value!r}" for name, value in
+                        (("profile", profile), ("uid", uid)) if value)
+        raise click.ClickException(f"no session is registered for cname {cname!r}{which}")
+    if len(tasks) > 1:
+        names = ", ".join(f"{t.task_name} (uid {t.uid}, {t.status})" for t in tasks)
+        raise UsageProblem(f"{cname!r} has {len(tasks)} tasks: {names}; name one with "
+                           "--profile or --uid")
+    return tasks[0]
 
 
 @contextmanager
@@ -163,8 +183,8 @@ def start_command(profile_name: str, cname: str, force: bool) -> None:
                             f"profiles: {known}")
     try:
         record = SessionRecord(
-            cname=cname, mode=profile.mode, profile=profile.name, uid=profile.uid,
-            backup_uid=profile.backup_uid, status="starting",
+            cname=cname, mode=profile.mode, profile=profile.name, task=profile.name,
+            uid=profile.uid, backup_uid=profile.backup_uid, status="starting",
             client_request=profile.client_request,
             acquire_client_request=profile.acquire_client_request, updated_at=_now(),
         )
@@ -178,11 +198,12 @@ def start_command(profile_name: str, cname: str, force: bool) -> None:
                 certificate=settings.agora.app_certificate)
         except (MissingReference, TokenError, RequestInvalid) as exc:
             raise ConfigProblem(f"nothing was sent: {exc}") from None
-        existing = _sessions(settings).get(cname)
+        existing = _sessions(settings).get(record.key)
         if existing is not None and existing.get("status") in ACTIVE_STATUSES and not force:
             raise click.ClickException(
-                f"{cname!r} is already registered as {existing.get('status')} "
-                f"(sid {existing.get('sid')}); stop it first, or use --force")
+                f"{cname!r} is already recorded by profile {profile.name!r} "
+                f"({existing.get('status')}, sid {existing.get('sid')}); stop it first, "
+                "or use --force")
         with _writer(settings) as writer:
             _publish(writer, record, "nothing was started")
             try:
@@ -207,13 +228,17 @@ def start_command(profile_name: str, cname: str, force: bool) -> None:
 
 @recording_group.command("stop")
 @click.option("--cname", required=True, help="Channel whose registered recording to stop.")
+@click.option("--profile", "profile_name", default=None,
+              help="The task's profile, when the channel has several tasks.")
+@click.option("--uid", default=None, help="The task's recorder uid (instead of --profile).")
 @click.option("--async", "async_stop", is_flag=True,
               help="Return at once instead of waiting for the upload (async_stop).")
-def stop_command(cname: str, async_stop: bool) -> None:
-    """Stop the registered recording of a channel (its exit is then not a failure)."""
+def stop_command(cname: str, profile_name: str | None, uid: str | None,
+                 async_stop: bool) -> None:
+    """Stop a registered recording task of a channel (its exit is then not a failure)."""
     settings = _settings()
     with _client(settings) as client:
-        record = _registered(settings, cname)
+        record = _registered(settings, cname, profile_name, uid)
         if record.status == "stopped":
             click.echo(f"{cname} is already stopped (sid {record.sid})")
             return
@@ -254,11 +279,14 @@ def stop_command(cname: str, async_stop: bool) -> None:
 
 @recording_group.command("query")
 @click.option("--cname", required=True, help="Channel whose registered recording to query.")
-def query_command(cname: str) -> None:
-    """Ask Agora about the registered task of a channel; print it as JSON."""
+@click.option("--profile", "profile_name", default=None,
+              help="The task's profile, when the channel has several tasks.")
+@click.option("--uid", default=None, help="The task's recorder uid (instead of --profile).")
+def query_command(cname: str, profile_name: str | None, uid: str | None) -> None:
+    """Ask Agora about a registered task of a channel; print it as JSON."""
     settings = _settings()
     with _client(settings) as client:
-        record = _registered(settings, cname)
+        record = _registered(settings, cname, profile_name, uid)
         if record.resource_id is None or record.sid is None:
             raise click.ClickException(f"{cname!r} has no task to query (status "
                                        f"{record.status})")
@@ -267,7 +295,8 @@ def query_command(cname: str) -> None:
         except RecordingApiError as exc:
             raise _api_error(exc) from None
     click.echo(json.dumps({
-        "cname": cname, "sid": record.sid, "uid": record.uid, "mode": record.mode,
+        "cname": cname, "task": record.task_name, "sid": record.sid, "uid": record.uid,
+        "mode": record.mode,
         "registry_status": record.status, "status": answer.status, "running": answer.running,
         "files": [f.file_name for f in answer.files],
     }, indent=2))
@@ -279,21 +308,22 @@ def query_command(cname: str) -> None:
 @recording_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_command(as_json: bool) -> None:
-    """List the registered sessions (latest record per channel)."""
+    """List the registered tasks (latest record per task; a channel may have several)."""
     settings = _settings()
     records, invalid = valid_sessions(_sessions(settings))
-    for cname in sorted(records):
-        r = records[cname]
-        summary = {"cname": cname, "status": r.status, "mode": r.mode, "uid": r.uid,
-                   "sid": r.sid, "profile": r.profile, "restarts": len(r.restarts),
-                   "updated_at": r.updated_at.isoformat(), "error": r.error}
+    for r in sorted(records.values(), key=lambda r: (r.cname, r.task_name)):
+        summary = {"cname": r.cname, "task": r.task_name, "status": r.status, "mode": r.mode,
+                   "uid": r.uid, "sid": r.sid, "profile": r.profile,
+                   "restarts": len(r.restarts), "updated_at": r.updated_at.isoformat(),
+                   "error": r.error}
         if as_json:
             click.echo(json.dumps(summary))
         else:
-            click.echo(f"{cname}\t{r.status}\t{r.mode}\tuid={r.uid}\tsid={r.sid}\t"
-                       f"restarts={len(r.restarts)}\tupdated={summary['updated_at']}")
-    for cname in sorted(invalid):
-        click.echo(f"{cname}: invalid record: {invalid[cname]}", err=True)
+            click.echo(f"{r.cname}\t{r.task_name}\t{r.status}\t{r.mode}\tuid={r.uid}\t"
+                       f"sid={r.sid}\trestarts={len(r.restarts)}\t"
+                       f"updated={summary['updated_at']}")
+    for key in sorted(invalid):
+        click.echo(f"{key}: invalid record: {invalid[key]}", err=True)
     click.echo(f"{len(records)} session(s)", err=True)
 
 

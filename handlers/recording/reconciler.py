@@ -201,7 +201,7 @@ class Reconciler:
         self._save = save
         self._retain_ms = int(retain_finished_s * 1000)
         self.pruned: list[str] = []
-        """The cnames the last tick removed."""
+        """The registry keys the last tick removed."""
 
     def tick(self) -> list[Report]:
         """Prune finished sessions past the retention (:attr:`pruned`), then query every
@@ -227,8 +227,8 @@ class Reconciler:
         cutoff_ms = self._clock.now_ms() - self._retain_ms
         pruned = []
         for record in prunable(records, cutoff_ms):
-            self._remove(record.cname)
-            pruned.append(record.cname)
+            self._remove(record.key)
+            pruned.append(record.key)
             log.info("finished session removed from the registry", extra={
                 "cname": record.cname, "sid": record.sid, "status": record.status})
         return pruned

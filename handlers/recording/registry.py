@@ -77,7 +77,8 @@ from handlers.recording.validation import validate_acquire, validate_start
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SCHEMA_VERSIONS = (1, 2)
 SCHEMA_VERSION_HEADER = "schema-version"
 MAX_HISTORY = 50
 
@@ -249,10 +250,11 @@ class SessionRecord(_Part):
     """The value of one ``agora.recording.sessions`` record (schema version 1); see the
     module documentation for every field and the rule on secrets."""
 
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
     cname: str = Field(min_length=1)
     mode: Mode
     profile: str | None = None
+    task: str | None = Field(default=None, min_length=1, max_length=128)
     uid: str
     backup_uid: str
     resource_id: str | None = None
@@ -289,6 +291,28 @@ class SessionRecord(_Part):
         return self
 
     @property
+    def task_name(self) -> str:
+        """The task's name within its channel: ``task``, else the profile, else the
+        lower of its two uids (stable across restarts, which swap the uids)."""
+        if self.task:
+            return self.task
+        if self.profile:
+            return self.profile
+        return f"uid-{min(int(self.uid), int(self.backup_uid))}"
+
+    @property
+    def key(self) -> str:
+        """The record's key on the topic: ``["<cname>","<task>"]`` (JSON) from schema
+        version 2; the ``cname`` for a version-1 record, which keeps its key and version
+        when rewritten, so a task never has two records."""
+        if self.schema_version == 1:
+            return self.cname
+        return task_key(self.cname, self.task_name)
+
+    def recorder_uids(self) -> frozenset[str]:
+        return frozenset({self.uid, self.backup_uid})
+
+    @property
     def next_uid(self) -> str:
         """The uid a restart of this session starts with."""
         return self.backup_uid
@@ -305,28 +329,57 @@ class SessionRecord(_Part):
 
     def output(self, topic: str) -> Output:
         """The record for the runtime to publish (key cname, with the schema header)."""
-        return Output(topic=topic, key=self.cname, value=self.to_bytes(),
+        return Output(topic=topic, key=self.key, value=self.to_bytes(),
                       headers={SCHEMA_VERSION_HEADER: str(self.schema_version)})
 
 
+def task_key(cname: str, task: str) -> str:
+    """The registry key of one task of a channel (schema version 2)."""
+    return json.dumps([cname, task], separators=(",", ":"), ensure_ascii=False)
+
+
+def migrate(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A registry value of any published version, in the current model's shape.
+
+    Version 1 (one record per channel, key ``cname``) has every field of version 2
+    except ``task``: it is read as the channel's one task, named by its profile (or its
+    uids), and keeps version 1 and its key when rewritten. Raises
+    :class:`SessionRecordError` for a version this code does not know."""
+    migrated = dict(value)
+    version = migrated.get("schema_version", 1)
+    if version not in SCHEMA_VERSIONS:
+        raise SessionRecordError(
+            f"schema_version: {version!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))} "
+            "(written by a newer version?)")
+    migrated["schema_version"] = version
+    return migrated
+
+
 def parse_session(value: Mapping[str, Any] | bytes | str, key: str | None = None) -> SessionRecord:
-    """Validate a registry value; raises :class:`SessionRecordError` naming the field.
-    With ``key``, the record's ``cname`` must equal it."""
+    """Validate a registry value (migrating older versions, :func:`migrate`); raises
+    :class:`SessionRecordError` naming the field. With ``key``, the record's key must
+    equal it."""
     try:
-        if isinstance(value, bytes | str):
-            record = SessionRecord.model_validate_json(value)
-        else:
-            record = SessionRecord.model_validate(dict(value))
-    except ValidationError as exc:
+        raw = json.loads(value) if isinstance(value, bytes | str) else value
+        if not isinstance(raw, Mapping):
+            raise SessionRecordError(
+                f"session record{f' {key!r}' if key else ''}: expected a JSON object")
+        record = SessionRecord.model_validate(migrate(raw))
+    except ValueError as exc:
+        if isinstance(exc, SessionRecordError):
+            raise
+        if not isinstance(exc, ValidationError):
+            raise SessionRecordError(f"session record{f' {key!r}' if key else ''}: "
+                                     "not JSON") from None
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(record)'}: {err['msg']}"
             for err in exc.errors(include_input=False, include_url=False)[:5]
         )
         raise SessionRecordError(f"session record{f' {key!r}' if key else ''}: {problems}") \
             from None
-    if key is not None and record.cname != key:
-        raise SessionRecordError(f"session record {key!r}: cname {record.cname!r} differs from "
-                                 "the record key")
+    if key is not None and record.key != key:
+        raise SessionRecordError(f"session record {key!r}: cname {record.cname!r} and task "
+                                 f"{record.task_name!r} differ from the record key")
     return record
 
 
@@ -376,6 +429,8 @@ class SessionStore(Protocol):
 
     def get(self, key: str) -> Mapping[str, Any] | None: ...
 
+    def items(self) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
+
     def save(self, record: SessionRecord) -> None: ...
 
 
@@ -392,15 +447,15 @@ class SessionWriter:
         self._producer = durable_producer(client_config, "agora-events.sessions-writer")
 
     def publish(self, record: SessionRecord) -> None:
-        self._send(record.cname, record.to_bytes(), str(record.schema_version))
+        self._send(record.key, record.to_bytes(), str(record.schema_version))
 
-    def delete(self, cname: str) -> None:
-        """Tombstone: the channel leaves the registry."""
-        self._send(cname, None, str(SCHEMA_VERSION))
+    def delete(self, key: str) -> None:
+        """Tombstone: the task (the record under ``key``) leaves the registry."""
+        self._send(key, None, str(SCHEMA_VERSION))
 
-    def _send(self, cname: str, value: bytes | None, version: str) -> None:
+    def _send(self, key: str, value: bytes | None, version: str) -> None:
         future = self._producer.send(
-            self.topic, key=cname.encode(), value=value,
+            self.topic, key=key.encode(), value=value,
             headers=[(SCHEMA_VERSION_HEADER, version.encode())],
         )
         future.get(timeout=self._timeout_s)
@@ -424,6 +479,10 @@ class TableSessions:
         value: Mapping[str, Any] | None = self._view.get(key)
         return value
 
+    def items(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        items: Iterator[tuple[str, Mapping[str, Any]]] = self._view.items()
+        return items
+
     def save(self, record: SessionRecord) -> None:
         with self._lock:
             if self._writer is None:
@@ -445,7 +504,7 @@ class MemorySessions:
 
     def put(self, record: SessionRecord) -> None:
         with self._lock:
-            self._values[record.cname] = json.loads(record.to_bytes())
+            self._values[record.key] = json.loads(record.to_bytes())
 
     def put_raw(self, key: str, value: Mapping[str, Any] | None) -> None:
         with self._lock:
@@ -471,6 +530,13 @@ class MemorySessions:
     def record(self, key: str) -> SessionRecord | None:
         value = self.get(key)
         return None if value is None else parse_session(value, key)
+
+    def only(self, cname: str) -> SessionRecord | None:
+        """The one task of ``cname`` (``None`` when it has none; error when several)."""
+        tasks = channel_tasks(self, cname)
+        if len(tasks) > 1:
+            raise LookupError(f"{cname!r} has {len(tasks)} tasks")
+        return tasks[0] if tasks else None
 
 
 def load_sessions(
@@ -502,15 +568,44 @@ def valid_sessions(
     return good, bad
 
 
-def lookup(view: Any, cname: str) -> SessionRecord | None:
-    """The valid record of ``cname`` in a table view; a malformed one is logged and
-    treated as absent (its writer must fix it)."""
-    value = view.get(cname)
+def lookup(view: Any, key: str) -> SessionRecord | None:
+    """The valid record under ``key`` (:attr:`SessionRecord.key`) in a table view; a
+    malformed one is logged and treated as absent (its writer must fix it)."""
+    value = view.get(key)
     if value is None:
         return None
     try:
-        return parse_session(value, cname)
+        return parse_session(value, key)
     except SessionRecordError as exc:
-        log.warning("ignoring a malformed session record", extra={"cname": cname,
+        log.warning("ignoring a malformed session record", extra={"key": key,
                                                                   "error": str(exc)[:500]})
         return None
+
+
+def channel_tasks(view: Any, cname: str) -> list[SessionRecord]:
+    """Every valid task of ``cname`` in a table view (version-1 and version-2 keys),
+    ordered by key. One pass over the view: the registry holds live and recently
+    finished tasks only (the reconciler prunes the rest)."""
+    found = []
+    for key, value in view.items():
+        if not isinstance(value, Mapping) or value.get("cname") != cname:
+            continue
+        record = lookup(view, key)
+        if record is not None:
+            found.append(record)
+    return sorted(found, key=lambda r: r.key)
+
+
+def find_task(tasks: list[SessionRecord], sid: str | None,
+              uid: str | None) -> SessionRecord | None:
+    """The task a callback is about: the one whose ``sid`` (or restart in flight) it
+    names, else the one whose uid pair holds its recorder ``uid`` (an older sid of a
+    restarted task: ``classify`` then calls it irrelevant)."""
+    for record in tasks:
+        if sid is not None and (record.sid == sid or (
+                record.pending is not None and record.pending.failed_sid == sid)):
+            return record
+    for record in tasks:
+        if uid is not None and uid in (record.uid, record.backup_uid):
+            return record
+    return None

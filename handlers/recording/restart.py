@@ -140,6 +140,8 @@ from handlers.recording.registry import (
     SessionRecord,
     SessionRecordError,
     SessionStore,
+    channel_tasks,
+    find_task,
     lookup,
     parse_session,
     prepare_requests,
@@ -183,8 +185,17 @@ def failure_key(cname: str, sid: str) -> str:
     return FAILURE_PREFIX + json.dumps([cname, sid], separators=(",", ":"))
 
 
-def channel_key(cname: str) -> str:
-    return CHANNEL_PREFIX + json.dumps([cname], separators=(",", ":"))
+def channel_key(cname: str, task: str | None = None) -> str:
+    """The restart times of one task (``task`` None: a version-1 record, the channel's
+    only task, as before tasks existed)."""
+    parts = [cname] if task is None else [cname, task]
+    return CHANNEL_PREFIX + json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+
+
+def bounds_key(session: SessionRecord) -> str:
+    """The state key counting ``session``'s restarts: each task is bounded on its own."""
+    return channel_key(session.cname, None if session.schema_version == 1
+                       else session.task_name)
 
 
 def failover_key(cname: str, sid: str) -> str:
@@ -255,6 +266,8 @@ class EndedCommand:
 
     cname: str
     sid: str
+    key: str = ""
+    """The task's registry key (its cname for a version-1 record)."""
 
 
 RestartActionCommand = RestartCommand | GiveUpCommand | FailoverCommand | EndedCommand
@@ -333,7 +346,8 @@ class RestartAction:
     def decide(self, event: Received, state: StateView) -> RestartActionCommand | None:
         notification = event.notification
         cname, sid = notification.payload.cname, notification.payload.sid
-        record = lookup(self._sessions, cname) if cname else None
+        tasks = channel_tasks(self._sessions, cname) if cname else []
+        record = find_task(tasks, sid, notification.payload.uid)
         try:
             verdict = classify(notification, record)
         except EventError as exc:
@@ -347,21 +361,21 @@ class RestartAction:
                 return FailoverCommand(cname, sid, _event_ms(notification),
                                        notification.notice_id, verdict.new_uid)
             if verdict.ended and record is not None and record.status == "running":
-                return EndedCommand(cname, sid)
+                return EndedCommand(cname, sid, record.key)
             log.debug("not a failure: %s", verdict.reason, extra=context)
             return None
         failure = _failure(notification, cname, sid, verdict)
         if state.get(failure.key) is not None:
             log.info("failure already handled", extra=context)
             return None
-        session = record or self._from_profile(failure)
+        session = record or self._from_profile(failure, tasks)
         if session is None:
             log.warning("failed recording not restarted: no session record and no profile "
                         "matches the channel", extra=context)
             return None
         resuming = session.pending is not None and session.pending.failed_sid == sid
         confirm = verdict.signal is Signal.NEEDS_CONFIRMATION
-        recent = _recent(state.get(channel_key(cname)), failure.event_ms,
+        recent = _recent(state.get(bounds_key(session)), failure.event_ms,
                          self._rules.window_s * 1000)
         if len(recent) >= self._rules.max_restarts and not resuming:
             return GiveUpCommand(failure, session, recent)
@@ -369,15 +383,23 @@ class RestartAction:
         grace_from = max(failure.event_ms, int(failover.get("at_ms", 0)))
         next_uid = session.next_uid if session.next_uid != failure.uid else session.uid
         moved_to = failover.get("newUid")
-        recorders = {session.uid, session.backup_uid, *([str(moved_to)] if moved_to else [])}
+        recorders = {session.uid, session.backup_uid, *([str(moved_to)] if moved_to else []),
+                     *(uid for task in tasks for uid in task.recorder_uids())}
         return RestartCommand(
             failure=failure, session=session, next_uid=next_uid, confirm=confirm,
             grace_until_ms=grace_from + self._rules.failover_grace_s * 1000,
             recent_restarts_ms=recent, recorder_uids=frozenset(recorders),
         )
 
-    def _from_profile(self, failure: Failure) -> SessionRecord | None:
-        profile = self._profiles.profile_for(failure.cname)
+    def _from_profile(self, failure: Failure,
+                      tasks: list[SessionRecord]) -> SessionRecord | None:
+        """An unregistered task described by its profile: the matching profile whose uid
+        pair holds the callback's uid; the first matching one only while the channel has
+        no registered task (a callback of another task must not restart this one)."""
+        matching = [p for p in self._profiles.profiles if p.matches(failure.cname)]
+        profile = next((p for p in matching if failure.uid in (p.uid, p.backup_uid)), None)
+        if profile is None and not tasks and matching:
+            profile = matching[0]
         if profile is None:
             return None
         uid, backup = profile.uid, profile.backup_uid
@@ -385,7 +407,8 @@ class RestartAction:
             uid, backup = backup, uid
         try:
             return SessionRecord(
-                cname=failure.cname, mode=profile.mode, profile=profile.name, uid=uid,
+                cname=failure.cname, mode=profile.mode, profile=profile.name,
+                task=profile.name, uid=uid,
                 backup_uid=backup, sid=failure.sid, status="running",
                 client_request=profile.client_request,
                 acquire_client_request=profile.acquire_client_request,
@@ -410,7 +433,7 @@ class RestartAction:
         return self._restart(command)
 
     def _ended(self, cmd: EndedCommand) -> Effects:
-        current = lookup(self._sessions, cmd.cname)
+        current = lookup(self._sessions, cmd.key or cmd.cname)
         if current is None or current.sid != cmd.sid or current.status != "running":
             return Effects()  # restarted, stopped or rewritten meanwhile: not ours to end
         log.info("recording ended normally", extra={"cname": cmd.cname, "sid": cmd.sid})
@@ -446,7 +469,7 @@ class RestartAction:
         return effects
 
     def _current(self, cmd: RestartCommand) -> SessionRecord | None:
-        return lookup(self._sessions, cmd.failure.cname)
+        return lookup(self._sessions, cmd.session.key)
 
     def _resumed(self, cmd: RestartCommand, current: SessionRecord | None) -> _Attempt | None:
         """The attempt a crashed or concurrent run left in the registry, if any."""
@@ -711,7 +734,7 @@ class RestartAction:
                               "uid": attempt.uid, "resource_id": found.resource_id,
                               "acquired_at_ms": attempt.acquired_at_ms, "at_ms": now,
                               "noticeId": failure.notice_id},
-                channel_key(failure.cname): {"restarts_ms": [*cmd.recent_restarts_ms, now]},
+                bounds_key(cmd.session): {"restarts_ms": [*cmd.recent_restarts_ms, now]},
             },
         )
 
@@ -742,7 +765,7 @@ class RestartAction:
         now = self._clock.now_ms()
         error = (f"{len(cmd.recent_restarts_ms)} restarts within {self._rules.window_s} s "
                  f"(max_restarts {self._rules.max_restarts})")
-        current = lookup(self._sessions, failure.cname)
+        current = lookup(self._sessions, cmd.session.key)
         outputs: tuple[Output, ...] = ()
         if current is None or current.sid in (None, failure.sid):  # never clobber a newer task
             record = _updated(current or cmd.session, status="gave_up", pending=None,

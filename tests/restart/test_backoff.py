@@ -115,7 +115,7 @@ def test_a_start_that_never_gets_through_is_dead_lettered_and_a_replay_resumes_i
     assert sum(run.delays) < default_policy().budget_s
     assert live_tasks(fake_agora, BACKUP_UID) == []
     assert gave_up_counts(action) == {}  # not a give-up: the record is in the DLQ
-    note = sessions.record("class-1")
+    note = sessions.only("class-1")
     assert note is not None
     assert note.status == "restarting"
     assert note.pending is not None

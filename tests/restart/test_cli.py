@@ -176,7 +176,7 @@ def test_start_list_query_stop(fake_agora: FakeAgora, rules_file: Path,
 
     again = invoke(["start", "--profile", "classes", "--cname", "class-1"], env)
     assert again.exit_code == 1
-    assert "already registered as running" in again.stderr
+    assert "already recorded by profile" in again.stderr
     assert len(fake_agora.running()) == 1
 
     listed = invoke(["list", "--json"], env)

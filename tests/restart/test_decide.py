@@ -16,7 +16,7 @@ from support.restart_env import (
 
 from handlers.base import InvalidEvent, TransientError
 from handlers.config import RecordingRules, RestartRules
-from handlers.recording.registry import MemorySessions, PendingRestart
+from handlers.recording.registry import MemorySessions, PendingRestart, task_key
 from handlers.recording.restart import (
     EndedCommand,
     FailoverCommand,
@@ -71,7 +71,8 @@ def test_a_handled_failure_is_not_restarted_again(fake_agora: FakeAgora) -> None
 def test_a_normal_exit_only_marks_the_record_ended(fake_agora: FakeAgora) -> None:
     action = make_action(fake_agora, MemorySessions(registered(sid="sid-1")))
     command = action.decide(received(11, sid="sid-1", details={"exitStatus": 0}), MemoryState())
-    assert command == EndedCommand("class-1", "sid-1")  # tests/restart/test_normal_end.py
+    assert command == EndedCommand(  # tests/restart/test_normal_end.py
+        "class-1", "sid-1", task_key("class-1", "classes"))
 
 
 def test_our_own_stop_leads_to_nothing(fake_agora: FakeAgora) -> None:
@@ -118,13 +119,13 @@ def test_over_the_cap_the_restart_gives_up(fake_agora: FakeAgora) -> None:
     action = make_action(fake_agora, MemorySessions(registered(sid="sid-9")),
                          rules=RestartRules(max_restarts=2, window_s=600))
     state = MemoryState()
-    state.entries[channel_key("class-1")] = {"restarts_ms": [T0 - 700_000, T0 - 300_000,
+    state.entries[channel_key("class-1", "classes")] = {"restarts_ms": [T0 - 700_000, T0 - 300_000,
                                                              T0 - 10_000]}
     command = action.decide(exit_event(sid="sid-9", at_ms=T0), state)
     assert isinstance(command, GiveUpCommand)
     assert command.recent_restarts_ms == (T0 - 300_000, T0 - 10_000)
     # One restart inside the window: still allowed.
-    state.entries[channel_key("class-1")] = {"restarts_ms": [T0 - 700_000, T0 - 10_000]}
+    state.entries[channel_key("class-1", "classes")] = {"restarts_ms": [T0 - 700_000, T0 - 10_000]}
     command = action.decide(exit_event(sid="sid-9", at_ms=T0), state)
     assert isinstance(command, RestartCommand)
     assert command.recent_restarts_ms == (T0 - 10_000,)

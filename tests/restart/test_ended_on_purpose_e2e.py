@@ -38,6 +38,7 @@ from handlers.recording.registry import (
     TableSessions,
     load_sessions,
     parse_session,
+    task_key,
 )
 from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
@@ -149,7 +150,7 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
     reconciler = Reconciler(
         reconciler_client,
         snapshot=lambda: {k: v for k, v in load_sessions(client_config, topics.sessions).items()
-                          if k in (cname["rec-empty"], cname["rec-people"])},
+                          if v.get("cname") in (cname["rec-empty"], cname["rec-people"])},
         publish=publisher, events_topic=topics.events, grace_s=0,
         save=registry_writer.publish,
     )
@@ -185,7 +186,8 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
     assert set(running_now) == {cname["people"], cname["rec-people"]}
 
     registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
-    final = {n: parse_session(registry[cname[n]].value, cname[n]) for n in names}
+    key = {n: task_key(cname[n], "classes") for n in names}
+    final = {n: parse_session(registry[key[n]].value, key[n]) for n in names}
     for n in ("lost-exit", "exit-first", "exit-last", "unknown-bits", "rec-empty"):
         assert (final[n].status, final[n].sid) == ("ended", sid[n]), n
         assert final[n].restarts == [], n

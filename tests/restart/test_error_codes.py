@@ -146,7 +146,7 @@ def test_start_7_records_the_task_that_runs(fake_agora: FakeAgora) -> None:
     with pytest.raises(TransientError):
         action.run(command)
     # Someone (a concurrent attempt) started the noted resourceId meanwhile.
-    note = sessions.record("class-1")
+    note = sessions.only("class-1")
     assert note is not None
     assert note.pending is not None
     with fake_agora.client() as client:
@@ -186,7 +186,7 @@ def test_start_refused_fails_with_an_alert(fake_agora: FakeAgora, fault: Fault) 
     code = (fault.body or {}).get("code")
     if code is not None:
         assert f"code {code}" in outcomes[0]["error"]
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert (stored.status, stored.pending) == ("failed", None)
     assert len(calls_after_setup(fake_agora, "start")) == 1  # not repeated

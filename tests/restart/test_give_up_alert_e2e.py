@@ -35,7 +35,7 @@ from support.runtime_helpers import (
 
 from handlers.config import RecordingRules, RestartRules, parse_rules
 from handlers.notify.action import NotifyAction
-from handlers.recording.registry import SessionWriter, TableSessions, parse_session
+from handlers.recording.registry import SessionWriter, TableSessions, parse_session, task_key
 from handlers.recording.restart import RestartAction
 from handlers.runtime.runner import RunnerExit
 from handlers.runtime.state import Table
@@ -179,7 +179,8 @@ def test_a_channel_that_keeps_failing_gives_up_with_one_alert(
     assert [s for s in fake.running() if s.cname == cname] == []
 
     sessions = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
-    record = parse_session(sessions[cname].value, cname)
+    key = task_key(cname, "classes")
+    record = parse_session(sessions[key].value, key)
     assert (record.status, record.sid, record.pending) == ("gave_up", second.sid, None)
 
     (alert,) = fake_sinks.deliveries("ops")

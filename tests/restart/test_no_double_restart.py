@@ -164,7 +164,7 @@ def test_any_order_of_signals_gives_at_most_one_restart(
     assert [o for o in channel.outcomes if o["alert"]] == []
     assert len(channel.new_tasks()) == len(restarted)
     if restarted:
-        stored = channel.sessions.record(channel.cname)
+        stored = channel.sessions.only(channel.cname)
         assert stored is not None
         assert (stored.sid, stored.status) == (restarted[0]["new_sid"], "running")
 

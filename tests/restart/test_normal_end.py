@@ -23,7 +23,7 @@ from support.restart_env import (
 
 from handlers.config import ReconcilerRules
 from handlers.recording.reconciler import prunable
-from handlers.recording.registry import MemorySessions, SessionRecord, lookup, utc_from_ms
+from handlers.recording.registry import MemorySessions, SessionRecord, task_key, utc_from_ms
 from handlers.recording.restart import EndedCommand
 from handlers.recording.signals import Signal, classify
 
@@ -53,12 +53,12 @@ def test_a_normal_exit_marks_the_running_record_ended(fake_agora: FakeAgora) -> 
     sessions = MemorySessions(record)
     action = make_action(fake_agora, sessions)
     command = action.decide(exit_event(sid=str(record.sid), status=0), MemoryState())
-    assert command == EndedCommand("class-1", str(record.sid))
+    assert command == EndedCommand("class-1", str(record.sid), record.key)
 
     clock(fake_agora).advance(5)
     effects = action.run(command)
     assert commit(effects, MemoryState(), sessions) == []  # no outcome: nothing was done
-    ended = lookup(sessions, "class-1")
+    ended = sessions.only("class-1")
     assert ended is not None
     assert (ended.status, ended.sid, ended.pending) == ("ended", record.sid, None)
     assert ended.updated_at == utc_from_ms(fake_agora.clock.now_ms())
@@ -165,8 +165,10 @@ def test_the_reconciler_prunes_finished_sessions_past_the_retention(
                          retain_finished_s=retain_s)
     reports = checker.tick()
     assert [r.cname for r in reports] == ["live"]  # still checked
-    assert sorted(removed) == sorted(checker.pruned) == ["given-up", "old"]
-    assert sorted(dict(sessions.items())) == ["live", "young"]
+    assert sorted(removed) == sorted(checker.pruned) == [
+        task_key("given-up", "classes"), task_key("old", "classes")]
+    assert sorted(dict(sessions.items())) == [task_key("live", "classes"),
+                                             task_key("young", "classes")]
 
     checker.tick()
     assert checker.pruned == []  # nothing left to prune, nothing removed twice

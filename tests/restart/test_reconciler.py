@@ -180,7 +180,7 @@ def test_a_task_that_ended_with_its_channel_is_marked_ended_not_reported(
     clock(fake_agora).advance(90)
     (report,) = rec.tick()
     assert (report.verdict.kind, report.verdict.row, report.ended) == ("ended", "S6", True)
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert (stored.status, stored.sid) == ("ended", record.sid)
     assert published.records == []

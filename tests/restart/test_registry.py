@@ -14,11 +14,14 @@ from handlers.recording.registry import (
     MemorySessions,
     MissingReference,
     SessionRecordError,
+    channel_tasks,
+    find_task,
     json_schema,
     parse_session,
     raw_rules,
     references,
     resolve_references,
+    task_key,
 )
 
 RULES_TOML = """
@@ -45,11 +48,40 @@ def _value(**changes: Any) -> dict[str, Any]:
 
 def test_a_record_round_trips_through_json() -> None:
     record = registered(whiteboard={"room_uuid": "a7e04e2b0cf911ecb3b8d5ea7d1eca69"})
-    again = parse_session(record.to_bytes(), record.cname)
+    again = parse_session(record.to_bytes(), record.key)
     assert again == record
     assert again.whiteboard is not None
     assert again.whiteboard.on_events == [11]
-    assert json.loads(record.to_bytes())["schema_version"] == 1
+    assert json.loads(record.to_bytes())["schema_version"] == 2
+    assert record.key == '["class-1","classes"]'
+
+
+def test_a_version_1_record_is_read_as_the_channels_one_task_and_keeps_its_key() -> None:
+    value = {**json.loads(registered().to_bytes()), "schema_version": 1}
+    del value["task"]
+    old = parse_session(value, "class-1")  # version 1: keyed by the cname
+    assert (old.schema_version, old.key, old.task_name) == (1, "class-1", "classes")
+    rewritten = json.loads(old.model_copy(update={"status": "ended"}).to_bytes())
+    assert rewritten["schema_version"] == 1  # written back where it was read from
+    assert parse_session(rewritten, "class-1").status == "ended"
+    without_profile = parse_session({**value, "profile": None}, "class-1")
+    assert without_profile.task_name == "uid-900001"
+    with pytest.raises(SessionRecordError, match="schema_version: 3"):
+        parse_session({**value, "schema_version": 3})
+
+
+def test_two_tasks_of_one_channel_are_two_records_found_by_sid_and_uid() -> None:
+    web = registered(sid="sid-w", uid="800001", backup_uid="800002", task="web",
+                     profile="pages")
+    composite = registered(sid="sid-c")
+    store = MemorySessions(web, composite)
+    assert len(dict(store.items())) == 2
+    tasks = channel_tasks(store, "class-1")
+    assert [t.task_name for t in tasks] == ["classes", "web"]
+    assert find_task(tasks, "sid-w", "800001") == web
+    assert find_task(tasks, "sid-c", "900001") == composite
+    assert find_task(tasks, "sid-old", "800002") == web  # an older task of the web pair
+    assert find_task(tasks, "sid-x", "1") is None
 
 
 def test_unknown_fields_written_by_other_apps_are_kept() -> None:
@@ -83,9 +115,11 @@ def test_a_clear_credential_is_refused_without_echoing_it() -> None:
     assert "007eJ" not in message
 
 
-def test_the_record_key_must_be_the_cname() -> None:
-    with pytest.raises(SessionRecordError, match="differs from the record key"):
+def test_the_record_key_must_be_the_task_key() -> None:
+    with pytest.raises(SessionRecordError, match="differ from the record key"):
         parse_session(_value(), "class-2")
+    with pytest.raises(SessionRecordError, match="differ from the record key"):
+        parse_session(_value(), "class-1")  # a version-2 record is keyed by its task
 
 
 def test_references_resolve_from_the_environment_at_send_time() -> None:
@@ -136,10 +170,11 @@ def test_raw_rules_report_an_unreadable_file(tmp_path: Path) -> None:
 def test_memory_sessions_store_json_like_the_topic() -> None:
     store = MemorySessions(registered("class-1"))
     store.save(registered("class-2", sid="sid-2"))
-    assert [k for k, _ in store.items()] == ["class-1", "class-2"]
-    stored = store.record("class-2")
+    assert [k for k, _ in store.items()] == [task_key("class-1", "classes"),
+                                             task_key("class-2", "classes")]
+    stored = store.only("class-2")
     assert stored is not None
     assert stored.sid == "sid-2"
     assert [r.cname for r in store.saved] == ["class-2"]
-    store.put_raw("class-1", None)
-    assert store.get("class-1") is None
+    store.put_raw(task_key("class-1", "classes"), None)
+    assert store.only("class-1") is None

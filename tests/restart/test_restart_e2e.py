@@ -39,6 +39,7 @@ from handlers.recording.registry import (
     SessionWriter,
     TableSessions,
     parse_session,
+    task_key,
 )
 from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
@@ -147,13 +148,14 @@ def test_a_failure_callback_restarts_once_and_nothing_else_does(
     assert new_task.uid == BACKUP_UID
 
     registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
-    record = parse_session(registry[failing].value, failing)
+    key = {c: task_key(c, "classes") for c in (failing, normal, stopping, moving)}
+    record = parse_session(registry[key[failing]].value, key[failing])
     assert (record.sid, record.uid, record.status) == (new_task.sid, BACKUP_UID, "running")
     assert [(h.old_sid, h.new_sid) for h in record.restarts] == [(a.sid, new_task.sid)]
     assert record.pending is None
     # The normal exit marked its record ended (the reconciler stops querying it); the
     # others are as they were.
-    statuses = {cname: parse_session(registry[cname].value, cname).status
+    statuses = {cname: parse_session(registry[key[cname]].value, key[cname]).status
                 for cname in (normal, stopping, moving)}
     assert statuses == {normal: "ended", stopping: "stopping", moving: "running"}
 

@@ -116,7 +116,7 @@ def test_a_failed_recording_is_restarted_once_with_the_other_uid(fake_agora: Fak
     new_sid = live_tasks(fake_agora, BACKUP_UID)
     assert len(new_sid) == 1
 
-    now = sessions.record("class-1")
+    now = sessions.only("class-1")
     assert now is not None
     assert (now.sid, now.uid, now.backup_uid, now.status) == (new_sid[0], BACKUP_UID, UID,
                                                              "running")
@@ -128,7 +128,7 @@ def test_a_failed_recording_is_restarted_once_with_the_other_uid(fake_agora: Fak
     assert outcomes[0]["alert"] is False
     assert outcomes[0]["new_sid"] == new_sid[0]
     assert state.entries[failure_key("class-1", str(record.sid))]["new_sid"] == new_sid[0]
-    assert len(state.entries[channel_key("class-1")]["restarts_ms"]) == 1
+    assert len(state.entries[channel_key("class-1", "classes")]["restarts_ms"]) == 1
 
     # Duplicates, redundant notices and the old task's late events change nothing.
     for notice in ("n-1", "n-2"):
@@ -143,11 +143,11 @@ def test_the_new_task_failing_is_restarted_back_to_the_first_uid(fake_agora: Fak
     state = MemoryState()
     action = make_action(fake_agora, sessions)
     commit(action.run(decide(action, record, state)), state, sessions)
-    second = sessions.record("class-1")
+    second = sessions.only("class-1")
     assert second is not None
     fake_agora.end_session(str(second.sid))
     commit(action.run(decide(action, second, state, uid=BACKUP_UID)), state, sessions)
-    third = sessions.record("class-1")
+    third = sessions.only("class-1")
     assert third is not None
     assert third.uid == UID
     assert [r.uid for r in third.restarts] == [BACKUP_UID, UID]
@@ -160,7 +160,7 @@ def test_a_fresh_token_is_sent_when_a_certificate_is_configured(fake_agora: Fake
     action.run(decide(action, record, MemoryState()))
     token = calls_after_setup(fake_agora, "start")[0].body["clientRequest"]["token"]
     assert rtc_grant(token, CERTIFICATE) == ("class-1", BACKUP_UID)
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert "token" not in stored.client_request
 
@@ -178,7 +178,7 @@ def test_a_start_that_went_through_unanswered_is_found_not_repeated(
     commit(action.run(command), state, sessions)  # 201 + code 7 names the task
     running = live_tasks(fake_agora, BACKUP_UID)
     assert len(running) == 1
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert stored.sid == running[0]
 
@@ -227,7 +227,7 @@ def test_a_crash_between_acquire_and_start_resumes_with_the_same_uid_and_resourc
     with pytest.raises(Crash):
         first.run(command)
     assert len(calls_after_setup(fake_agora, "start")) == 0
-    note = sessions.record("class-1")
+    note = sessions.only("class-1")
     assert note is not None
     assert note.status == "restarting"
     assert note.pending is not None
@@ -262,7 +262,7 @@ def test_a_crash_after_start_never_starts_a_second_task(fake_agora: FakeAgora,
     second = make_action(fake_agora, sessions)  # a new process: empty memory
     outcomes = commit(second.run(decide(second, record, state)), state, sessions)
     assert live_tasks(fake_agora, BACKUP_UID) == running
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert (stored.sid, stored.status, stored.pending) == (running[0], "running", None)
     assert outcomes[0]["new_sid"] == running[0]
@@ -306,7 +306,7 @@ def test_a_concurrent_attempt_noted_in_the_registry_is_found_not_doubled(
     (task,) = live_tasks(fake_agora, BACKUP_UID)
     commit(b.run(command_b), state_b, sessions)
     assert live_tasks(fake_agora, BACKUP_UID) == [task]
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert (stored.sid, stored.status) == (task, "running")
 
@@ -327,7 +327,7 @@ def test_a_concurrent_attempt_started_after_ours_is_found_through_its_note(
     (task,) = live_tasks(fake_agora, BACKUP_UID)
     commit(b.run(command_b), state_b, sessions)  # b's retry: 7 names a's task
     assert live_tasks(fake_agora, BACKUP_UID) == [task]
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert stored.sid == task
 
@@ -336,12 +336,12 @@ def test_over_the_cap_only_an_alert_is_emitted(fake_agora: FakeAgora) -> None:
     record, sessions = failed_session(fake_agora)
     state = MemoryState()
     action = make_action(fake_agora, sessions, rules=RestartRules(max_restarts=1))
-    state.entries[channel_key("class-1")] = {"restarts_ms": [clock_ms(action) - 1000]}
+    state.entries[channel_key("class-1", "classes")] = {"restarts_ms": [clock_ms(action) - 1000]}
     command = action.decide(exit_event(sid=str(record.sid), at_ms=clock_ms(action)), state)
     assert isinstance(command, GiveUpCommand)
     outcomes = commit(action.run(command), state, sessions)
     assert [(o["outcome"], o["alert"]) for o in outcomes] == [("gave_up", True)]
-    stored = sessions.record("class-1")
+    stored = sessions.only("class-1")
     assert stored is not None
     assert stored.status == "gave_up"
     assert len(calls_after_setup(fake_agora, "acquire")) == 0
@@ -357,7 +357,7 @@ def test_the_cap_counts_the_channels_restarts_across_tasks_within_the_window(
     action = make_action(fake_agora, sessions, rules=RestartRules(max_restarts=2, window_s=600))
     outcomes = []
     for _ in range(3):  # the original task, then each replacement, dies 100 s later
-        current = sessions.record("class-1")
+        current = sessions.only("class-1")
         assert current is not None
         fake_agora.end_session(str(current.sid))
         command = action.decide(exit_event(sid=str(current.sid), uid=current.uid,
@@ -516,7 +516,7 @@ def test_without_a_record_the_profile_restarts_and_registers_the_channel(
     command = action.decide(exit_event(cname="class-9", sid="sid-unknown"), state)
     assert isinstance(command, RestartCommand)
     commit(action.run(command), state, sessions)
-    stored = sessions.record("class-9")
+    stored = sessions.only("class-9")
     assert stored is not None
     assert (stored.profile, stored.uid, stored.status) == ("classes", BACKUP_UID, "running")
     assert stored.client_request["storageConfig"]["secretKey"] == "${S3_SECRET}"
@@ -532,7 +532,7 @@ def test_a_restart_keeps_the_whiteboard_link_and_foreign_fields(fake_agora: Fake
     state = MemoryState()
     action = make_action(fake_agora, sessions)
     commit(action.run(decide(action, linked, state)), state, sessions)
-    value = sessions.get("class-1")
+    value = sessions.get(linked.key)
     assert value is not None
     assert value["tenant"] == "acme"
     assert value["whiteboard"]["on_events"] == [11, 41]
@@ -553,7 +553,7 @@ def test_outcomes_read_as_alerts_and_recoveries_downstream(fake_agora: FakeAgora
     assert not parsed.alert
     commit(restarted, state, sessions)
 
-    second = sessions.record("class-1")
+    second = sessions.only("class-1")
     assert second is not None
     gave_up = action.decide(exit_event(sid=str(second.sid), uid=BACKUP_UID,
                                        at_ms=clock_ms(action)), state)

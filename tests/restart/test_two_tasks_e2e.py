@@ -1,0 +1,139 @@
+"""End to end on the real broker: one channel recorded by two tasks at once (seed 002:
+composite and web page recording are separate tasks with their own uids). Each task's
+failure restarts that task only, once, and the registry holds one record per task."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from support.callbacks import callback_body, signed
+from support.fake_agora import FakeAgora
+from support.restart_env import BACKUP_UID, ENV, PROFILE, UID, start_session
+from support.runtime_helpers import (
+    committed_offsets,
+    fast_config,
+    running,
+    topics_env,
+    unique_topics,
+    wait_until,
+)
+from support.webhook_server import run_webhook
+
+from handlers.config import RecordingRules, RestartRules
+from handlers.recording.registry import SessionWriter, TableSessions, parse_session, task_key
+from handlers.recording.restart import RestartAction
+from handlers.runtime.state import Table
+from webhook.clock import SystemClock
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
+
+SHOT_UID, SHOT_BACKUP = "800001", "800002"
+SHOTS = PROFILE.model_copy(update={"name": "shots", "uid": SHOT_UID,
+                                   "backup_uid": SHOT_BACKUP})
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAgora]:
+    with FakeAgora(clock=SystemClock()) as server:
+        yield server
+
+
+def read_to_end(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        records: list[Any] = []
+        while consumer.position(tp) < end:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def exit_1(cname: str, sid: str, uid: str) -> bytes:
+    body = json.loads(callback_body(event_type=11, cname=cname, sid=sid,
+                                    details={"msgName": "session_exit", "exitStatus": 1}))
+    body["payload"]["uid"] = uid
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def test_two_tasks_on_one_channel_fail_and_restart_independently(
+    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+) -> None:
+    topics = unique_topics(kafka_bootstrap)
+    cname = f"class-{uuid.uuid4().hex[:6]}"
+    composite = start_session(fake, cname).model_copy(update={"task": "classes"})
+    shots = start_session(fake, cname, uid=SHOT_UID, backup_uid=SHOT_BACKUP).model_copy(
+        update={"profile": "shots", "task": "shots"})
+    writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
+    try:
+        writer.publish(composite)
+        writer.publish(shots)
+    finally:
+        writer.close()
+    fake.join(cname, "1001")
+    fake.end_session(str(shots.sid))  # the screenshot task dies first
+    setup_calls = len(fake.calls)
+
+    table = Table(topics.sessions)
+    client = fake.client()
+    action = RestartAction(
+        client, sessions=TableSessions(
+            table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
+                                         topics.sessions)),
+        profiles=RecordingRules(profiles=[PROFILE, SHOTS]), rules=RestartRules(),
+        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+    )
+    config = fast_config(kafka_bootstrap, topics, "restart")
+    with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+            running(action, config, tables=[table]):
+        def post(body: bytes) -> None:
+            response = httpx.post(webhook.ncs_url, content=body, headers=signed(body),
+                                  timeout=10)
+            assert response.status_code == 200, response.text
+
+        post(exit_1(cname, str(shots.sid), SHOT_UID))
+        post(exit_1(cname, str(shots.sid), SHOT_UID))  # a redundant notice
+        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
+                   == {0: 2}, timeout_s=60, what="the screenshot task's failure handled")
+        # Then the composite task dies too: it is its own task, not "an older sid".
+        fake.end_session(str(composite.sid))
+        post(exit_1(cname, str(composite.sid), UID))
+        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
+                   == {0: 3}, timeout_s=60, what="the composite task's failure handled")
+
+    starts = [c for c in fake.calls[setup_calls:] if c.endpoint == "start"]
+    assert sorted(c.body["uid"] for c in starts) == sorted([SHOT_BACKUP, BACKUP_UID])
+    live = {s.uid: s.sid for s in fake.running() if s.cname == cname}
+    assert set(live) == {SHOT_BACKUP, BACKUP_UID}
+
+    registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
+    keys = {task_key(cname, "classes"), task_key(cname, "shots")}
+    assert {k for k in registry if cname in k} == keys
+    shot_record = parse_session(registry[task_key(cname, "shots")].value,
+                                task_key(cname, "shots"))
+    composite_record = parse_session(registry[task_key(cname, "classes")].value,
+                                     task_key(cname, "classes"))
+    assert (shot_record.uid, shot_record.sid, shot_record.status) == (
+        SHOT_BACKUP, live[SHOT_BACKUP], "running")
+    assert (composite_record.uid, composite_record.sid, composite_record.status) == (
+        BACKUP_UID, live[BACKUP_UID], "running")
+    assert [(h.old_sid, h.new_sid) for h in shot_record.restarts] == [
+        (shots.sid, live[SHOT_BACKUP])]
+    assert [(h.old_sid, h.new_sid) for h in composite_record.restarts] == [
+        (composite.sid, live[BACKUP_UID])]
+    outcomes = [json.loads(r.value) for r in read_to_end(kafka_bootstrap, topics.actions)]
+    assert sorted((o["outcome"], o["sid"]) for o in outcomes if o.get("handler") == "restart") \
+        == sorted([("restarted", shots.sid), ("restarted", composite.sid)])

@@ -28,6 +28,7 @@ from handlers.recording.models import (
     AcquireResponse,
     ChannelUsers,
     ChannelUsersRequest,
+    InvalidIdentifier,
     Mode,
     QueryRequest,
     QueryResponse,
@@ -40,6 +41,7 @@ from handlers.recording.models import (
     UpdateRequest,
     UpdateResponse,
     check_mode,
+    checked_id,
     parse_channel_users,
     parse_query,
     parse_simple,
@@ -146,7 +148,10 @@ class CloudRecordingClient:
             raise RecordingNotConfigured(
                 "app_id, customer_id and customer_secret are all required"
             )
-        self.app_id = app_id
+        try:
+            self.app_id = checked_id("appid", app_id)
+        except InvalidIdentifier as exc:
+            raise RecordingNotConfigured(f"AGORA_APP_ID: {exc}") from None
         self._customer_id = customer_id
         self._secret = (
             customer_secret if isinstance(customer_secret, SecretStr)
@@ -277,8 +282,14 @@ class CloudRecordingClient:
         cname = getattr(request, "cname", None)
         body = request.body()
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
-        path = request.path() if getattr(request, "absolute", False) \
-            else self._prefix + request.path()
+        try:
+            path = request.path() if getattr(request, "absolute", False) \
+                else self._prefix + request.path()
+        except InvalidIdentifier as exc:
+            # An id that would change the URL (".." or "/"): nothing is sent.
+            raise RecordingApiError(request.endpoint, http_status=None, code=None,
+                                    reason=str(exc), cname=None, sid=None,
+                                    advice=Advice.STOP) from None
         try:
             response = self._http.request(
                 request.method, path, content=content,

@@ -63,13 +63,43 @@ def check_mode(mode: str) -> Mode:
     raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
 
 
-def _segment(value: str) -> str:
-    # resourceIds and sids are opaque: never let one change the shape of the path.
-    return quote(value, safe="")
+# What Agora hands out: resourceIds are base64url text, sids hex (facts 2.4, 2.5); a
+# cname uses Agora's channel-name characters (no "/"). Anything else, or a dot segment,
+# could change the path the request goes to (".." climbs out of the task's URL), so it is
+# refused before a request is built.
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9_\-]{1,2048}")
+_SID = re.compile(r"[A-Za-z0-9_\-]{1,256}")
+_APP_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+_PATH_CNAME = re.compile(r"[A-Za-z0-9 !#$%&()+\-:;<=.>?@\[\]^_{}|~,]{1,1024}")
+
+
+class InvalidIdentifier(ValueError):
+    """A resourceId, sid, App ID or cname that cannot be a path segment; the message
+    names the field and what is expected (the value is not shown)."""
+
+
+def checked_id(field_name: str, value: str) -> str:
+    """``value`` if it is a well-formed ``field_name`` (``resourceId``, ``sid``,
+    ``appid`` or ``cname``); :class:`InvalidIdentifier` otherwise."""
+    pattern, expected = {
+        "resourceId": (_RESOURCE_ID, "1-2048 characters of A-Z a-z 0-9 _ -"),
+        "sid": (_SID, "1-256 characters of A-Z a-z 0-9 _ -"),
+        "appid": (_APP_ID, "1-64 letters and digits"),
+        "cname": (_PATH_CNAME, "Agora's channel-name characters, not '.' or '..'"),
+    }[field_name]
+    if not isinstance(value, str) or not pattern.fullmatch(value) or value in (".", ".."):
+        raise InvalidIdentifier(f"{field_name}: must be {expected}")
+    return value
+
+
+def _segment(field_name: str, value: str) -> str:
+    # Checked, then quoted: an id never changes the shape of the path.
+    return quote(checked_id(field_name, value), safe="")
 
 
 def _session_path(resource_id: str, sid: str, mode: Mode, action: str) -> str:
-    return f"/resourceid/{_segment(resource_id)}/sid/{_segment(sid)}/mode/{mode}/{action}"
+    return (f"/resourceid/{_segment('resourceId', resource_id)}/sid/{_segment('sid', sid)}"
+            f"/mode/{mode}/{action}")
 
 
 # ---------------------------------------------------------------------------- requests
@@ -108,7 +138,7 @@ class StartRequest:
     method: str = field(default="POST", init=False)
 
     def path(self) -> str:
-        return f"/resourceid/{_segment(self.resource_id)}/mode/{self.mode}/start"
+        return f"/resourceid/{_segment('resourceId', self.resource_id)}/mode/{self.mode}/start"
 
     def body(self) -> dict[str, Any] | None:
         return {"cname": self.cname, "uid": self.uid, "clientRequest": dict(self.client_request)}
@@ -199,7 +229,8 @@ class ChannelUsersRequest:
     absolute: bool = field(default=True, init=False)
 
     def path(self) -> str:
-        return f"/dev/v1/channel/user/{_segment(self.app_id)}/{_segment(self.cname)}"
+        return (f"/dev/v1/channel/user/{_segment('appid', self.app_id)}"
+                f"/{_segment('cname', self.cname)}")
 
     def body(self) -> dict[str, Any] | None:
         return None

@@ -435,3 +435,16 @@ def test_from_settings() -> None:
         assert client.api_base == "http://127.0.0.1:9"
         assert client.app_id == "app"
         assert "s3cr3t" not in repr(client)
+
+
+def test_a_sid_with_dot_segments_is_never_sent(fake_agora: FakeAgora) -> None:
+    """``..`` in a sid from a callback or a record cannot climb out of the task's URL."""
+    with fake_agora.client() as client:
+        for sid in ("..", "../../acquire", "x/../../y"):
+            with pytest.raises(RecordingApiError) as caught:
+                client.query("mix", "rid", sid)
+            assert caught.value.advice is Advice.STOP
+            assert "sid: must be" in str(caught.value)
+        with pytest.raises(RecordingApiError, match="cname: must be"):
+            client.channel_users("..")
+    assert fake_agora.calls == []

@@ -9,6 +9,8 @@ import pytest
 from handlers.recording.models import (
     AcquireRequest,
     AcquireResponse,
+    ChannelUsersRequest,
+    InvalidIdentifier,
     QueryRequest,
     RecordingServerResponse,
     StartRequest,
@@ -44,10 +46,30 @@ def test_paths_are_exactly_as_documented() -> None:
     )
 
 
-def test_opaque_ids_cannot_change_the_path_shape() -> None:
-    assert QueryRequest("mix", "a/b?c", "s#1").path() == (
-        "/resourceid/a%2Fb%3Fc/sid/s%231/mode/mix/query"
-    )
+@pytest.mark.parametrize(("resource_id", "sid", "field"), [
+    ("a/b?c", "s1", "resourceId"), ("..", "s1", "resourceId"), ("r1", "s#1", "sid"),
+    ("r1", "..", "sid"), ("r1", "a/../b", "sid"), ("r1", "", "sid"), ("r 1", "s1", "resourceId"),
+])
+def test_ids_that_would_change_the_path_are_refused(resource_id: str, sid: str,
+                                                     field: str) -> None:
+    for request in (QueryRequest("mix", resource_id, sid),
+                    StopRequest("mix", resource_id, sid, "c", "1", async_stop=True)):
+        with pytest.raises(InvalidIdentifier, match=f"^{field}: must be") as caught:
+            request.path()
+        assert resource_id not in str(caught.value) or resource_id == "r1"
+
+
+@pytest.mark.parametrize("cname", [".", "..", "a/b", "", "x" * 1025])
+def test_a_cname_that_would_change_the_channel_path_is_refused(cname: str) -> None:
+    with pytest.raises(InvalidIdentifier, match=r"^cname: must be"):
+        ChannelUsersRequest("0123abcd", cname).path()
+
+
+def test_well_formed_ids_are_quoted_into_one_segment_each() -> None:
+    assert QueryRequest("mix", "Jy-K8_n", "38f8e3cf").path() == (
+        "/resourceid/Jy-K8_n/sid/38f8e3cf/mode/mix/query")
+    assert ChannelUsersRequest("0123abcd", "class #1?x=.").path() == (
+        "/dev/v1/channel/user/0123abcd/class%20%231%3Fx%3D.")
 
 
 def test_methods_and_bodies() -> None:

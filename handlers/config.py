@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from handlers.references import RULES_FILE, ReferenceProblem, resolve
 
 
 class ConfigError(Exception):
@@ -54,6 +53,8 @@ class RecordingProfile(_Strict):
 
 class RecordingRules(_Strict):
     profiles: list[RecordingProfile] = Field(default_factory=list)
+    allow_references: list[str] = Field(default_factory=list)
+    """Variables that registry records may reference (besides those the profiles use)."""
 
     def profile_for(self, cname: str) -> RecordingProfile | None:
         """First profile whose cname patterns match, as the rules file documents."""
@@ -143,20 +144,11 @@ class RulesConfig(_Strict):
 
 
 def _substitute(value: Any, env: Mapping[str, str], where: str) -> Any:
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise ConfigError(f"{where}: environment variable {name} is not set")
-            return env[name]
-
-        return _PLACEHOLDER.sub(replace, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, env, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
+    # The project's one resolver (handlers.references); never the service's credentials.
+    try:
+        return resolve(value, env, where, RULES_FILE)
+    except ReferenceProblem as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_rules(text: str, env: Mapping[str, str], source: str = "<rules>") -> RulesConfig:

@@ -31,9 +31,10 @@ from handlers.recording.errors import Advice, RecordingApiError, RecordingNotCon
 from handlers.recording.models import SessionResponse
 from handlers.recording.registry import (
     ACTIVE_STATUSES,
-    MissingReference,
+    ReferenceProblem,
     SessionRecord,
     SessionWriter,
+    allowed_references,
     channel_tasks,
     json_schema,
     load_sessions,
@@ -195,8 +196,9 @@ def start_command(profile_name: str, cname: str, force: bool) -> None:
         try:
             request, acquire = prepare_requests(
                 record, record.uid, env=os.environ, app_id=settings.agora.app_id,
-                certificate=settings.agora.app_certificate)
-        except (MissingReference, TokenError, RequestInvalid) as exc:
+                certificate=settings.agora.app_certificate,
+                allowed=allowed_references(rules.recording))
+        except (ReferenceProblem, TokenError, RequestInvalid) as exc:
             raise ConfigProblem(f"nothing was sent: {exc}") from None
         existing = _sessions(settings).get(record.key)
         if existing is not None and existing.get("status") in ACTIVE_STATUSES and not force:

@@ -71,9 +71,21 @@ from pydantic import (
 )
 
 from handlers.base import Output
-from handlers.config import ConfigError, RulesConfig, parse_rules
+from handlers.config import ConfigError, RecordingRules, RulesConfig, parse_rules
 from handlers.recording.models import Mode
 from handlers.recording.validation import validate_acquire, validate_start
+from handlers.references import (
+    CREDENTIAL_FIELD,
+    MissingReference,
+    ReferenceProblem,
+    ReferenceRefused,
+    check,
+    names,
+    request_policy,
+    resolve,
+)
+
+__all__ = ["MissingReference", "ReferenceProblem", "ReferenceRefused"]
 
 log = logging.getLogger(__name__)
 
@@ -91,28 +103,13 @@ ENDED = "ended"
 # Nothing runs and nothing will be done for these any more: the reconciler may prune them.
 FINISHED_STATUSES: frozenset[str] = frozenset({"stopped", ENDED, "failed", "gave_up"})
 
-REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ONLY_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-# Field names that hold credentials in Cloud Recording requests (matched case-insensitively).
-_CREDENTIAL = re.compile(r"(?i)^(accesskey|secretkey|ststoken|token|secret|salt|password)$")
+_CREDENTIAL = CREDENTIAL_FIELD
 _UID = re.compile(r"[1-9][0-9]{0,9}")
 
 
 class SessionRecordError(ValueError):
     """A value that does not follow the session schema; the message names the field."""
-
-
-class MissingReference(KeyError):
-    """A ``${NAME}`` reference whose environment variable is not set. ``name`` is the
-    variable, ``where`` the JSON path of the field (values are never shown)."""
-
-    def __init__(self, name: str, where: str) -> None:
-        super().__init__(name)
-        self.name = name
-        self.where = where
-
-    def __str__(self) -> str:
-        return f"{self.where}: environment variable {self.name} is not set"
 
 
 def utc_from_ms(ms: int) -> datetime:
@@ -123,36 +120,31 @@ def utc_from_ms(ms: int) -> datetime:
 # --------------------------------------------------------------------------- references
 
 
-def references(value: Any) -> set[str]:
-    """The environment variable names referenced anywhere in a JSON value."""
-    if isinstance(value, str):
-        return set(REFERENCE.findall(value))
-    if isinstance(value, Mapping):
-        return set().union(*(references(v) for v in value.values())) if value else set()
-    if isinstance(value, list | tuple):
-        return set().union(*(references(v) for v in value)) if value else set()
-    return set()
+references = names
+"""The environment variable names referenced anywhere in a JSON value."""
 
 
-def resolve_references(value: Any, env: Mapping[str, str], where: str = "clientRequest") -> Any:
-    """A copy of a JSON value with every ``${NAME}`` replaced by ``env[NAME]``.
+def resolve_references(value: Any, env: Mapping[str, str], where: str = "clientRequest",
+                       allowed: frozenset[str] | set[str] | None = None) -> Any:
+    """A copy of a request's JSON value with every ``${NAME}`` replaced by ``env[NAME]``
+    (:func:`handlers.references.resolve` under the request policy: only ``allowed``
+    names, only as the whole value of credential fields; ``allowed`` None: the names the
+    value itself uses, for values the operator wrote).
 
     Call it right before sending; never store or log the result. Raises
-    :class:`MissingReference` naming the variable and the field."""
-    if isinstance(value, str):
+    :class:`MissingReference` or :class:`ReferenceRefused` naming the variable and the
+    field, never a value."""
+    policy = request_policy(names(value) if allowed is None else allowed)
+    return resolve(value, env, where, policy)
 
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise MissingReference(name, where)
-            return env[name]
 
-        return REFERENCE.sub(replace, value)
-    if isinstance(value, Mapping):
-        return {k: resolve_references(v, env, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [resolve_references(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
+def allowed_references(rules: RecordingRules) -> frozenset[str]:
+    """The variables registry records may reference: ``[recording]
+    allow_references`` plus every name the profiles use (the operator wrote them)."""
+    used: set[str] = set(rules.allow_references)
+    for profile in rules.profiles:
+        used |= names(profile.client_request) | names(profile.acquire_client_request)
+    return frozenset(used)
 
 
 def clear_credentials(value: Any, where: str) -> list[str]:
@@ -388,6 +380,10 @@ def json_schema() -> dict[str, Any]:
     return SessionRecord.model_json_schema(by_alias=True, mode="serialization")
 
 
+TOKEN_PLACEHOLDER = "${RTC_TOKEN}"  # noqa: S105 - a placeholder, not a credential
+"""Stands for the minted RTC token while a request is validated."""
+
+
 def prepare_requests(
     record: SessionRecord,
     uid: str,
@@ -395,28 +391,43 @@ def prepare_requests(
     env: Mapping[str, str],
     app_id: str,
     certificate: SecretStr | None,
+    allowed: frozenset[str] | set[str],
     token_valid_s: int = 24 * 3600,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The start and acquire clientRequests to send for ``record`` with ``uid``:
-    references resolved from ``env``, a fresh RTC token when ``certificate`` is set,
-    ``scene`` 1 for web mode, ``startParameter`` (if used) equal to the start request,
-    both validated. Keep the result in memory only.
+    references resolved from ``env`` (only ``allowed`` names, only as whole credential
+    values, :mod:`handlers.references`), a fresh RTC token when ``certificate`` is set,
+    ``scene`` 1 for web mode, ``startParameter`` (if used) equal to the start request.
+    Keep the result in memory only.
 
-    Raises :class:`MissingReference`, ``tokens.TokenError`` or ``validation.RequestInvalid``
+    Validation runs on the request with its references and a token placeholder, before
+    anything is resolved, so no error can carry a secret. Raises
+    :class:`ReferenceProblem`, ``tokens.TokenError`` or ``validation.RequestInvalid``
     (each names the field, never a secret value)."""
     from handlers.recording.tokens import build_recording_token
 
-    request = resolve_references(record.client_request, env, "client_request")
-    acquire = resolve_references(record.acquire_client_request, env, "acquire_client_request")
-    if certificate is not None:
-        request["token"] = build_recording_token(
-            app_id, certificate, channel=record.cname, uid=uid, valid_for_s=token_valid_s)
+    policy = request_policy(allowed)
+    check(record.client_request, "client_request", policy, env)
+    check(record.acquire_client_request, "acquire_client_request", policy, env)
+    request = _completed(record, dict(record.client_request), dict(record.acquire_client_request),
+                         TOKEN_PLACEHOLDER if certificate is not None else None)
+    validate_start(record.mode, request[0], cname=record.cname, uid=uid)
+    validate_acquire(record.cname, uid, request[1], mode=record.mode)
+    token = build_recording_token(app_id, certificate, channel=record.cname, uid=uid,
+                                  valid_for_s=token_valid_s) if certificate is not None else None
+    return _completed(
+        record, resolve(record.client_request, env, "client_request", policy),
+        resolve(record.acquire_client_request, env, "acquire_client_request", policy), token)
+
+
+def _completed(record: SessionRecord, request: dict[str, Any], acquire: dict[str, Any],
+               token: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    if token is not None:
+        request["token"] = token
     if record.mode == "web":
         acquire.setdefault("scene", 1)
     if "startParameter" in acquire:
         acquire["startParameter"] = request  # Agora: must equal what start sends
-    validate_start(record.mode, request, cname=record.cname, uid=uid)
-    validate_acquire(record.cname, uid, acquire, mode=record.mode)
     return request, acquire
 
 

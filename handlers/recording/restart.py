@@ -134,12 +134,13 @@ from handlers.recording.registry import (
     ACTIVE_STATUSES,
     ENDED,
     MAX_HISTORY,
-    MissingReference,
     PendingRestart,
+    ReferenceProblem,
     RestartEntry,
     SessionRecord,
     SessionRecordError,
     SessionStore,
+    allowed_references,
     channel_tasks,
     find_task,
     lookup,
@@ -700,9 +701,10 @@ class RestartAction:
         a request that can never be sent fails the restart before anything is sent."""
         try:
             return prepare_requests(cmd.session, uid, env=self._env, app_id=self._app_id,
+                                    allowed=allowed_references(self._profiles),
                                     certificate=self._certificate,
                                     token_valid_s=self._token_valid_s)
-        except (MissingReference, TokenError, RequestInvalid) as exc:
+        except (ReferenceProblem, TokenError, RequestInvalid) as exc:
             raise self._failed(cmd, None, str(exc), "invalid_request") from None
 
     # ------------------------------------------------------------------------ effects

@@ -22,6 +22,10 @@ class AgoraSettings(BaseSettings):
     customer_secret: SecretStr | None = None
     app_certificate: SecretStr | None = None
     api_base: str = "https://api.sd-rtn.com"
+    # Domain failover (facts 2.1): the region of the regional host tried last (e.g.
+    # "us-west-1"), or an explicit comma-separated list of hosts to try after the primary.
+    api_region: str | None = None
+    api_fallbacks: str | None = None
     request_timeout_s: float = Field(default=10.0, gt=0)
 
     @property

@@ -55,6 +55,32 @@ log = logging.getLogger(__name__)
 _R = TypeVar("_R")
 
 CONTENT_TYPE = "application/json;charset=utf-8"
+_PRIMARIES = ("api.sd-rtn.com", "api.agora.io")
+REGIONS = ("us-west-1", "us-east-1", "ap-southeast-1", "ap-northeast-1", "eu-west-1",
+           "eu-central-1", "cn-east-1", "cn-north-1")
+
+
+def failover_bases(api_base: str, region: str | None = None,
+                   fallbacks: str | None = None) -> tuple[str, ...]:
+    """The hosts to try, in order (facts 2.1): the configured primary, the other primary
+    domain, then the regional host of ``region`` under the primary's domain. An explicit
+    ``fallbacks`` list (comma-separated) replaces the derived ones. Pure."""
+    primary = api_base.rstrip("/")
+    if fallbacks is not None:
+        extra = [b.strip().rstrip("/") for b in fallbacks.split(",") if b.strip()]
+        return tuple(dict.fromkeys([primary, *extra]))
+    scheme, _, host = primary.partition("://")
+    if host not in _PRIMARIES:
+        return (primary,)  # a custom host: only what the operator lists
+    other = _PRIMARIES[1 - _PRIMARIES.index(host)]
+    bases = [primary, f"{scheme}://{other}"]
+    if region is not None:
+        if region not in REGIONS:
+            raise RecordingNotConfigured(
+                f"AGORA_API_REGION must be one of {', '.join(REGIONS)}; got {region!r}")
+        domain = host.removeprefix("api.")
+        bases.append(f"{scheme}://api-{region}.{domain}")
+    return tuple(bases)
 _MAX_REASON_CHARS = 300
 
 
@@ -91,6 +117,14 @@ class RecordingApi(Protocol):
     ) -> StopResponse: ...
 
     def channel_users(self, cname: str) -> ChannelUsers: ...
+
+
+def is_gateway_refusal(http_status: int, body: Any) -> bool:
+    """A 404 or 401 from Agora's gateway (``{"message": ...}``, no service ``code``): the
+    URL or the credentials are wrong, so every call fails the same way. It says nothing
+    about a task: never "task gone"."""
+    return http_status in (401, 404) and isinstance(body, Mapping) \
+        and "message" in body and "code" not in body
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -143,6 +177,7 @@ class CloudRecordingClient:
         api_base: str = "https://api.sd-rtn.com",
         timeout_s: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        api_bases: tuple[str, ...] | None = None,
     ) -> None:
         if not app_id or not customer_id or not customer_secret:
             raise RecordingNotConfigured(
@@ -158,6 +193,8 @@ class CloudRecordingClient:
             else SecretStr(customer_secret)
         )
         self.api_base = api_base.rstrip("/")
+        self.api_bases = api_bases or (self.api_base,)
+        """Hosts tried in order on network errors, timeouts and 5xx (never on 4xx)."""
         self._prefix = f"/v1/apps/{app_id}/cloud_recording"
         self._http = httpx.Client(
             base_url=self.api_base, timeout=timeout_s, transport=transport,
@@ -188,6 +225,8 @@ class CloudRecordingClient:
             api_base=settings.api_base,
             timeout_s=settings.request_timeout_s,
             transport=transport,
+            api_bases=failover_bases(settings.api_base, settings.api_region,
+                                     settings.api_fallbacks),
         )
 
     def __repr__(self) -> str:
@@ -290,21 +329,40 @@ class CloudRecordingClient:
             raise RecordingApiError(request.endpoint, http_status=None, code=None,
                                     reason=str(exc), cname=None, sid=None,
                                     advice=Advice.STOP) from None
-        try:
-            response = self._http.request(
-                request.method, path, content=content,
-                headers={"Authorization": self._auth_header()},
-            )
-        except httpx.TimeoutException as exc:
-            raise RecordingApiError(
-                request.endpoint, http_status=None, code=None,
-                reason=f"request timed out ({type(exc).__name__})", cname=cname, sid=sid,
-            ) from None
-        except httpx.TransportError as exc:
-            raise RecordingApiError(
-                request.endpoint, http_status=None, code=None,
-                reason=f"network error ({type(exc).__name__}: {exc})", cname=cname, sid=sid,
-            ) from None
+        response: httpx.Response | None = None
+        failure: RecordingApiError | None = None
+        for base in self.api_bases:
+            # Domain failover (facts 2.1): the next host only after a network error, a
+            # timeout or a 5xx; a 4xx is the same answer everywhere.
+            try:
+                response = self._http.request(
+                    request.method, base + path, content=content,
+                    headers={"Authorization": self._auth_header()},
+                )
+            except httpx.TimeoutException as exc:
+                failure = RecordingApiError(
+                    request.endpoint, http_status=None, code=None,
+                    reason=f"request timed out ({type(exc).__name__})", cname=cname, sid=sid,
+                )
+            except httpx.TransportError as exc:
+                failure = RecordingApiError(
+                    request.endpoint, http_status=None, code=None,
+                    reason=f"network error ({type(exc).__name__}: {exc})", cname=cname,
+                    sid=sid,
+                )
+            else:
+                failure = None
+                if response.status_code < 500:
+                    break
+            if base != self.api_bases[-1]:
+                log.warning("cloud recording %s failed on %s; trying the next host",
+                            request.endpoint, base,
+                            extra={"endpoint": request.endpoint, "cname": cname,
+                                   "http_status": response.status_code
+                                   if failure is None and response is not None else None})
+        if failure is not None:
+            raise failure
+        assert response is not None
         data = _json_or_none(response)
         code = _code_of(data)
         log.debug(
@@ -322,10 +380,12 @@ class CloudRecordingClient:
             return response.status_code, data
         if sid is None and isinstance(data, Mapping) and isinstance(data.get("sid"), str):
             sid = data["sid"] or None  # 201 + 7 names the task that already runs
+        gateway = is_gateway_refusal(response.status_code, data)
         raise RecordingApiError(
             request.endpoint, http_status=response.status_code, code=code,
-            reason=_reason_of(data, response), retry_after_s=_retry_after(response),
-            cname=cname, sid=sid,
+            reason=_reason_of(data, response),
+            retry_after_s=_retry_after(response), cname=cname, sid=sid,
+            advice=Advice.STOP if gateway else None, configuration=gateway,
         )
 
     def _call(

@@ -90,8 +90,12 @@ class RecordingApiError(Exception):
         cname: str | None = None,
         sid: str | None = None,
         advice: Advice | None = None,
+        configuration: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.configuration = configuration
+        """A gateway 404/401: the API base, path or credentials are wrong (one alert, and
+        never read as "the task is gone")."""
         self.http_status = http_status
         self.code = code
         self.reason = reason[:_MAX_REASON_CHARS]
@@ -99,6 +103,7 @@ class RecordingApiError(Exception):
         self.cname = cname
         self.sid = sid
         self.advice = advice if advice is not None else advise(http_status, code)
+        self.configuration = configuration
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -108,8 +113,10 @@ class RecordingApiError(Exception):
             f" {name}={value!r}" for name, value in (("cname", self.cname), ("sid", self.sid))
             if value
         )
+        hint = (" (configuration error: check AGORA_API_BASE and the REST credentials)"
+                if self.configuration else "")
         return (
-            f"cloud recording {self.endpoint} failed ({where}{code}): {self.reason}"
+            f"cloud recording {self.endpoint} failed ({where}{code}): {self.reason}{hint}"
             f" [advice: {self.advice.value}]{about}"
         )
 

@@ -24,7 +24,7 @@ from support.fake_agora import (
 )
 from support.recording_requests import valid_request
 
-from handlers.recording.client import CONTENT_TYPE, CloudRecordingClient
+from handlers.recording.client import CONTENT_TYPE, CloudRecordingClient, failover_bases
 from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
 from handlers.recording.models import RecordingServerResponse, WebServerResponse
 from handlers.recording.validation import (
@@ -448,3 +448,80 @@ def test_a_sid_with_dot_segments_is_never_sent(fake_agora: FakeAgora) -> None:
         with pytest.raises(RecordingApiError, match="cname: must be"):
             client.channel_users("..")
     assert fake_agora.calls == []
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens (connection refused: a network error)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(("base", "region", "fallbacks", "expected"), [
+    ("https://api.sd-rtn.com", None, None, ("https://api.sd-rtn.com", "https://api.agora.io")),
+    ("https://api.agora.io/", "eu-west-1", None,
+     ("https://api.agora.io", "https://api.sd-rtn.com", "https://api-eu-west-1.agora.io")),
+    ("https://api.sd-rtn.com", "cn-east-1", None,
+     ("https://api.sd-rtn.com", "https://api.agora.io", "https://api-cn-east-1.sd-rtn.com")),
+    ("http://127.0.0.1:1", None, None, ("http://127.0.0.1:1",)),
+    ("http://127.0.0.1:1", None, "http://127.0.0.1:2/, http://127.0.0.1:1",
+     ("http://127.0.0.1:1", "http://127.0.0.1:2")),
+])
+def test_the_failover_hosts_follow_agoras_ladder(base: str, region: str | None,
+                                                 fallbacks: str | None,
+                                                 expected: tuple[str, ...]) -> None:
+    assert failover_bases(base, region, fallbacks) == expected
+
+
+def test_an_unknown_region_is_a_configuration_error() -> None:
+    with pytest.raises(RecordingNotConfigured, match="AGORA_API_REGION must be one of"):
+        failover_bases("https://api.agora.io", "mars-1")
+
+
+def test_a_network_error_fails_over_to_the_next_host(fake_agora: FakeAgora) -> None:
+    dead = closed_port_url()
+    with fake_agora.client(api_base=dead, api_bases=(dead, fake_agora.base_url)) as client:
+        acquired = client.acquire("room-1", "900001", {})
+    assert acquired.resource_id
+    assert len(fake_agora.calls_to("acquire")) == 1
+
+
+def test_a_5xx_fails_over_and_a_4xx_never_does() -> None:
+    with FakeAgora() as first, FakeAgora(app_id=None) as second:
+        second.app_id, second.customer_secret = first.app_id, first.customer_secret
+        first.fail_next("acquire", bad_gateway())
+        with first.client(api_bases=(first.base_url, second.base_url)) as client:
+            client.acquire("room-1", "900001", {})
+            assert (len(first.calls_to("acquire")), len(second.calls_to("acquire"))) == (1, 1)
+            first.fail_next("acquire", agora_error(400, 2, "invalid parameter"))
+            with pytest.raises(RecordingApiError) as caught:
+                client.acquire("room-1", "900001", {})
+            assert caught.value.advice is Advice.STOP
+            assert (len(first.calls_to("acquire")), len(second.calls_to("acquire"))) == (2, 1)
+
+
+def test_every_host_failing_raises_the_last_failure(fake_agora: FakeAgora) -> None:
+    dead = closed_port_url()
+    fake_agora.fail_next("query", bad_gateway())
+    with fake_agora.client(api_bases=(fake_agora.base_url, dead)) as client, \
+            pytest.raises(RecordingApiError) as caught:
+        client.query("mix", "rid", "sid1")
+    assert caught.value.http_status is None
+    assert caught.value.advice is Advice.RETRY_SAME
+
+
+@pytest.mark.parametrize("wrong", ["/wrong-prefix", ""])
+def test_a_gateway_404_or_401_is_a_configuration_error_not_a_dead_task(
+    fake_agora: FakeAgora, wrong: str,
+) -> None:
+    options: dict[str, Any] = {"api_base": fake_agora.base_url + wrong}
+    if not wrong:
+        options["customer_secret"] = "not-the-secret"
+    with fake_agora.client(**options) as client, pytest.raises(RecordingApiError) as caught:
+        client.query("mix", "rid", "sid1")
+    assert caught.value.advice is Advice.STOP  # not NOT_FOUND: nothing says the task is gone
+    assert caught.value.configuration
+    assert "configuration error" in str(caught.value)

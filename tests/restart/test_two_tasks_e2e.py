@@ -137,3 +137,57 @@ def test_two_tasks_on_one_channel_fail_and_restart_independently(
     outcomes = [json.loads(r.value) for r in read_to_end(kafka_bootstrap, topics.actions)]
     assert sorted((o["outcome"], o["sid"]) for o in outcomes if o.get("handler") == "restart") \
         == sorted([("restarted", shots.sid), ("restarted", composite.sid)])
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_a_failover_to_the_other_api_host_completes_a_restart(
+    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+) -> None:
+    """The primary host is unreachable (connection refused on every call): each call goes
+    on to the next host, and the restart completes there."""
+    topics = unique_topics(kafka_bootstrap)
+    cname = f"class-{uuid.uuid4().hex[:6]}"
+    record = start_session(fake, cname)
+    writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
+    try:
+        writer.publish(record)
+    finally:
+        writer.close()
+    fake.end_session(str(record.sid))
+    setup_calls = len(fake.calls)
+    dead = closed_port_url()
+    table = Table(topics.sessions)
+    client = fake.client(api_base=dead, api_bases=(dead, fake.base_url))
+    action = RestartAction(
+        client, sessions=TableSessions(
+            table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
+                                         topics.sessions)),
+        profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(),
+        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+    )
+    config = fast_config(kafka_bootstrap, topics, "restart")
+    with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+            running(action, config, tables=[table]):
+        body = exit_1(cname, str(record.sid), UID)
+        response = httpx.post(webhook.ncs_url, content=body, headers=signed(body), timeout=10)
+        assert response.status_code == 200, response.text
+        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
+                   == {0: 1}, timeout_s=60, what="the failure handled")
+
+    assert [c.endpoint for c in fake.calls[setup_calls:]] == ["acquire", "start"]
+    (task,) = [s for s in fake.running() if s.cname == cname]
+    registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
+    key = task_key(cname, "classes")
+    stored = parse_session(registry[key].value, key)
+    assert (stored.sid, stored.uid, stored.status) == (task.sid, BACKUP_UID, "running")
+    outcomes = [json.loads(r.value) for r in read_to_end(kafka_bootstrap, topics.actions)]
+    assert [(o["outcome"], o.get("new_sid")) for o in outcomes
+            if o.get("handler") == "restart"] == [("restarted", task.sid)]

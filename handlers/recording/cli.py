@@ -20,6 +20,7 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,18 +34,21 @@ from handlers.recording.registry import (
     ACTIVE_STATUSES,
     ReferenceProblem,
     SessionRecord,
+    SessionRecordError,
     SessionWriter,
     allowed_references,
     channel_tasks,
     json_schema,
     load_sessions,
+    parse_session,
     prepare_requests,
     raw_rules,
     utc_from_ms,
     valid_sessions,
 )
 from handlers.recording.tokens import TokenError
-from handlers.recording.validation import RequestInvalid
+from handlers.recording.updates import fold_layout, fold_update
+from handlers.recording.validation import RequestInvalid, validate_start
 from handlers.runtime.state import CatchUpTimeout, TopicMissing
 from handlers.settings import HandlerSettings
 from webhook.clock import SystemClock
@@ -302,6 +306,93 @@ def query_command(cname: str, profile_name: str | None, uid: str | None) -> None
         "registry_status": record.status, "status": answer.status, "running": answer.running,
         "files": [f.file_name for f in answer.files],
     }, indent=2))
+
+
+# ------------------------------------------------------------------------ update, layout
+
+
+def _change_request(text: str) -> dict[str, Any]:
+    """``--request``: a JSON object, or ``@path`` of a file holding one."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigProblem(f"--request: cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigProblem(f"--request: not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ConfigProblem("--request: must be a JSON object (the clientRequest)")
+    return value
+
+
+def _change(cname: str, profile_name: str | None, uid: str | None, text: str,
+            layout: bool) -> None:
+    """Send ``update`` (or ``updateLayout``) for a task and fold the change into its
+    registry record, so a restart starts with it (:mod:`handlers.recording.updates`)."""
+    change = _change_request(text)
+    what = "updateLayout" if layout else "update"
+    settings = _settings()
+    with _client(settings) as client:
+        record = _registered(settings, cname, profile_name, uid)
+        if record.status != "running" or record.resource_id is None or record.sid is None:
+            raise click.ClickException(
+                f"{cname!r} ({record.task_name}) is {record.status}: only a running task "
+                f"can take an {what}")
+        folded = (fold_layout if layout else fold_update)(record.client_request, change)
+        try:
+            updated = record.model_copy(update={"client_request": folded})
+            updated = parse_session(json.loads(updated.to_bytes()), updated.key)
+            # With its references unresolved: an error can never show a secret.
+            validate_start(record.mode, folded, cname=cname, uid=record.uid)
+        except (SessionRecordError, RequestInvalid) as exc:
+            raise ConfigProblem(f"nothing was sent: the start request with this {what} "
+                                f"would be invalid: {exc}") from None
+        try:
+            if layout:
+                client.update_layout(record.resource_id, record.sid, cname, record.uid,
+                                     change, mode=record.mode)
+            else:
+                client.update(record.mode, record.resource_id, record.sid, cname,
+                              record.uid, change)
+        except RequestInvalid as exc:
+            raise ConfigProblem(f"nothing was sent: {exc}") from None
+        except RecordingApiError as exc:
+            raise _api_error(exc) from None
+        with _writer(settings) as writer:
+            _publish(writer, updated.model_copy(update={"updated_at": _now()}),
+                     f"the {what} was applied")
+    click.echo(f"{what} applied to cname={cname} task={record.task_name} sid={record.sid}; "
+               "a restart starts with it")
+
+
+@recording_group.command("update")
+@click.option("--cname", required=True, help="Channel of the task.")
+@click.option("--profile", "profile_name", default=None,
+              help="The task's profile, when the channel has several tasks.")
+@click.option("--uid", default=None, help="The task's recorder uid (instead of --profile).")
+@click.option("--request", "request_text", required=True,
+              help="The update clientRequest as JSON, or @FILE.")
+def update_command(cname: str, profile_name: str | None, uid: str | None,
+                   request_text: str) -> None:
+    """Change a running task's subscriptions, web page onhold or RTMP output (Agora
+    update); the registry records it, so a restart keeps it."""
+    _change(cname, profile_name, uid, request_text, layout=False)
+
+
+@recording_group.command("layout")
+@click.option("--cname", required=True, help="Channel of the task.")
+@click.option("--profile", "profile_name", default=None,
+              help="The task's profile, when the channel has several tasks.")
+@click.option("--uid", default=None, help="The task's recorder uid (instead of --profile).")
+@click.option("--request", "request_text", required=True,
+              help="The updateLayout clientRequest as JSON, or @FILE.")
+def layout_command(cname: str, profile_name: str | None, uid: str | None,
+                   request_text: str) -> None:
+    """Replace a composite task's layout (Agora updateLayout); the registry records it,
+    so a restart keeps it."""
+    _change(cname, profile_name, uid, request_text, layout=True)
 
 
 # -------------------------------------------------------------------------------- list

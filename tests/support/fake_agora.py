@@ -499,6 +499,9 @@ class FakeAgora:
             return _err(400, 432, "cname or uid does not match the resourceId")
         request = (body or {}).get("clientRequest") or {}
         if endpoint == "update":
+            problem = _update_problem(request)
+            if problem is not None:
+                return _err(400, 2, problem)
             session.updates.append(request)
             web = request.get("webRecordingConfig")
             if isinstance(web, dict) and isinstance(web.get("onhold"), bool):
@@ -507,6 +510,8 @@ class FakeAgora:
         if endpoint == "updateLayout":
             if session.mode != "mix":
                 return _err(400, 2, "updateLayout applies only in mix mode")
+            if _layout_problem(request):
+                return _err(400, 1028, "invalid updateLayout body")
             session.layout = request
             return _ok(ids)
         session.ended = True
@@ -578,6 +583,38 @@ class FakeAgora:
             return {"uploadingStatus": "uploaded"}
         mode, files = self._files(session)
         return {"uploadingStatus": "uploaded", "fileListMode": mode, "fileList": files}
+
+
+def _update_problem(request: Mapping[str, Any]) -> str | None:
+    """Code 2 (invalid parameter) for the update rules of facts 2.7: lists of at most 32
+    uids, subscribe and unsubscribe of one media exclusive, at most one RTMP output."""
+    subscribe = request.get("streamSubscribe") or {}
+    for media, prefix in (("audioUidList", "Audio"), ("videoUidList", "Video")):
+        lists = subscribe.get(media) or {}
+        sub, unsub = lists.get(f"subscribe{prefix}Uids"), lists.get(f"unsubscribe{prefix}Uids")
+        if sub is not None and unsub is not None:
+            return f"{media}: subscribe and unsubscribe are exclusive"
+        for listed in (sub, unsub):
+            if listed is not None and (not isinstance(listed, list) or len(listed) > 32):
+                return f"{media}: at most 32 uids"
+    outputs = (request.get("rtmpPublishConfig") or {}).get("outputs")
+    if outputs is not None and (not isinstance(outputs, list) or len(outputs) > 1):
+        return "rtmpPublishConfig.outputs: at most 1 entry"
+    return None
+
+
+def _layout_problem(request: Mapping[str, Any]) -> bool:
+    """Code 1028: a layout Agora cannot read (unknown mixedVideoLayout, vertical without
+    maxResolutionUid, custom without regions, more than 17 regions)."""
+    layout = request.get("mixedVideoLayout", 0)
+    regions = request.get("layoutConfig")
+    if layout not in (0, 1, 2, 3):
+        return True
+    if layout == 2 and not request.get("maxResolutionUid"):
+        return True
+    if layout == 3 and (not isinstance(regions, list) or not regions):
+        return True
+    return isinstance(regions, list) and len(regions) > 17
 
 
 def _from_fault(fault: Fault) -> _Answer:

@@ -34,7 +34,9 @@ def _matches(patterns: list[str], cname: str) -> bool:
 
 class RecordingProfile(_Strict):
     name: str
-    cnames: list[str] = Field(default_factory=lambda: ["*"])
+    # No default: a profile names the channels it covers (a catch-all would also match
+    # the console's health-check channel and every channel of other applications).
+    cnames: list[str] = Field(min_length=1)
     mode: Literal["individual", "mix", "web"]
     uid: str
     backup_uid: str

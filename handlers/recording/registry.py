@@ -71,7 +71,13 @@ from pydantic import (
 )
 
 from handlers.base import Output
-from handlers.config import ConfigError, RecordingRules, RulesConfig, parse_rules
+from handlers.config import (
+    ConfigError,
+    RecordingProfile,
+    RecordingRules,
+    RulesConfig,
+    parse_rules,
+)
 from handlers.recording.models import Mode
 from handlers.recording.validation import validate_acquire, validate_start
 from handlers.references import (
@@ -378,6 +384,32 @@ def parse_session(value: Mapping[str, Any] | bytes | str, key: str | None = None
 def json_schema() -> dict[str, Any]:
     """The published JSON Schema of a registry value."""
     return SessionRecord.model_json_schema(by_alias=True, mode="serialization")
+
+
+def check_profile(profile: RecordingProfile, *, env: Mapping[str, str],
+                  allowed: frozenset[str] | set[str], with_token: bool) -> None:
+    """What a real start from ``profile`` checks, without resolving anything: the record
+    shape, every reference (allowed, set in ``env``), and the start and acquire requests
+    with their references and a token placeholder. Raises ``ValueError`` naming the
+    field (run at start-up, so a profile Agora would refuse is found before a restart
+    needs it)."""
+    record = SessionRecord(
+        cname="profile-check", mode=profile.mode, profile=profile.name, task=profile.name,
+        uid=profile.uid, backup_uid=profile.backup_uid, status="running",
+        client_request=profile.client_request,
+        acquire_client_request=profile.acquire_client_request, updated_at=utc_from_ms(0))
+    policy = request_policy(allowed)
+    try:
+        check(record.client_request, "client_request", policy, env)
+        check(record.acquire_client_request, "acquire_client_request", policy, env)
+    except ReferenceProblem as exc:
+        raise ValueError(str(exc)) from None
+    request, acquire = _completed(record, dict(record.client_request),
+                                  dict(record.acquire_client_request),
+                                  TOKEN_PLACEHOLDER if with_token else None)
+    for uid in (profile.uid, profile.backup_uid):
+        validate_start(record.mode, request, cname=record.cname, uid=uid)
+        validate_acquire(record.cname, uid, acquire, mode=record.mode)
 
 
 TOKEN_PLACEHOLDER = "${RTC_TOKEN}"  # noqa: S105 - a placeholder, not a credential

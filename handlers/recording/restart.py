@@ -130,6 +130,7 @@ from handlers.recording.decide import (
 )
 from handlers.recording.errors import Advice, RecordingApiError
 from handlers.recording.metrics import GaveUpReason, RestartMetrics
+from handlers.recording.models import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
 from handlers.recording.registry import (
     ACTIVE_STATUSES,
     ENDED,
@@ -286,12 +287,21 @@ class _Attempt:
     lookups: int = 0
     journaled: bool = False
     """The registry holds this resourceId as ``pending``: start may be sent."""
+    started: _Found | None = None
+    """Agora accepted the start of this task; ``query`` has not yet shown it running."""
+    started_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Found:
     resource_id: str
     sid: str
+
+
+CONFIRM_START_S = 90.0
+"""Agora: a started task that does not reach status 4/5 within ~90 s has failed."""
+CONFIRM_RETRY_S = 5.0
+"""Agora: the first query ~5 s after the sid, then with back-off."""
 
 
 class _Conflict(Exception):
@@ -549,6 +559,8 @@ class RestartAction:
     # ---------------------------------------------------------------------- the ladder
 
     def _drive(self, cmd: RestartCommand, attempt: _Attempt) -> Effects:
+        if attempt.started is not None:
+            return self._confirm_start(cmd, attempt, attempt.started)
         mode, cname = cmd.session.mode, cmd.failure.cname
         request, acquire_request = self._requests(cmd, attempt.uid)
         acquires = 0
@@ -563,7 +575,7 @@ class RestartAction:
                 except _Conflict:
                     found = self._find_own(cmd, attempt, request)
                     if found is not None:
-                        return self._restarted(cmd, attempt, found)
+                        return self._confirm_start(cmd, attempt, found)
                     self._on_conflict(cmd, attempt)
             assert attempt.resource_id is not None
             if not attempt.journaled:
@@ -572,7 +584,7 @@ class RestartAction:
                 started = self._api.start(mode, attempt.resource_id, cname, attempt.uid, request)
             except RecordingApiError as exc:
                 if exc.advice is Advice.ALREADY_RUNNING and exc.sid:
-                    return self._restarted(cmd, attempt, _Found(attempt.resource_id, exc.sid))
+                    return self._confirm_start(cmd, attempt, _Found(attempt.resource_id, exc.sid))
                 if exc.advice is Advice.RETRY_SAME:
                     attempt.start_failures += 1
                     delay = START_BACKOFF_S[min(attempt.start_failures, len(START_BACKOFF_S)) - 1]
@@ -583,10 +595,39 @@ class RestartAction:
                 if exc.advice is Advice.NEW_UID:
                     found = self._find_own(cmd, attempt, request)
                     if found is not None:
-                        return self._restarted(cmd, attempt, found)
+                        return self._confirm_start(cmd, attempt, found)
                     self._on_conflict(cmd, attempt)
                 raise self._failed(cmd, attempt, str(exc), "refused") from None
-            return self._restarted(cmd, attempt, _Found(attempt.resource_id, started.sid))
+            return self._confirm_start(cmd, attempt, _Found(attempt.resource_id, started.sid))
+
+    def _confirm_start(self, cmd: RestartCommand, attempt: _Attempt, found: _Found) -> Effects:
+        """The registry says ``running`` only once ``query`` shows the new task running
+        (status 4 or 5). Until then the record stays ``restarting`` and the action asks
+        again after :data:`CONFIRM_RETRY_S`; a task that exits at once (status 20) or
+        does not run within :data:`CONFIRM_START_S` fails the restart with an alert
+        rather than starting another task next to one that may still come up."""
+        now = self._clock.now_ms()
+        if attempt.started != found:
+            attempt.started, attempt.started_at_ms = found, now
+        waited_s = (now - (attempt.started_at_ms or now)) / 1000
+        try:
+            status = self._api.query(cmd.session.mode, found.resource_id, found.sid).status
+        except RecordingApiError as exc:
+            if exc.advice not in (Advice.NOT_FOUND, Advice.RETRY_SAME):
+                raise self._failed(cmd, attempt, f"cannot confirm the new task {found.sid}: "
+                                   f"{exc}", "refused") from None
+            status = None
+        if status in RUNNING_STATUSES:
+            return self._restarted(cmd, attempt, found)
+        if status == STATUS_EXITED_ABNORMALLY:
+            raise self._failed(cmd, attempt, f"the new task {found.sid} exited at once "
+                               "(query status 20)", "refused")
+        if waited_s >= CONFIRM_START_S:
+            raise self._failed(cmd, attempt, f"the new task {found.sid} did not reach the "
+                               f"running status (4/5) within {CONFIRM_START_S:.0f} s "
+                               f"(last status {status})", "refused")
+        raise TransientError(f"the new task {found.sid} is not running yet (status {status})",
+                             retry_after_s=CONFIRM_RETRY_S)
 
     def _needs_acquire(self, attempt: _Attempt) -> bool:
         if attempt.resource_id is None or attempt.acquired_at_ms is None:
@@ -874,23 +915,27 @@ def create_action(context: ActionContext) -> RestartAction:
 
 
 def _build(context: ActionContext, client: RecordingApi) -> RestartAction:
-    from handlers.recording.registry import SessionWriter, TableSessions, raw_rules
+    from handlers.recording.registry import (
+        SessionWriter,
+        TableSessions,
+        check_profile,
+        raw_rules,
+    )
     from handlers.registry import ActionDisabled
 
     settings = context.settings
     assert settings.agora.app_id is not None  # checked by the client's from_settings
     rules = context.rules  # resolves references: fails early on an unset variable
     profiles = raw_rules(settings.config_path).recording
+    certificate = settings.agora.app_certificate
+    allowed = allowed_references(profiles)
     for profile in profiles.profiles:
+        # The same checks as a real start, with references left unresolved.
         try:
-            SessionRecord(cname="check", mode=profile.mode, uid=profile.uid,
-                          backup_uid=profile.backup_uid, status="running",
-                          client_request=profile.client_request,
-                          acquire_client_request=profile.acquire_client_request,
-                          updated_at=utc_from_ms(0))
+            check_profile(profile, env=os.environ, allowed=allowed,
+                          with_token=certificate is not None)
         except ValueError as exc:
             raise ActionDisabled(f"restart: profile {profile.name!r}: {exc}") from None
-    certificate = settings.agora.app_certificate
     if certificate is not None:
         try:
             build_recording_token(settings.agora.app_id, certificate, channel="check",

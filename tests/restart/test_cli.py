@@ -35,6 +35,7 @@ fileNamePrefix = ["rec"]
 
 [[recording.profiles]]
 name = "broken"
+cnames = ["class-*"]
 mode = "individual"
 uid = "900003"
 backup_uid = "900004"
@@ -51,6 +52,7 @@ fileNamePrefix = ["has-dash"]
 
 [[recording.profiles]]
 name = "clear"
+cnames = ["class-*"]
 mode = "individual"
 uid = "900005"
 backup_uid = "900006"

@@ -21,9 +21,13 @@ from handlers.settings import HandlerSettings
 PROFILE = """
 [[recording.profiles]]
 name = "classes"
+cnames = ["class-*"]
 mode = "individual"
 uid = "900001"
 backup_uid = "900002"
+[recording.profiles.client_request]
+recordingConfig = {{ channelType = 0, streamTypes = 2, subscribeUidGroup = 0 }}
+recordingFileConfig = {{ avFileType = ["hls"] }}
 [recording.profiles.client_request.storageConfig]
 vendor = 1
 region = 0
@@ -137,3 +141,27 @@ def test_give_ups_are_served_on_the_handler_process_metrics(agora_env: Path) -> 
     finally:
         server.close()
         action._api.close()  # type: ignore[attr-defined]
+
+
+def test_a_profile_agora_would_refuse_is_found_at_start_up(agora_env: Path) -> None:
+    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"').replace(
+        'subscribeUidGroup = 0', 'subscribeUidGroup = 9'))
+    with pytest.raises(ActionDisabled) as caught:
+        create_action(ActionContext(HandlerSettings()))
+    assert "profile 'classes'" in str(caught.value)
+    assert "recordingConfig.subscribeUidGroup" in str(caught.value)
+    assert ENV["S3_SECRET"] not in str(caught.value)
+
+
+def test_a_profile_referring_to_the_service_credentials_is_refused(agora_env: Path) -> None:
+    with pytest.raises((ActionDisabled, ConfigError)) as caught:
+        build(agora_env, '"${AGORA_CUSTOMER_SECRET}"')
+    assert "storageConfig.secretKey" in str(caught.value)
+    assert "service's own credentials" in str(caught.value)
+
+
+def test_a_profile_must_name_its_channels(agora_env: Path) -> None:
+    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"').replace(
+        'cnames = ["class-*"]\n', ''))
+    with pytest.raises(ConfigError, match=r"recording\.profiles\.0\.cnames"):
+        create_action(ActionContext(HandlerSettings()))

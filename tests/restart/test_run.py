@@ -414,7 +414,7 @@ def test_a_404_inside_the_failover_grace_is_checked_again_later(fake_agora: Fake
     fake_agora.join("class-1", "1001")  # the wait is over and people are in the channel
     outcomes = commit(action.run(command), state, sessions)
     assert outcomes[0]["outcome"] == "restarted"
-    assert len(fake_agora.calls_to("query")) == 3
+    assert len(fake_agora.calls_to("query")) == 4  # 3 on the old task, 1 confirming the new
     assert len(fake_agora.calls_to("channel_users")) == 1
 
 
@@ -564,3 +564,50 @@ def test_outcomes_read_as_alerts_and_recoveries_downstream(fake_agora: FakeAgora
     assert parsed.alert
     assert "restart gave up" in parsed.names()
     assert dict(outcome.headers)["outcome"] == "gave_up"
+
+
+def test_the_registry_says_running_only_once_query_shows_the_new_task_running(
+    fake_agora: FakeAgora,
+) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, state)
+    fake_agora.initial_status = 2  # the new task starts slowly
+    with pytest.raises(TransientError) as caught:
+        action.run(command)
+    assert caught.value.retry_after_s == 5.0
+    (new_task,) = [s for s in fake_agora.running() if s.uid == BACKUP_UID]
+    stored = sessions.only("class-1")
+    assert stored is not None
+    assert stored.status == "restarting"  # not running before query says so
+    clock(fake_agora).advance(5)
+    fake_agora.set_status(new_task.sid, 5)
+    outcomes = commit(action.run(command), state, sessions)
+    assert [(o["outcome"], o["new_sid"]) for o in outcomes] == [("restarted", new_task.sid)]
+    assert len(fake_agora.calls_to("start")) == 2  # the setup's and one restart: no repeat
+    stored = sessions.only("class-1")
+    assert stored is not None
+    assert (stored.status, stored.sid) == ("running", new_task.sid)
+
+
+@pytest.mark.parametrize("never_runs", [True, False], ids=["stuck", "exits-at-once"])
+def test_a_new_task_that_never_runs_fails_with_an_alert_and_no_second_task(
+    fake_agora: FakeAgora, never_runs: bool,
+) -> None:
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    command = decide(action, record, state)
+    fake_agora.initial_status = 2 if never_runs else 20
+    if never_runs:
+        for _ in range(18):
+            with pytest.raises(TransientError):
+                action.run(command)
+            clock(fake_agora).advance(5)
+    with pytest.raises(ActionFailed) as caught:
+        action.run(command)
+    outcomes = commit(caught.value.effects, state, sessions)
+    assert [(o["outcome"], o["alert"]) for o in outcomes] == [("failed", True)]
+    assert ("within 90 s" if never_runs else "status 20") in outcomes[0]["error"]
+    assert len(fake_agora.calls_to("start")) == 2

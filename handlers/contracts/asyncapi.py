@@ -168,16 +168,17 @@ def default_channels() -> dict[str, Channel]:
         ),
         "sessions": Channel(
             "Recording sessions",
-            "The recording session registry (compacted): the latest record per cname is the "
-            "truth. Written by `agora-events recording start/stop`, by the restart handler "
+            "The recording session registry (compacted), one record per recording task (a "
+            "channel may have several): the latest record per key is the truth. Written by `agora-events recording start/stop`, by the restart handler "
             "and by any application that follows this schema. Credentials inside "
             "client_request are references such as \"${NAME}\", never values.",
             "`agora-events recording` and the restart handler write the registry.",
             (
                 Message(
-                    "sessionRecord", "Session record", "How a channel's recording runs.",
-                    SESSION_HEADERS, {**_CNAME_KEY, "description": "cname (equals the "
-                                      "value's cname)."},
+                    "sessionRecord", "Session record", "How one recording task runs.",
+                    SESSION_HEADERS, {**_CNAME_KEY, "description": "The JSON array "
+                                      "[cname, task] (schema version 2); the cname for a "
+                                      "version-1 record."},
                     ModelSchema(SessionRecord), tombstones=True,
                 ),
             ),

@@ -170,7 +170,8 @@ def default_channels() -> dict[str, Channel]:
             "Recording sessions",
             "The recording session registry (compacted), one record per recording task (a "
             "channel may have several): the latest record per key is the truth. Written by "
-            "`agora-events recording start/stop`, by the restart handler and by any application that follows this schema. Credentials inside "
+            "`agora-events recording start/stop`, by the restart handler and by any "
+            "application that follows this schema. Credentials inside "
             "client_request are references such as \"${NAME}\", never values.",
             "`agora-events recording` and the restart handler write the registry.",
             (

@@ -1,10 +1,17 @@
 """The restart action: when a recording dies, start it again, once.
 
+The action is split by job: ``decide`` and the settling of ambiguous ends here (with the
+decision table of :mod:`handlers.recording.decide`, rows in ``docs/recording.md``), the
+ladder in :mod:`.ladder`, what a restart writes in :mod:`.records`, the commands and state
+keys in :mod:`.commands`.
+
 ``decide`` (pure) turns an event into a command with :mod:`handlers.recording.signals`,
-the channel's registry record and the action's state; ``run`` confirms with ``query`` when
-the signal needs it, then ``acquire`` + ``start`` with the same mode and clientRequest as
-the original (registry record, else the first profile matching the cname), the other of
-the session's two uids and a fresh RTC token, following Agora's retry ladder:
+the task's registry record (found by sid and uid among the channel's tasks) and the
+action's state; ``run`` settles an ambiguous end first (query, the wait for the exit, the
+channel user list), then ``acquire`` + ``start`` with the same mode and clientRequest as
+the task (registry record, else the matching profile), the other of the task's two uids
+and a fresh RTC token, following Agora's retry ladder, and registers the new task as
+running once ``query`` shows it running:
 
 ==================================== ===============================================
 answer                               what ``run`` does
@@ -96,21 +103,18 @@ failed task), "new_sid", "uid", "reason", "noticeId", "eventType", "synthetic", 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from handlers.base import (
-    ActionFailed,
     Effects,
     InvalidEvent,
-    Output,
     Received,
     StateView,
     TransientError,
@@ -129,189 +133,73 @@ from handlers.recording.decide import (
     decide_ending,
 )
 from handlers.recording.errors import Advice, RecordingApiError
-from handlers.recording.metrics import GaveUpReason, RestartMetrics
-from handlers.recording.models import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
+from handlers.recording.metrics import RestartMetrics
 from handlers.recording.registry import (
-    ACTIVE_STATUSES,
     ENDED,
-    MAX_HISTORY,
-    PendingRestart,
-    ReferenceProblem,
-    RestartEntry,
     SessionRecord,
-    SessionRecordError,
     SessionStore,
     allowed_references,
     channel_tasks,
     find_task,
     lookup,
-    parse_session,
-    prepare_requests,
     utc_from_ms,
 )
 from handlers.recording.signals import Classification, Signal, classify
-from handlers.recording.tokens import MAX_PRIVILEGE_S, TokenError, build_recording_token
-from handlers.recording.validation import RequestInvalid
+from handlers.recording.tokens import TokenError, build_recording_token
 from webhook.clock import Clock, SystemClock
 from webhook.events import EventError, Notification
-from webhook.settings import SCHEMA_VERSION, TopicNames
+from webhook.settings import TopicNames
 
 if TYPE_CHECKING:
     from handlers.registry import ActionContext
 
+from handlers.recording.commands import (
+    ACTION_NAME,
+    CHANNEL_PREFIX,
+    CONFIRM_RETRY_S,
+    CONFIRM_START_S,
+    CONFLICT_LOOKUPS,
+    CONFLICT_RETRY_S,
+    FAILOVER_PREFIX,
+    FAILURE_PREFIX,
+    LEDGER_SIZE,
+    MAX_ACQUIRES_PER_RUN,
+    REACQUIRE_AFTER_S,
+    START_BACKOFF_S,
+    START_FAILURES_BEFORE_REACQUIRE,
+    TOKEN_VALID_S,
+    ActionParts,
+    Attempt,
+    EndedCommand,
+    FailoverCommand,
+    Failure,
+    GiveUpCommand,
+    Outcome,
+    RestartActionCommand,
+    RestartCommand,
+    bounds_key,
+    channel_key,
+    failover_key,
+    failure_key,
+)
+from handlers.recording.ladder import Ladder
+from handlers.recording.records import Records, updated_record
+
 log = logging.getLogger(__name__)
 
-ACTION_NAME = "restart"
-FAILURE_PREFIX = "failure/"
-CHANNEL_PREFIX = "channel/"
-FAILOVER_PREFIX = "failover/"
-
-REACQUIRE_AFTER_S = 240.0
-"""A resourceId lives 5 minutes; older than this, a retried start acquires a new one."""
-START_FAILURES_BEFORE_REACQUIRE = 3
-START_BACKOFF_S = (3.0, 6.0, 9.0)
-"""Agora's back-off between retries of the same start: the least delay asked of the
-runtime after the 1st, 2nd and 3rd failed start on one resourceId (its own back-off may
-be longer)."""
-MAX_ACQUIRES_PER_RUN = 3
-CONFLICT_LOOKUPS = 3
-"""Tries at finding our own task after a 53 before concluding the uid is someone else's."""
-CONFLICT_RETRY_S = 5.0
-TOKEN_VALID_S = MAX_PRIVILEGE_S
-_LEDGER_SIZE = 10_000
-
-Outcome = Literal["restarted", "gave_up", "not_needed", "failed"]
-
-
-def failure_key(cname: str, sid: str) -> str:
-    return FAILURE_PREFIX + json.dumps([cname, sid], separators=(",", ":"))
-
-
-def channel_key(cname: str, task: str | None = None) -> str:
-    """The restart times of one task (``task`` None: a version-1 record, the channel's
-    only task, as before tasks existed)."""
-    parts = [cname] if task is None else [cname, task]
-    return CHANNEL_PREFIX + json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
-
-
-def bounds_key(session: SessionRecord) -> str:
-    """The state key counting ``session``'s restarts: each task is bounded on its own."""
-    return channel_key(session.cname, None if session.schema_version == 1
-                       else session.task_name)
-
-
-def failover_key(cname: str, sid: str) -> str:
-    return FAILOVER_PREFIX + json.dumps([cname, sid], separators=(",", ":"))
-
-
-# ------------------------------------------------------------------------------ commands
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """One failed task and the event that said so."""
-
-    cname: str
-    sid: str
-    uid: str | None
-    notice_id: str
-    event_type: int
-    event_ms: int
-    reason: str
-    synthetic: bool = False
-
-    @property
-    def key(self) -> str:
-        return failure_key(self.cname, self.sid)
-
-
-@dataclass(frozen=True, slots=True)
-class RestartCommand:
-    """Restart ``session`` (registry record, or built from a profile) with ``next_uid``.
-    ``confirm``: ask ``query`` first; a 404 before ``grace_until_ms`` is "not yet
-    failed". ``recent_restarts_ms``: the channel's restarts inside the window."""
-
-    failure: Failure
-    session: SessionRecord
-    next_uid: str
-    confirm: bool
-    grace_until_ms: int
-    recent_restarts_ms: tuple[int, ...] = ()
-    recorder_uids: frozenset[str] = frozenset()
-    """Our recorders' uids on the channel: not "people in the channel"."""
-
-
-@dataclass(frozen=True, slots=True)
-class GiveUpCommand:
-    """The channel restarted ``max_restarts`` times inside the window already."""
-
-    failure: Failure
-    session: SessionRecord
-    recent_restarts_ms: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FailoverCommand:
-    """Remember that Agora started moving ``sid`` (starts the failover grace)."""
-
-    cname: str
-    sid: str
-    at_ms: int
-    notice_id: str
-    new_uid: str | None = None
-    """The uid Agora moves the recorder to: ours, not a person in the channel."""
-
-
-@dataclass(frozen=True, slots=True)
-class EndedCommand:
-    """The registered task ``sid`` ended normally: mark its record ``ended``."""
-
-    cname: str
-    sid: str
-    key: str = ""
-    """The task's registry key (its cname for a version-1 record)."""
-
-
-RestartActionCommand = RestartCommand | GiveUpCommand | FailoverCommand | EndedCommand
-
-
-@dataclass
-class _Attempt:
-    """A restart in progress (in memory across retries; durable as ``pending``)."""
-
-    uid: str
-    resource_id: str | None = None
-    acquired_at_ms: int | None = None
-    previous: list[str] = field(default_factory=list)
-    start_failures: int = 0
-    lookups: int = 0
-    journaled: bool = False
-    """The registry holds this resourceId as ``pending``: start may be sent."""
-    started: _Found | None = None
-    """Agora accepted the start of this task; ``query`` has not yet shown it running."""
-    started_at_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    resource_id: str
-    sid: str
-
-
-CONFIRM_START_S = 90.0
-"""Agora: a started task that does not reach status 4/5 within ~90 s has failed."""
-CONFIRM_RETRY_S = 5.0
-"""Agora: the first query ~5 s after the sid, then with back-off."""
-
-
-class _Conflict(Exception):
-    """Agora answered 53 (a task with this cname and uid exists)."""
-
+__all__ = [
+    "ACTION_NAME", "CHANNEL_PREFIX", "CONFIRM_RETRY_S", "CONFIRM_START_S", "CONFLICT_LOOKUPS",
+    "CONFLICT_RETRY_S", "FAILOVER_PREFIX", "FAILURE_PREFIX", "MAX_ACQUIRES_PER_RUN",
+    "REACQUIRE_AFTER_S", "START_BACKOFF_S", "START_FAILURES_BEFORE_REACQUIRE",
+    "TOKEN_VALID_S", "ActionParts", "EndedCommand", "FailoverCommand", "Failure",
+    "GiveUpCommand", "Outcome", "RestartAction", "RestartActionCommand", "RestartCommand",
+    "bounds_key", "channel_key", "create_action", "failover_key", "failure_key",
+]
 
 # -------------------------------------------------------------------------------- action
 
 
-class RestartAction:
+class RestartAction(Ladder, Records):
     """See the module documentation. ``sessions`` reads the registry (live) and writes
     in-flight restarts durably; ``profiles`` must keep ``${NAME}`` references as written
     (``registry.raw_rules``); ``env`` resolves them when a request is sent."""
@@ -346,7 +234,7 @@ class RestartAction:
         self._reacquire_after_ms = int(reacquire_after_s * 1000)
         self._token_valid_s = token_valid_s
         self._metrics = metrics or RestartMetrics()
-        self._ledger: OrderedDict[str, _Attempt] = OrderedDict()
+        self._ledger: OrderedDict[str, Attempt] = OrderedDict()
 
     @property
     def metrics(self) -> RestartMetrics:
@@ -448,7 +336,7 @@ class RestartAction:
         if current is None or current.sid != cmd.sid or current.status != "running":
             return Effects()  # restarted, stopped or rewritten meanwhile: not ours to end
         log.info("recording ended normally", extra={"cname": cmd.cname, "sid": cmd.sid})
-        record = _updated(current, status=ENDED, pending=None,
+        record = updated_record(current, status=ENDED, pending=None,
                           updated_at=utc_from_ms(self._clock.now_ms()))
         return Effects(outputs=(record.output(self._topics.sessions),))
 
@@ -467,7 +355,7 @@ class RestartAction:
                 alive = self._confirm(cmd)
                 if alive is not None:
                     return alive
-            attempt = _Attempt(uid=cmd.next_uid)
+            attempt = Attempt(uid=cmd.next_uid)
         self._remember(failure.key, attempt)
         try:
             effects = self._drive(cmd, attempt)
@@ -482,23 +370,23 @@ class RestartAction:
     def _current(self, cmd: RestartCommand) -> SessionRecord | None:
         return lookup(self._sessions, cmd.session.key)
 
-    def _resumed(self, cmd: RestartCommand, current: SessionRecord | None) -> _Attempt | None:
+    def _resumed(self, cmd: RestartCommand, current: SessionRecord | None) -> Attempt | None:
         """The attempt a crashed or concurrent run left in the registry, if any."""
         pending = current.pending if current is not None else None
         if pending is None or pending.failed_sid != cmd.failure.sid:
             return None
         log.info("resuming a restart in flight", extra={
             "cname": cmd.failure.cname, "sid": cmd.failure.sid, "uid": pending.uid})
-        return _Attempt(
+        return Attempt(
             uid=pending.uid, resource_id=pending.resource_id,
             acquired_at_ms=pending.acquired_at_ms,
             previous=[*pending.previous_resource_ids], journaled=True,
         )
 
-    def _remember(self, key: str, attempt: _Attempt) -> None:
+    def _remember(self, key: str, attempt: Attempt) -> None:
         self._ledger[key] = attempt
         self._ledger.move_to_end(key)
-        while len(self._ledger) > _LEDGER_SIZE:
+        while len(self._ledger) > LEDGER_SIZE:
             self._ledger.popitem(last=False)
 
     # ------------------------------------------------------------------- confirmation
@@ -556,309 +444,6 @@ class RestartAction:
         except RecordingApiError as exc:
             return ChannelUnavailable(str(exc), transient=exc.advice is Advice.RETRY_SAME)
 
-    # ---------------------------------------------------------------------- the ladder
-
-    def _drive(self, cmd: RestartCommand, attempt: _Attempt) -> Effects:
-        if attempt.started is not None:
-            return self._confirm_start(cmd, attempt, attempt.started)
-        mode, cname = cmd.session.mode, cmd.failure.cname
-        request, acquire_request = self._requests(cmd, attempt.uid)
-        acquires = 0
-        while True:
-            if self._needs_acquire(attempt):
-                if acquires >= MAX_ACQUIRES_PER_RUN:
-                    raise TransientError(f"{acquires} resourceIds in a row were refused; "
-                                         "trying again later", retry_after_s=START_BACKOFF_S[0])
-                acquires += 1
-                try:
-                    self._acquire(cmd, attempt, acquire_request)
-                except _Conflict:
-                    found = self._find_own(cmd, attempt, request)
-                    if found is not None:
-                        return self._confirm_start(cmd, attempt, found)
-                    self._on_conflict(cmd, attempt)
-            assert attempt.resource_id is not None
-            if not attempt.journaled:
-                self._journal(cmd, attempt)
-            try:
-                started = self._api.start(mode, attempt.resource_id, cname, attempt.uid, request)
-            except RecordingApiError as exc:
-                if exc.advice is Advice.ALREADY_RUNNING and exc.sid:
-                    return self._confirm_start(cmd, attempt, _Found(attempt.resource_id, exc.sid))
-                if exc.advice is Advice.RETRY_SAME:
-                    attempt.start_failures += 1
-                    delay = START_BACKOFF_S[min(attempt.start_failures, len(START_BACKOFF_S)) - 1]
-                    raise TransientError(str(exc), max(delay, exc.retry_after_s or 0)) from None
-                if exc.advice is Advice.REACQUIRE:
-                    attempt.resource_id = None  # refused, so never started: drop it
-                    continue
-                if exc.advice is Advice.NEW_UID:
-                    found = self._find_own(cmd, attempt, request)
-                    if found is not None:
-                        return self._confirm_start(cmd, attempt, found)
-                    self._on_conflict(cmd, attempt)
-                raise self._failed(cmd, attempt, str(exc), "refused") from None
-            return self._confirm_start(cmd, attempt, _Found(attempt.resource_id, started.sid))
-
-    def _confirm_start(self, cmd: RestartCommand, attempt: _Attempt, found: _Found) -> Effects:
-        """The registry says ``running`` only once ``query`` shows the new task running
-        (status 4 or 5). Until then the record stays ``restarting`` and the action asks
-        again after :data:`CONFIRM_RETRY_S`; a task that exits at once (status 20) or
-        does not run within :data:`CONFIRM_START_S` fails the restart with an alert
-        rather than starting another task next to one that may still come up."""
-        now = self._clock.now_ms()
-        if attempt.started != found:
-            attempt.started, attempt.started_at_ms = found, now
-        waited_s = (now - (attempt.started_at_ms or now)) / 1000
-        try:
-            status = self._api.query(cmd.session.mode, found.resource_id, found.sid).status
-        except RecordingApiError as exc:
-            if exc.advice not in (Advice.NOT_FOUND, Advice.RETRY_SAME):
-                raise self._failed(cmd, attempt, f"cannot confirm the new task {found.sid}: "
-                                   f"{exc}", "refused") from None
-            status = None
-        if status in RUNNING_STATUSES:
-            return self._restarted(cmd, attempt, found)
-        if status == STATUS_EXITED_ABNORMALLY:
-            raise self._failed(cmd, attempt, f"the new task {found.sid} exited at once "
-                               "(query status 20)", "refused")
-        if waited_s >= CONFIRM_START_S:
-            raise self._failed(cmd, attempt, f"the new task {found.sid} did not reach the "
-                               f"running status (4/5) within {CONFIRM_START_S:.0f} s "
-                               f"(last status {status})", "refused")
-        raise TransientError(f"the new task {found.sid} is not running yet (status {status})",
-                             retry_after_s=CONFIRM_RETRY_S)
-
-    def _needs_acquire(self, attempt: _Attempt) -> bool:
-        if attempt.resource_id is None or attempt.acquired_at_ms is None:
-            return True
-        too_old = self._clock.now_ms() - attempt.acquired_at_ms > self._reacquire_after_ms
-        if too_old or attempt.start_failures >= START_FAILURES_BEFORE_REACQUIRE:
-            # It may have been started (a 65 reached the backend): keep it to look for.
-            attempt.previous.append(attempt.resource_id)
-            attempt.resource_id = None
-            return True
-        return False
-
-    def _acquire(self, cmd: RestartCommand, attempt: _Attempt,
-                 acquire_request: Mapping[str, Any]) -> None:
-        """Acquire for ``attempt.uid`` and note the attempt in the registry (no start is
-        ever sent on a resourceId that is not noted). Raises ``_Conflict`` on 53."""
-        try:
-            acquired = self._api.acquire(cmd.failure.cname, attempt.uid, acquire_request,
-                                         mode=cmd.session.mode)
-        except RequestInvalid as exc:
-            raise self._failed(cmd, attempt, str(exc), "invalid_request") from None
-        except RecordingApiError as exc:
-            if exc.advice is Advice.NEW_UID:
-                raise _Conflict(str(exc)) from None
-            if exc.advice in (Advice.RETRY_SAME, Advice.REACQUIRE):
-                raise TransientError(str(exc), exc.retry_after_s) from None
-            raise self._failed(cmd, attempt, str(exc), "refused") from None
-        attempt.resource_id = acquired.resource_id
-        attempt.acquired_at_ms = self._clock.now_ms()
-        attempt.start_failures = 0
-        attempt.journaled = False
-        self._journal(cmd, attempt)
-
-    def _journal(self, cmd: RestartCommand, attempt: _Attempt) -> None:
-        assert attempt.resource_id is not None
-        assert attempt.acquired_at_ms is not None
-        base = self._current(cmd) or cmd.session
-        pending = PendingRestart(
-            failed_sid=cmd.failure.sid, uid=attempt.uid, resource_id=attempt.resource_id,
-            acquired_at_ms=attempt.acquired_at_ms, previous_resource_ids=attempt.previous[-10:],
-            notice_id=cmd.failure.notice_id,
-        )
-        record = _updated(base, status="restarting", pending=pending.model_dump(by_alias=True),
-                          updated_at=utc_from_ms(self._clock.now_ms()))
-        try:
-            self._sessions.save(record)
-        except Exception as exc:
-            # Without the durable note, a crash after start could leave a task nobody
-            # knows about: do not start.
-            raise TransientError(
-                f"cannot record the restart in flight ({type(exc).__name__}); not starting"
-            ) from exc
-        attempt.journaled = True
-
-    def _find_own(self, cmd: RestartCommand, attempt: _Attempt,
-                  request: Mapping[str, Any]) -> _Found | None:
-        """After a 53: is one of our earlier resourceIds (this process's, or a crashed or
-        concurrent run's from the registry) the task that holds the uid? A start on a
-        resourceId that was started answers 7 with its sid; on one that was not, 53 or
-        433 again, so this can never start a second task."""
-        current = self._current(cmd)
-        pending = current.pending if current is not None else None
-        if pending is not None and pending.failed_sid == cmd.failure.sid \
-                and pending.uid == attempt.uid:
-            for rid in (*pending.previous_resource_ids, pending.resource_id):
-                if rid not in attempt.previous and rid != attempt.resource_id:
-                    attempt.previous.append(rid)
-        mode, cname = cmd.session.mode, cmd.failure.cname
-        for rid in reversed(attempt.previous):
-            try:
-                started = self._api.start(mode, rid, cname, attempt.uid, request)
-            except RecordingApiError as exc:
-                if exc.advice is Advice.ALREADY_RUNNING and exc.sid:
-                    return self._confirmed(cmd, _Found(rid, exc.sid))
-                if exc.advice is Advice.RETRY_SAME:
-                    raise TransientError(f"looking for our own task after 53: {exc}",
-                                         exc.retry_after_s) from None
-                continue
-            return _Found(rid, started.sid)
-        return None
-
-    def _confirmed(self, cmd: RestartCommand, found: _Found) -> _Found:
-        """Log what ``query`` says of a task found after a 53 (it is recorded either way:
-        Agora just named it)."""
-        try:
-            answer = self._api.query(cmd.session.mode, found.resource_id, found.sid)
-            status: object = answer.status
-        except RecordingApiError as exc:
-            status = f"unknown ({exc.advice.value})"
-        log.info("found our own task after a uid conflict", extra={
-            "cname": cmd.failure.cname, "sid": found.sid, "status": status})
-        return found
-
-    def _on_conflict(self, cmd: RestartCommand, attempt: _Attempt) -> NoReturn:
-        """53 and none of our resourceIds is the task: look again later (the registry may
-        not show a concurrent attempt yet); after a few tries, fail with an alert. The uid
-        is not switched: the task is most likely a concurrent attempt of ours, and a
-        second uid would record the channel twice."""
-        attempt.lookups += 1
-        if attempt.lookups < CONFLICT_LOOKUPS:
-            raise TransientError(
-                f"uid {attempt.uid} is taken on {cmd.failure.cname} (53) by a task not found "
-                "yet; looking again", retry_after_s=CONFLICT_RETRY_S)
-        raise self._failed(cmd, attempt, (
-            f"uid {attempt.uid} is taken on {cmd.failure.cname} (Agora 53) by a task this "
-            "restart cannot identify (a concurrent attempt whose registry note was "
-            "overwritten, or another application using the uid); not switching uids, "
-            "which could record the channel twice"), "uid_conflict")
-
-    def _requests(self, cmd: RestartCommand, uid: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The start and acquire clientRequests to send (``registry.prepare_requests``);
-        a request that can never be sent fails the restart before anything is sent."""
-        try:
-            return prepare_requests(cmd.session, uid, env=self._env, app_id=self._app_id,
-                                    allowed=allowed_references(self._profiles),
-                                    certificate=self._certificate,
-                                    token_valid_s=self._token_valid_s)
-        except (ReferenceProblem, TokenError, RequestInvalid) as exc:
-            raise self._failed(cmd, None, str(exc), "invalid_request") from None
-
-    # ------------------------------------------------------------------------ effects
-
-    def _restarted(self, cmd: RestartCommand, attempt: _Attempt, found: _Found) -> Effects:
-        failure = cmd.failure
-        now = self._clock.now_ms()
-        base = self._current(cmd) or cmd.session
-        entry = RestartEntry(at=utc_from_ms(now), old_sid=failure.sid, new_sid=found.sid,
-                             uid=attempt.uid, reason=failure.reason,
-                             notice_id=failure.notice_id)
-        history = [*base.restarts, entry][-MAX_HISTORY:]
-        record = _updated(
-            base, uid=attempt.uid, backup_uid=base.other_uid(attempt.uid),
-            resource_id=found.resource_id, sid=found.sid, status="running",
-            restarts=[h.model_dump(by_alias=True) for h in history], pending=None,
-            started_at=utc_from_ms(now), updated_at=utc_from_ms(now), error=None,
-        )
-        log.info("recording restarted", extra={
-            "cname": failure.cname, "sid": failure.sid, "new_sid": found.sid,
-            "uid": attempt.uid, "noticeId": failure.notice_id})
-        return Effects(
-            outputs=(
-                record.output(self._topics.sessions),
-                self._outcome(failure, "restarted", now, new_sid=found.sid, uid=attempt.uid),
-            ),
-            state={
-                failure.key: {"status": "restarted", "new_sid": found.sid,
-                              "uid": attempt.uid, "resource_id": found.resource_id,
-                              "acquired_at_ms": attempt.acquired_at_ms, "at_ms": now,
-                              "noticeId": failure.notice_id},
-                bounds_key(cmd.session): {"restarts_ms": [*cmd.recent_restarts_ms, now]},
-            },
-        )
-
-    def _failed(self, cmd: RestartCommand, attempt: _Attempt | None,
-                error: str, why: GaveUpReason) -> ActionFailed:
-        """The restart cannot succeed by retrying: record it, alert, and stop."""
-        failure = cmd.failure
-        now = self._clock.now_ms()
-        base = self._current(cmd) or cmd.session
-        record = _updated(base, status="failed", pending=None, error=error[:500],
-                          updated_at=utc_from_ms(now))
-        log.error("restart failed: %s", error, extra={"cname": failure.cname,
-                                                      "sid": failure.sid, "gave_up": why})
-        self._metrics.record_gave_up(why)
-        effects = Effects(
-            outputs=(
-                record.output(self._topics.sessions),
-                self._outcome(failure, "failed", now, alert=True, error=error,
-                              uid=attempt.uid if attempt else None),
-            ),
-            state={failure.key: {"status": "failed", "error": error[:500], "at_ms": now,
-                                 "noticeId": failure.notice_id}},
-        )
-        return ActionFailed(f"restart of {failure.cname} failed: {error}", effects)
-
-    def _gave_up(self, cmd: GiveUpCommand) -> Effects:
-        failure = cmd.failure
-        now = self._clock.now_ms()
-        error = (f"{len(cmd.recent_restarts_ms)} restarts within {self._rules.window_s} s "
-                 f"(max_restarts {self._rules.max_restarts})")
-        current = lookup(self._sessions, cmd.session.key)
-        outputs: tuple[Output, ...] = ()
-        if current is None or current.sid in (None, failure.sid):  # never clobber a newer task
-            record = _updated(current or cmd.session, status="gave_up", pending=None,
-                              error=error, updated_at=utc_from_ms(now))
-            outputs = (record.output(self._topics.sessions),)
-        log.error("restart gave up: %s", error, extra={"cname": failure.cname,
-                                                       "sid": failure.sid,
-                                                       "gave_up": "max_restarts"})
-        self._metrics.record_gave_up("max_restarts")
-        return Effects(
-            outputs=(*outputs, self._outcome(failure, "gave_up", now, alert=True, error=error)),
-            state={failure.key: {"status": "gave_up", "error": error, "at_ms": now,
-                                 "noticeId": failure.notice_id}},
-        )
-
-    def _not_needed(self, cmd: RestartCommand, reason: str, mark: str | None = None,
-                    end: SessionRecord | None = None) -> Effects:
-        """A ``not_needed`` outcome saying why; with ``end`` (the task's running record),
-        the record is marked ``ended`` so nothing queries or restarts it again."""
-        failure = cmd.failure
-        now = self._clock.now_ms()
-        log.info("no restart needed: %s", reason, extra={"cname": failure.cname,
-                                                         "sid": failure.sid})
-        state: dict[str, Mapping[str, Any] | None] = {}
-        if mark is not None:
-            state[failure.key] = {"status": mark, "at_ms": now, "noticeId": failure.notice_id}
-        outputs: tuple[Output, ...] = ()
-        if end is not None and end.sid == failure.sid and end.status in ACTIVE_STATUSES:
-            record = _updated(end, status=ENDED, pending=None, error=None,
-                              updated_at=utc_from_ms(now))
-            outputs = (record.output(self._topics.sessions),)
-        return Effects(
-            outputs=(*outputs, self._outcome(failure, "not_needed", now, detail=reason)),
-            state=state)
-
-    def _outcome(self, failure: Failure, outcome: Outcome, now_ms: int, *,
-                 alert: bool = False, **extra: Any) -> Output:
-        value: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION, "handler": ACTION_NAME, "action": ACTION_NAME,
-            "outcome": outcome, "alert": alert, "cname": failure.cname, "sid": failure.sid,
-            "reason": failure.reason, "noticeId": failure.notice_id,
-            "eventType": failure.event_type, "synthetic": failure.synthetic,
-            "at": utc_from_ms(now_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            **{k: v for k, v in extra.items() if v is not None},
-        }
-        headers = {"noticeId": failure.notice_id, "sid": failure.sid, "outcome": outcome,
-                   "schema-version": SCHEMA_VERSION}
-        return Output.json(self._topics.actions, failure.cname, value, **headers)
-
-
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -881,14 +466,6 @@ def _failure(notification: Notification, cname: str, sid: str,
 def _recent(entry: Mapping[str, Any] | None, now_ms: int, window_ms: int) -> tuple[int, ...]:
     times = entry.get("restarts_ms", []) if entry else []
     return tuple(t for t in times if isinstance(t, int) and now_ms - t < window_ms)
-
-
-def _updated(record: SessionRecord, **changes: Any) -> SessionRecord:
-    """A validated copy of ``record`` with ``changes`` (JSON-able values)."""
-    try:
-        return parse_session({**record.model_dump(by_alias=True), **changes})
-    except SessionRecordError as exc:  # our own changes are valid; a bug if not
-        raise RuntimeError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------ factory

@@ -166,6 +166,14 @@ def lookup(view: Any, key: str) -> SessionRecord | None:
         return None
 
 
+def channel_values(view: Any, cname: str) -> list[Mapping[str, Any]]:
+    """The raw values of every record of ``cname`` (any schema version), ordered by key:
+    for readers that need one field of a channel's tasks (e.g. a whiteboard link)."""
+    found = [(key, value) for key, value in view.items()
+             if isinstance(value, Mapping) and value.get("cname") == cname]
+    return [value for _, value in sorted(found, key=lambda item: item[0])]
+
+
 def channel_tasks(view: Any, cname: str) -> list[SessionRecord]:
     """Every valid task of ``cname`` in a table view (version-1 and version-2 keys),
     ordered by key. One pass over the view: the registry holds live and recently

@@ -97,10 +97,17 @@ def _no_registry(_cname: str) -> RoomLink | None:
 
 
 def session_links(sessions: TableView) -> LinksLookup:
-    """Links read from the session registry view (``agora.recording.sessions``, key cname)."""
+    """Links read from the session registry view (``agora.recording.sessions``): the
+    first of the channel's task records that carries one (one record per task; a
+    version-1 record is keyed by the cname itself)."""
+    from handlers.recording.store import channel_values
 
     def lookup(cname: str) -> RoomLink | None:
-        return link_from_session(sessions.get(cname), where=f"session {cname!r} whiteboard")
+        record = sessions.get(cname)
+        if record is None or record.get("whiteboard") is None:
+            record = next((v for v in channel_values(sessions, cname)
+                           if v.get("whiteboard") is not None), record)
+        return link_from_session(record, where=f"session {cname!r} whiteboard")
 
     return lookup
 

@@ -279,8 +279,10 @@ def check_recordings(fake: FakeAgora, setup_calls: int, channels: list[Channel],
 
     registry = {r.key.decode(): parse_session(r.value, r.key.decode())
                 for r in read_to_end(bootstrap, topics.sessions)}
+    by_cname = {record.cname: record for record in registry.values()}  # one task each
+    assert len(by_cname) == len(registry)
     for channel in channels:
-        record = registry[channel.cname]
+        record = by_cname[channel.cname]
         new_sid = new_tasks[channel.cname]
         assert (record.sid, record.uid, record.status, record.pending) == (
             new_sid, BACKUP_UID, "running", None)

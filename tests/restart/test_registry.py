@@ -178,3 +178,22 @@ def test_memory_sessions_store_json_like_the_topic() -> None:
     assert [r.cname for r in store.saved] == ["class-2"]
     store.put_raw(task_key("class-1", "classes"), None)
     assert store.only("class-1") is None
+
+
+def test_the_whiteboard_link_of_a_task_record_is_found_by_cname() -> None:
+    from handlers.whiteboard.action import session_links
+
+    room = "a7e04e2b0cf911ecb3b8d5ea7d1eca69"
+    linked = registered(sid="sid-w", uid="800001", backup_uid="800002", task="web",
+                        whiteboard={"room_uuid": room})
+    store = MemorySessions(registered(sid="sid-c"), linked)
+    link = session_links(store)("class-1")
+    assert link is not None
+    assert link.room_uuid == room
+    assert session_links(store)("class-2") is None
+    legacy = MemorySessions()
+    legacy.put_raw("class-3", {**json.loads(registered("class-3").to_bytes()),
+                               "schema_version": 1, "whiteboard": {"room_uuid": room}})
+    legacy_link = session_links(legacy)("class-3")
+    assert legacy_link is not None
+    assert legacy_link.room_uuid == room

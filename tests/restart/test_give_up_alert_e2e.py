@@ -175,7 +175,8 @@ def test_a_channel_that_keeps_failing_gives_up_with_one_alert(
 
     # Agora: one acquire refused at start, one more acquire and start; nothing after.
     calls = [(c.endpoint, c.status) for c in fake.calls[setup_calls:]]
-    assert calls == [("acquire", 200), ("start", 400), ("acquire", 200), ("start", 200)]
+    assert calls == [("acquire", 200), ("start", 400), ("acquire", 200), ("start", 200),
+                     ("query", 200)]  # the new task confirmed running
     assert [s for s in fake.running() if s.cname == cname] == []
 
     sessions = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}

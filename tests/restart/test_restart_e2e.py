@@ -139,8 +139,8 @@ def test_a_failure_callback_restarts_once_and_nothing_else_does(
         )
 
     calls = fake.calls[setup_calls:]
-    assert [(c.endpoint, c.body["uid"]) for c in calls] == [
-        ("acquire", BACKUP_UID), ("start", BACKUP_UID)]
+    assert [(c.endpoint, c.body and c.body["uid"]) for c in calls] == [
+        ("acquire", BACKUP_UID), ("start", BACKUP_UID), ("query", None)]  # query: confirmed
     start = calls[1]
     assert start.body["cname"] == failing
     assert start.body["clientRequest"] == RESOLVED_REQUEST

@@ -182,7 +182,7 @@ def test_a_failover_to_the_other_api_host_completes_a_restart(
         wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
                    == {0: 1}, timeout_s=60, what="the failure handled")
 
-    assert [c.endpoint for c in fake.calls[setup_calls:]] == ["acquire", "start"]
+    assert [c.endpoint for c in fake.calls[setup_calls:]] == ["acquire", "start", "query"]
     (task,) = [s for s in fake.running() if s.cname == cname]
     registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
     key = task_key(cname, "classes")

@@ -2,13 +2,19 @@
 and a task that died silently gets the failure event NCS did not send.
 
 Every ``reconciler.interval_s`` (rules file; 0 disables), each registry record with status
-``running`` and a resourceId and sid is queried. :func:`judge` (pure) decides:
+``running`` and a resourceId and sid is queried. :func:`judge` (pure) applies the decision
+table of :mod:`handlers.recording.decide` (rows in ``docs/recording.md``):
 
-- status 20 (exited abnormally): failed at once;
-- 404: failed once it has persisted ``restart.failover_grace_s`` since the first 404
-  this reconciler saw (Agora moves a task within ~90 s and answers 404 meanwhile);
-- any other status: fine (forgets an earlier 404);
-- any other error: unknown, nothing changes.
+- status 20 (exited abnormally): failed at once (S2);
+- any other status: fine, and an earlier 404 is forgotten (S3);
+- 404: waited for while it persists less than ``restart.failover_grace_s`` since the first
+  404 this reconciler saw (S5: Agora moves a task within ~90 s, and the task's own
+  ``session_exit`` may still come); then the channel user list decides: people other than
+  our recorder uids in the channel -> failed (S8); the channel closed or holding only our
+  recorders -> the task ended with its channel and its record is marked ``ended`` (S6,
+  S7), never restarted. A 404 alone is never a failure;
+- any other error, of ``query`` or of the channel user list: unknown, asked again next
+  tick (S4, S9, S10).
 
 A failure is published once per task to the events topic as a **synthetic NCS callback**,
 so it flows through the restart action (and every other consumer) like a real one:

@@ -1,5 +1,7 @@
-"""``agora-events recording ...``: start, stop, query and list recordings by hand, print
-the registry schema, run the reconciler.
+"""``agora-events recording ...``: start, stop, query, update (``update``, ``layout``)
+and list recording tasks by hand, print the registry schema, run the reconciler. A
+channel may have several tasks (one per profile): commands that act on one take
+``--profile`` or ``--uid`` when the channel has more than one.
 
 Credentials come from ``AGORA_APP_ID``, ``AGORA_CUSTOMER_ID``, ``AGORA_CUSTOMER_SECRET``
 (+ ``AGORA_APP_CERTIFICATE`` for RTC tokens, ``AGORA_API_BASE``); profiles from the rules

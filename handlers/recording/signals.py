@@ -6,8 +6,9 @@ returns a :class:`Signal` with a short reason. The rules, first match wins:
 1. not a Cloud Recording event (``productId`` 3), or no ``cname`` or ``sid``, or a
    callback of the console's health check (``cname`` ``test_webhook`` or ``uid``
    ``12121212``): IRRELEVANT.
-2. the registry tracks another ``sid`` for the channel (the event is about an older task,
-   e.g. a duplicate arriving after a restart): IRRELEVANT. A failure of the *new* task is
+2. the registry tracks another ``sid`` for the callback's task (matched by sid, then by
+   recorder uid among the channel's tasks: the event is about an older task, e.g. a
+   duplicate arriving after a restart): IRRELEVANT. A failure of the *new* task is
    classified by the same rules once the registry holds its sid.
 3. the registry says ``starting`` (a start by hand is in progress, it registers its sid
    when done): IRRELEVANT.

@@ -110,8 +110,10 @@ class Ladder(ActionParts):
             raise self._failed(cmd, attempt, f"the new task {found.sid} did not reach the "
                                f"running status (4/5) within {CONFIRM_START_S:.0f} s "
                                f"(last status {status})", "refused")
+        # 5 s, then back off (5, 10, 20, 30 s...): Agora's advice, and it keeps the 90 s
+        # inside the runtime's attempts and budget.
         raise TransientError(f"the new task {found.sid} is not running yet (status {status})",
-                             retry_after_s=CONFIRM_RETRY_S)
+                             retry_after_s=min(30.0, max(CONFIRM_RETRY_S, waited_s)))
 
     def _needs_acquire(self, attempt: Attempt) -> bool:
         if attempt.resource_id is None or attempt.acquired_at_ms is None:

@@ -92,6 +92,12 @@ def check_profile(profile: RecordingProfile, *, env: Mapping[str, str],
     with their references and a token placeholder. Raises ``ValueError`` naming the
     field (run at start-up, so a profile Agora would refuse is found before a restart
     needs it)."""
+    # signals.HEALTH_CHECK_UID: callbacks with it are never acted on, so a recorder using
+    # it could never be restarted.
+    for name, uid in (("uid", profile.uid), ("backup_uid", profile.backup_uid)):
+        if uid == "12121212":
+            raise ValueError(f"{name}: 12121212 is the uid of the console's health check, "
+                             "whose callbacks are never acted on; choose another")
     record = SessionRecord(
         cname="profile-check", mode=profile.mode, profile=profile.name, task=profile.name,
         uid=profile.uid, backup_uid=profile.backup_uid, status="running",

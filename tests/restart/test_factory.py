@@ -165,3 +165,10 @@ def test_a_profile_must_name_its_channels(agora_env: Path) -> None:
         'cnames = ["class-*"]\n', ''))
     with pytest.raises(ConfigError, match=r"recording\.profiles\.0\.cnames"):
         create_action(ActionContext(HandlerSettings()))
+
+
+def test_a_profile_may_not_use_the_health_check_uid(agora_env: Path) -> None:
+    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"').replace(
+        'backup_uid = "900002"', 'backup_uid = "12121212"'))
+    with pytest.raises(ActionDisabled, match="backup_uid: 12121212 is the uid of the console"):
+        create_action(ActionContext(HandlerSettings()))

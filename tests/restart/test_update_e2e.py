@@ -166,3 +166,15 @@ def test_updates_made_before_a_failure_are_in_force_after_the_restart(
     assert (transcoding["width"], transcoding["height"]) == (640, 360)  # the rest is kept
     after = {s.uid for s in fake.running() if s.cname == cname}
     assert after == {"800002", "900002"}
+
+    # Each task is stopped and queried on its own.
+    queried = invoke(["query", "--cname", cname, "--uid", "800002"], env)
+    assert queried.exit_code == 0, queried.output
+    assert json.loads(queried.stdout)["task"] == "composite"
+    stopped = invoke(["stop", "--cname", cname, "--profile", "classes"], env)
+    assert stopped.exit_code == 0, stopped.output
+    assert {s.uid for s in fake.running() if s.cname == cname} == {"800002"}
+    listed = invoke(["list", "--json"], env)
+    statuses = {json.loads(line)["task"]: json.loads(line)["status"]
+                for line in listed.stdout.splitlines()}
+    assert statuses == {"classes": "stopped", "composite": "running"}

@@ -88,6 +88,13 @@ class TableSessions:
             writer = self._writer
         writer.publish(record)
 
+    def close(self) -> None:
+        """Close the writer, if one was created."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
 
 class MemorySessions:
     """A :class:`SessionStore` and table view held in memory (tests, single-process

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,9 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
     table = Table(topics.sessions)
     client = fake.client()
     action = RestartAction(
-        client, sessions=TableSessions(
+        client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
-                                         topics.sessions)),
+                                         topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE]),
         rules=RestartRules(failover_grace_s=GRACE_S),
         topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
@@ -156,7 +157,8 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
     )
     config = fast_config(kafka_bootstrap, topics, "restart", max_attempts=6, budget_s=60)
     try:
-        with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+        with client, closing(sessions), \
+                run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
                 running(action, config, tables=[table]):
             for body in bodies:
                 response = httpx.post(webhook.ncs_url, content=body, headers=signed(body),

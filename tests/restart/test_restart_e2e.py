@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,9 @@ def test_a_failure_callback_restarts_once_and_nothing_else_does(
     table = Table(topics.sessions)
     client = fake.client()
     action = RestartAction(
-        client, sessions=TableSessions(
+        client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
-                                         topics.sessions)),
+                                         topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(),
         topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
     )
@@ -128,7 +129,8 @@ def test_a_failure_callback_restarts_once_and_nothing_else_does(
         exit_body(failing, str(a.sid), 1),  # the redundant channel: another noticeId
     ]
     config = fast_config(kafka_bootstrap, topics, "restart")
-    with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+    with client, closing(sessions), \
+            run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
             running(action, config, tables=[table]):
         for body in bodies:
             post(webhook.ncs_url, body)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +91,15 @@ def test_two_tasks_on_one_channel_fail_and_restart_independently(
     table = Table(topics.sessions)
     client = fake.client()
     action = RestartAction(
-        client, sessions=TableSessions(
+        client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
-                                         topics.sessions)),
+                                         topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE, SHOTS]), rules=RestartRules(),
         topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
     )
     config = fast_config(kafka_bootstrap, topics, "restart")
-    with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+    with client, closing(sessions), \
+            run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
             running(action, config, tables=[table]):
         def post(body: bytes) -> None:
             response = httpx.post(webhook.ncs_url, content=body, headers=signed(body),
@@ -167,14 +169,15 @@ def test_a_failover_to_the_other_api_host_completes_a_restart(
     table = Table(topics.sessions)
     client = fake.client(api_base=dead, api_bases=(dead, fake.base_url))
     action = RestartAction(
-        client, sessions=TableSessions(
+        client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
-                                         topics.sessions)),
+                                         topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(),
         topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
     )
     config = fast_config(kafka_bootstrap, topics, "restart")
-    with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+    with client, closing(sessions), \
+            run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
             running(action, config, tables=[table]):
         body = exit_1(cname, str(record.sid), UID)
         response = httpx.post(webhook.ncs_url, content=body, headers=signed(body), timeout=10)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -138,14 +139,15 @@ def test_updates_made_before_a_failure_are_in_force_after_the_restart(
     table = Table(topics.sessions)
     client = fake.client()
     action = RestartAction(
-        client, sessions=TableSessions(
+        client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
-                                         topics.sessions)),
+                                         topics.sessions))),
         profiles=raw_rules(rules).recording, rules=RestartRules(), topics=topics,
         app_id=fake.app_id, clock=SystemClock(), env=ENV,
     )
     config = fast_config(kafka_bootstrap, topics, "restart")
-    with client, run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
+    with client, closing(sessions), \
+            run_webhook(kafka_bootstrap, tmp_path, env=topics_env(topics)) as webhook, \
             running(action, config, tables=[table]):
         for uid, session in before.items():
             body = exit_1(cname, session.sid, uid)

@@ -21,9 +21,11 @@ from support.fake_agora import (
 )
 from support.restart_env import (
     BACKUP_UID,
+    OPEN_CLIENTS,
     RESOLVED_REQUEST,
     UID,
     MemoryState,
+    Published,
     calls_after_setup,
     clock,
     clock_ms,
@@ -40,6 +42,7 @@ from support.restart_env import (
 
 from handlers.base import ActionFailed, TransientError
 from handlers.config import RestartRules
+from handlers.recording.reconciler import Reconciler
 from handlers.recording.registry import MemorySessions, SessionRecord
 from handlers.recording.restart import (
     GiveUpCommand,
@@ -611,3 +614,33 @@ def test_a_new_task_that_never_runs_fails_with_an_alert_and_no_second_task(
     assert [(o["outcome"], o["alert"]) for o in outcomes] == [("failed", True)]
     assert ("within 90 s" if never_runs else "status 20") in outcomes[0]["error"]
     assert len(fake_agora.calls_to("start")) == 2
+
+
+def test_a_gateway_404_is_a_configuration_error_never_a_dead_task(
+    fake_agora: FakeAgora,
+) -> None:
+    """A wrong API base answers 404 "no Route matched": one alerting outcome that says
+    so, no restart; the reconciler reports the task unknown, not dead."""
+    record, sessions = failed_session(fake_agora)
+    state = MemoryState()
+    action = make_action(fake_agora, sessions)
+    wrong = fake_agora.client(api_base=fake_agora.base_url + "/wrong")
+    OPEN_CLIENTS.append(wrong)
+    action._api = wrong
+    event = received(1, sid=str(record.sid), at_ms=clock_ms(action),
+                     details={"module": 0, "errorLevel": 5, "errorCode": 52})
+    command = action.decide(event, state)
+    assert command is not None
+    with pytest.raises(ActionFailed) as caught:
+        action.run(command)
+    outcomes = commit(caught.value.effects, state, sessions)
+    assert [(o["outcome"], o["alert"]) for o in outcomes] == [("failed", True)]
+    assert "configuration error" in outcomes[0]["error"]
+    assert len(fake_agora.calls_to("acquire")) == 1  # the setup's: no restart
+
+    published = Published()
+    checker = Reconciler(wrong, snapshot=lambda: dict(MemorySessions(record).items()),
+                         publish=published, events_topic="t.events", grace_s=0,
+                         clock=fake_agora.clock)
+    assert [r.verdict.kind for r in checker.tick()] == ["unknown"]
+    assert published.records == []

@@ -52,6 +52,7 @@ from handlers.notify.incidents import Plan, Recovery, plan, record_deliveries, s
 from handlers.notify.outcomes import NOTIFY, normalise_name, parse_action_record
 from handlers.notify.rules import Trigger, event_triggers, outcome_triggers
 from handlers.notify.sinks import Sink, SinkConfigError, build_sinks
+from handlers.recording.signals import is_health_check
 from handlers.settings import HandlerSettings
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID
@@ -162,6 +163,8 @@ class NotifyAction:
     def _decide_notification(self, event: Received, state: StateView) -> NotifyCommand | None:
         notification = event.notification
         payload = notification.payload
+        if is_health_check(payload.cname, payload.uid):
+            return None  # the console's check: published, never acted on (no files, no alerts)
         try:
             derived = derive_file_records(notification)
         except FileRecordError as exc:

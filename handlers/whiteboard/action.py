@@ -33,6 +33,7 @@ from handlers.base import (
     TransientError,
 )
 from handlers.config import WhiteboardLink, WhiteboardRules
+from handlers.recording.signals import is_health_check
 from handlers.runtime.notes import Notes, StateNotes
 from handlers.settings import HandlerSettings
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardApi, WhiteboardError
@@ -164,6 +165,8 @@ class WhiteboardCaptureAction:
         # Links name Cloud Recording event types; other NCS products reuse the numbers.
         if not cname or notification.product_id != CLOUD_RECORDING_PRODUCT_ID:
             return None
+        if is_health_check(cname, payload.uid):
+            return None  # the console's check: published, never acted on
         link = self.link_for(cname)
         if link is None or event_type not in link.on_events:
             return None

@@ -564,3 +564,13 @@ def test_the_registry_builds_the_action(env: dict[str, str]) -> None:
     empty = default_registry().create("notify", ActionContext(HandlerSettings()))
     assert isinstance(empty, NotifyAction)
     empty.close()
+
+
+def test_the_console_health_check_triggers_no_alert_and_no_file_record(
+    harness: Harness, make_notice: Notice,
+) -> None:
+    """The console's "Check" sends synthetic callbacks on channel test_webhook (facts
+    1.1): published by the webhook, never acted on."""
+    assert harness.decide(make_notice(1, FATAL)) is not None  # a real channel alerts
+    assert harness.decide(make_notice(1, FATAL, cname="test_webhook")) is None
+    assert harness.decide(make_notice(31, uploaded("a.m3u8"), cname="test_webhook")) is None

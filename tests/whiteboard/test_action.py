@@ -294,3 +294,12 @@ def test_failed_trigger_is_not_captured_again(
     state.apply(info.value.effects)
     assert live.decide(received(notice_id="n-2"), state) is None
     assert len(fake.calls) == 1
+
+
+def test_the_console_health_check_triggers_no_capture() -> None:
+    """The console's "Check" sends synthetic callbacks on channel test_webhook (facts
+    1.1): published by the webhook, never acted on, even where a link matches."""
+    catch_all = WhiteboardRules(links=[WhiteboardLink(cnames=["*"], room_uuid=ROOM)])
+    assert action(rules=catch_all).decide(received(cname="class-9"), MemoryState()) is not None
+    assert action(rules=catch_all).decide(received(cname="test_webhook"),
+                                          MemoryState()) is None

@@ -1,4 +1,4 @@
-"""Secrets and ``${NAME}`` references (issue 14's part in the recording code): a registry
+"""Secrets and ``${NAME}`` references in the recording code: a registry
 record may refer only to names the rules file allows, only as the whole value of a
 credential field, never to the service's own credentials; and no output of a failing
 restart (registry record, outcome, state, exception, log line) carries a resolved

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -119,6 +120,25 @@ class RecordingApi(Protocol):
     def channel_users(self, cname: str) -> ChannelUsers: ...
 
 
+def _host(base: str) -> str:
+    return base.partition("://")[2].split("/", 1)[0]
+
+
+def _dns_failure(exc: BaseException) -> bool:
+    """Whether a transport error is a failed name lookup (``socket.gaierror`` in its
+    chain, or the resolver's message)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        text = str(seen)
+        if "Name or service not known" in text or "nodename nor servname" in text \
+                or "getaddrinfo failed" in text or "No address associated" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_gateway_refusal(http_status: int, body: Any) -> bool:
     """A 404 or 401 from Agora's gateway (``{"message": ...}``, no service ``code``): the
     URL or the credentials are wrong, so every call fails the same way. It says nothing
@@ -195,6 +215,11 @@ class CloudRecordingClient:
         self.api_base = api_base.rstrip("/")
         self.api_bases = api_bases or (self.api_base,)
         """Hosts tried in order on network errors, timeouts and 5xx (never on 4xx)."""
+        self._other_primary = frozenset(
+            base for base in self.api_bases[1:2]
+            if _host(base) in _PRIMARIES and _host(self.api_bases[0]) in _PRIMARIES)
+        """Agora: try the other primary domain only when the primary failed to resolve;
+        after another network error, go on to the regional host."""
         self._prefix = f"/v1/apps/{app_id}/cloud_recording"
         self._http = httpx.Client(
             base_url=self.api_base, timeout=timeout_s, transport=transport,
@@ -331,7 +356,10 @@ class CloudRecordingClient:
                                     advice=Advice.STOP) from None
         response: httpx.Response | None = None
         failure: RecordingApiError | None = None
+        resolved = False  # a network error that was not DNS: skip the other primary
         for base in self.api_bases:
+            if resolved and base in self._other_primary:
+                continue
             # Domain failover (facts 2.1): the next host only after a network error, a
             # timeout or a 5xx; a 4xx is the same answer everywhere.
             try:
@@ -345,6 +373,7 @@ class CloudRecordingClient:
                     reason=f"request timed out ({type(exc).__name__})", cname=cname, sid=sid,
                 )
             except httpx.TransportError as exc:
+                resolved = resolved or not _dns_failure(exc)
                 failure = RecordingApiError(
                     request.endpoint, http_status=None, code=None,
                     reason=f"network error ({type(exc).__name__}: {exc})", cname=cname,

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from support.fake_agora import (
@@ -525,3 +526,34 @@ def test_a_gateway_404_or_401_is_a_configuration_error_not_a_dead_task(
     assert caught.value.advice is Advice.STOP  # not NOT_FOUND: nothing says the task is gone
     assert caught.value.configuration
     assert "configuration error" in str(caught.value)
+
+
+@pytest.mark.parametrize(("dns", "expected"), [
+    (True, ["api.sd-rtn.com", "api.agora.io"]),
+    (False, ["api.sd-rtn.com", "api-eu-west-1.sd-rtn.com"]),
+], ids=["name-lookup-failed", "network-error"])
+def test_the_other_primary_is_tried_only_after_a_failed_name_lookup(
+    dns: bool, expected: list[str],
+) -> None:
+    """Agora's ladder (facts 2.1): primary, the other primary, a regional host; skip the
+    other primary when the failure is a network error rather than DNS."""
+    import socket
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "api.sd-rtn.com":
+            if dns:
+                raise httpx.ConnectError("[Errno -2] Name or service not known") \
+                    from socket.gaierror(-2, "Name or service not known")
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+        return httpx.Response(200, json={"cname": "c", "uid": "1", "resourceId": "r1"})
+
+    bases = failover_bases("https://api.sd-rtn.com", "eu-west-1")
+    client = CloudRecordingClient(app_id="0123abcd", customer_id="id", customer_secret="s",
+                                  api_base=bases[0], api_bases=bases,
+                                  transport=httpx.MockTransport(answer))
+    with client:
+        assert client.acquire("c", "1").resource_id == "r1"
+    assert seen == expected

@@ -18,7 +18,7 @@ from prometheus_client import (
 REQUESTS = Counter(
     "agora_webhook_requests",
     "Callbacks answered, by outcome (accepted, quarantined, spooled, unauthorized, stale, "
-    "too_large, unavailable, spool_full, bad_request).",
+    "too_large, unavailable, spool_full, bad_request, duplicate).",
     ["outcome"],
 )
 SIGNATURE_FAILURES = Counter(

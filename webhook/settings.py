@@ -11,6 +11,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from webhook.dedup import DEFAULT_CAPACITY
+from webhook.freshness import DEFAULT_TOLERANCE_S
+
 SCHEMA_VERSION = "1"
 
 
@@ -79,8 +82,12 @@ class WebhookSettings(BaseSettings):
         default=5.0, gt=0, le=9.0, validation_alias="AGORA_WEBHOOK_PUBLISH_TIMEOUT_S"
     )
     retry_after_s: int = Field(default=1, ge=0, validation_alias="AGORA_WEBHOOK_RETRY_AFTER_S")
+    # docs/security.md: why 10 minutes, and what 0 (off) gives up.
     freshness_tolerance_s: int = Field(
-        default=0, ge=0, validation_alias="AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S"
+        default=DEFAULT_TOLERANCE_S, ge=0, validation_alias="AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S"
+    )
+    dedup_capacity: int = Field(
+        default=DEFAULT_CAPACITY, ge=0, validation_alias="AGORA_WEBHOOK_DEDUP_CAPACITY"
     )
     spool_dir: Path | None = Field(default=None, validation_alias="AGORA_WEBHOOK_SPOOL_DIR")
     spool_max_bytes: int = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from webhook.publisher import InMemoryPublisher
 from webhook.settings import TopicNames, WebhookSettings
 from webhook.spool import Spool
 
-NOW_MS = 1_700_000_000_000
+NOW_MS = int(time.time() * 1000)  # callbacks carry the real time (freshness window)
 
 
 @pytest.fixture

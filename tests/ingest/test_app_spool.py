@@ -57,7 +57,8 @@ def post(client: FlaskClient, n: int, cname: str = "class-1") -> int:
 
 def drain(directory: Path, publisher: InMemoryPublisher) -> None:
     with Spool(directory, max_bytes=1 << 30) as spool:
-        while SpoolDrainer(spool, publisher, publish_timeout_s=1).drain_once()[1]:
+        drainer = SpoolDrainer(spool, publisher, 1, ("agora.ncs.events", "agora.ncs.quarantine"))
+        while drainer.drain_once()[1]:
             pass
 
 

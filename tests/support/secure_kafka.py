@@ -27,11 +27,11 @@ import pytest
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("kafka_local", REPO / "docker" / "kafka_local.py")
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 kafka_local: Any = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("kafka_local", kafka_local)
 _spec.loader.exec_module(kafka_local)
@@ -78,6 +78,10 @@ class SecureKafka:
 
     def admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(**self.client_config("admin"), client_id="tests-secure-admin")
+
+    def log_text(self) -> str:
+        path = self.directory / "broker.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def log_tail(self) -> str:
         return kafka_local.tail(self.directory / "broker.log")
@@ -196,18 +200,18 @@ def start(directory: Path) -> SecureKafka:
     )
     broker = SecureKafka(f"127.0.0.1:{port}", directory / "ca.pem", passwords, plain_password,
                          directory, process)
+    # Wait for the broker's own "started" line rather than probing with kafka-python, whose
+    # clients leave their sockets open when a connection attempt fails.
     deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
+    while "Kafka Server started" not in broker.log_text():
         if process.poll() is not None:
             raise RuntimeError(f"secure broker exited:\n{broker.log_tail()}")
-        try:
-            broker.admin().close()
-            return broker
-        except KafkaError:
-            if time.monotonic() > deadline:
-                stop(broker)
-                raise RuntimeError(f"secure broker did not answer:\n{broker.log_tail()}") from None
-            time.sleep(0.5)
+        if time.monotonic() > deadline:
+            stop(broker)
+            raise RuntimeError(f"secure broker did not start:\n{broker.log_tail()}")
+        time.sleep(0.5)
+    broker.admin().close()
+    return broker
 
 
 def stop(broker: SecureKafka) -> None:

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from webhook.dedup import DEFAULT_CAPACITY
 from webhook.freshness import DEFAULT_TOLERANCE_S
+from webhook.secrets import parse_secret_list
 
 SCHEMA_VERSION = "1"
 
@@ -109,7 +110,7 @@ class TopicNames(BaseSettings):
 
 def _split_secrets(raw: object) -> object:
     if isinstance(raw, str):
-        return [s.strip() for s in raw.split(",") if s.strip()]
+        return parse_secret_list(raw)  # webhook.secrets: the rules
     return raw
 
 

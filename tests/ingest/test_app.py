@@ -30,7 +30,7 @@ def clock() -> FakeClock:
 
 def make_client(publisher: InMemoryPublisher, clock: FakeClock, **overrides: object) -> FlaskClient:
     settings = WebhookSettings(
-        AGORA_NCS_SECRET=f"old-secret,{SECRET}",
+        AGORA_NCS_SECRET=f"old-ncs-secret-0123456,{SECRET}",
         topics=TopicNames(),
         **overrides,  # type: ignore[arg-type]
     )
@@ -168,7 +168,7 @@ def test_health_readiness_and_metrics(client: FlaskClient, publisher: InMemoryPu
 
 def test_secret_rotation_counts_which_secret_matched(client: FlaskClient) -> None:
     body = callback_body()
-    client.post("/ncs", data=body, headers=signed(body, secret="old-secret"))
+    client.post("/ncs", data=body, headers=signed(body, secret="old-ncs-secret-0123456"))
     text = client.get("/metrics").get_data(as_text=True)
     assert (
         'agora_webhook_secret_matches_total{header="Agora-Signature-V2",secret_index="0"}' in text

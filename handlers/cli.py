@@ -125,9 +125,11 @@ def build_runners(
 )
 @click.option(
     "--metrics-host",
-    default="0.0.0.0",  # noqa: S104 - scraped from outside the container
+    default="127.0.0.1",
+    envvar="AGORA_HANDLERS_METRICS_HOST",
     show_default=True,
-    help="Address of /metrics and /healthz (port: AGORA_HANDLERS_METRICS_PORT, 0 = off).",
+    help="Address of /metrics and /healthz (AGORA_HANDLERS_METRICS_HOST; a container that is "
+    "scraped from outside sets 0.0.0.0; port: AGORA_HANDLERS_METRICS_PORT, 0 = off).",
 )
 def handlers_command(
     names: tuple[str, ...],

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from handlers.cli import handlers_command
 from handlers.runtime.health import MAX_CONNECTIONS, HealthServer, Liveness
+from handlers.settings import HandlerSettings
 
 
 def _server(**options: float) -> HealthServer:
@@ -51,7 +52,6 @@ def test_defaults_are_bounded() -> None:
 
 
 def test_the_handlers_command_listens_on_loopback_by_default() -> None:
-    option = next(p for p in handlers_command.params if p.name == "metrics_host")
-    assert option.default == "127.0.0.1"
+    assert HandlerSettings().metrics_host == "127.0.0.1"
     help_text = CliRunner().invoke(handlers_command, ["--help"]).output
     assert "AGORA_HANDLERS_METRICS_HOST" in help_text

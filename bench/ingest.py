@@ -35,7 +35,7 @@ from kafka.admin import KafkaAdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SECRET = "bench-secret"
+SECRET = "bench-ncs-secret-0123"
 
 
 def free_port() -> int:

@@ -67,7 +67,7 @@ from webhook.signature import signature_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("agora-events")
-SECRET = "soak-secret"
+SECRET = "soak-ncs-secret-0123"
 RECORDER_UID = "900001"
 BACKUP_UID = "900002"  # the uid a restarted recording runs with
 FAIL_EVERY = 10  # one recording in ten dies (session_exit 1)

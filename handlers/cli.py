@@ -125,16 +125,17 @@ def build_runners(
 )
 @click.option(
     "--metrics-host",
-    default="0.0.0.0",  # noqa: S104 - scraped from outside the container
-    show_default=True,
-    help="Address of /metrics and /healthz (port: AGORA_HANDLERS_METRICS_PORT, 0 = off).",
+    default=None,
+    help="Address of /metrics and /healthz [default: AGORA_HANDLERS_METRICS_HOST, else "
+    "127.0.0.1; a container scraped from outside sets 0.0.0.0] (port: "
+    "AGORA_HANDLERS_METRICS_PORT, 0 = off).",
 )
 def handlers_command(
     names: tuple[str, ...],
     instance_id: str | None,
     plugins: tuple[str, ...],
     session_timeout_ms: int,
-    metrics_host: str,
+    metrics_host: str | None,
 ) -> None:
     """Run actions (restart, whiteboard, notify, echo) on the events topic until SIGTERM."""
     registry = default_registry()
@@ -170,7 +171,8 @@ def handlers_command(
         sys.exit(EXIT_USAGE)
     server = None
     if settings.metrics_port:
-        server = HealthServer(metrics.registry, liveness, metrics_host, settings.metrics_port)
+        host = metrics_host or settings.metrics_host
+        server = HealthServer(metrics.registry, liveness, host, settings.metrics_port)
         server.start()
     try:
         code = supervise(runners, stop, settings.shutdown_timeout_s)

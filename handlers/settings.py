@@ -53,6 +53,8 @@ class HandlerSettings(BaseSettings):
 
     group_prefix: str = "agora-events"
     metrics_port: int = Field(default=9102, ge=0, le=65535)
+    # Loopback unless told otherwise: a container scraped from outside sets 0.0.0.0.
+    metrics_host: str = "127.0.0.1"
     health_file: Path | None = None
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     retry_budget_s: float = Field(default=120.0, gt=0)

@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "support.kafka_broker",
+    "support.secure_kafka",
     "support.fake_whiteboard",
     "support.fake_sinks",
     "support.fake_agora",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -242,9 +243,13 @@ def _headers(record: Record | KafkaRecord) -> dict[str, str]:
     return {name: (v or b"").decode() for name, v in record.headers}
 
 
-def _client(publisher: InMemoryPublisher, **overrides: Any) -> FlaskClient:
+def _client(
+    publisher: InMemoryPublisher, now_ms: int | None = None, **overrides: Any
+) -> FlaskClient:
+    # The samples carry the real time and the freshness window is on by default.
+    clock = FakeClock(now_ms=now_ms if now_ms is not None else time.time_ns() // 1_000_000)
     settings = WebhookSettings(AGORA_NCS_SECRET=SECRET, topics=TopicNames(), **overrides)
-    app = create_app(settings, publisher, FakeClock(now_ms=NOW_MS), configure_logging=False)
+    app = create_app(settings, publisher, clock, configure_logging=False)
     return app.test_client()
 
 
@@ -449,7 +454,7 @@ def test_every_documented_ncs_answer_happens_and_conforms(openapi: dict[str, Any
     post(client, b"not json", signed(b"not json"))  # 200 quarantined
     post(client, body, {"Content-Type": "application/json"})  # 401 missing
     post(client, body, signed(body, "another-secret"))  # 401 mismatch
-    stale_client = _client(publisher, AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S=60)
+    stale_client = _client(publisher, NOW_MS, AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S=60)
     post(stale_client, body, signed(body))  # 403: notifyMs is now, the clock is 2023
     big = b"{" + b" " * (1024 * 1024) + b"}"
     post(client, big, signed(big))  # 413
@@ -475,7 +480,7 @@ def test_spool_answers_conform(openapi: dict[str, Any], tmp_path: Path) -> None:
             topics=TopicNames(),
         ),
         down,
-        FakeClock(now_ms=NOW_MS),
+        FakeClock(now_ms=time.time_ns() // 1_000_000),
         configure_logging=False,
         start_drainer=False,
     )

@@ -539,7 +539,10 @@ def test_every_stage_is_python_311_slim(dockerfile: list[Instruction]) -> None:
     stages = [i for i in dockerfile if i.keyword == "FROM"]
     assert len(stages) >= 1
     for stage in stages:
-        assert stage.argument.split()[0] == "python:3.11-slim"
+        image, _, digest = stage.argument.split()[0].partition("@")
+        assert image == "python:3.11-slim"
+        # Pinned: a tag can be re-pointed, a digest cannot.
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), stage.argument
 
 
 def test_the_image_runs_as_a_non_root_user(dockerfile: list[Instruction]) -> None:

@@ -36,7 +36,12 @@ def create_app(
         spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         if start_drainer:
             # One per worker; they share the drain lock, so one publishes at a time.
-            drainer = SpoolDrainer(spool, publisher, settings.publish_timeout_s)
+            drainer = SpoolDrainer(
+                spool,
+                publisher,
+                settings.publish_timeout_s,
+                (settings.topics.events, settings.topics.quarantine),
+            )
             register_drainer(drainer)
             drainer.start()
     ingress = Ingress(

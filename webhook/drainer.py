@@ -3,16 +3,22 @@
 Every gunicorn worker runs one drainer thread; they compete for the spool's drain lock, so
 exactly one publishes at a time, and another takes over if that worker dies. A restarted
 webhook drains whatever the previous one left.
+
+Frames are published only to the topics the webhook itself writes (events and quarantine).
+A frame that can never be published (unreadable, another topic, or refused by the broker for
+good, e.g. too large) is moved to ``spool.rejected`` with an error log and the
+``agora_webhook_spool_rejected`` counter (alert on it), so it does not block the queue.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 
 from webhook import metrics
-from webhook.publisher import Publisher
-from webhook.spool import Spool
+from webhook.publisher import Publisher, RecordRefused
+from webhook.spool import Spool, SpooledRecord
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +28,15 @@ MAX_BACKOFF_S = 5.0
 
 
 class SpoolDrainer:
-    def __init__(self, spool: Spool, publisher: Publisher, publish_timeout_s: float) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        publisher: Publisher,
+        publish_timeout_s: float,
+        allowed_topics: Collection[str],
+    ) -> None:
         self._spool = spool
+        self._allowed = frozenset(allowed_topics)
         self._publisher = publisher
         self._timeout_s = publish_timeout_s
         self._stop = threading.Event()
@@ -45,12 +58,48 @@ class SpoolDrainer:
         batch = self._spool.read_pending(BATCH_RECORDS)
         if not batch:
             return 0, 0
-        acknowledged = self._publisher.publish_many([s.record for s in batch], self._timeout_s)
+        problem = self._problem(batch[0])
+        if problem is not None:
+            self._reject(batch[0], problem)
+            return 1, 1
+        # Publish up to (not including) the next frame that must be moved aside.
+        records = []
+        for spooled in batch:
+            if spooled.record is None or self._problem(spooled) is not None:
+                break
+            records.append(spooled.record)
+        try:
+            acknowledged = self._publisher.publish_many(records, self._timeout_s)
+        except RecordRefused as refused:
+            acknowledged = refused.acknowledged
+            if acknowledged:
+                self._spool.commit(batch[acknowledged - 1].end)
+            self._reject(batch[acknowledged], refused.reason)
+            moved = acknowledged + 1 + refused.acknowledged_after
+            if refused.acknowledged_after:
+                self._spool.commit(batch[moved - 1].end)
+            return moved, moved
         if acknowledged:
             self._spool.commit(batch[acknowledged - 1].end)
             metrics.SPOOL_DRAINED.inc(acknowledged)
             log.info("spool drained", extra={"records": acknowledged})
         return len(batch), acknowledged
+
+    def _problem(self, spooled: SpooledRecord) -> str | None:
+        if spooled.record is None:
+            return spooled.problem or "unreadable spool frame"
+        if spooled.record.topic not in self._allowed:
+            # Our own writer only spools to these; anything else was planted or corrupted.
+            return f"topic {spooled.record.topic!r} is not one the webhook writes"
+        return None
+
+    def _reject(self, spooled: SpooledRecord, reason: str) -> None:
+        self._spool.reject(spooled, reason)
+        metrics.SPOOL_REJECTED.inc()
+        log.error(
+            "spool frame can never be published; moved aside",
+            extra={"reason": reason, "file": str(self._spool.directory / "spool.rejected")},
+        )
 
     def _run(self) -> None:
         backoff = IDLE_WAIT_S

@@ -69,9 +69,16 @@ _SUFFIXES: dict[tuple[Layout, str], re.Pattern[str]] = {
 }
 # Whole rest (cname + suffix) when the cname is not known; the lazy cname lets a trailing
 # ``_<digits>`` group be read as the suffix (documented ambiguity, see module docstring).
-_RESTS: dict[tuple[Layout, str], re.Pattern[str]] = {
-    key: re.compile(r"(?P<cname>.+?)" + pattern.pattern) for key, pattern in _SUFFIXES.items()
+# The individual suffixes without the uid: what follows the last "__uid_e_".
+_INDIVIDUAL_TAILS: dict[tuple[Layout, str], re.Pattern[str]] = {
+    key: re.compile(pattern.pattern.replace(r"__uid_s_(?P<uid>.+?)", "", 1))
+    for key, pattern in _SUFFIXES.items()
+    if key[0] == "individual"
 }
+# Agora's parts are short (sid 32, cname <= 64 bytes, user-account uid <= 255 bytes, a
+# prefix of a few directories): anything longer is not a recording file name, and the cap
+# bounds the parser's work on hostile input.
+MAX_FILE_NAME_LENGTH = 2048
 _EXPECTED: dict[tuple[Layout, str], str] = {
     ("individual", "m3u8"): "__uid_s_<uid>__uid_e_<audio|video|av>[_<tick>_<index>].m3u8",
     ("individual", "ts"): "__uid_s_<uid>__uid_e_<audio|video|av>_<YYYYMMDDhhmmssSSS>.ts",
@@ -188,6 +195,10 @@ def parse_file_name(name: str, *, cname: str | None = None) -> RecordingFile:
     *cname*, when known, resolves names whose channel contains underscores exactly. Raises
     :class:`FileNameError` naming the part that does not fit.
     """
+    if len(name) > MAX_FILE_NAME_LENGTH:
+        raise FileNameError(
+            f"file name is {len(name)} characters long; at most {MAX_FILE_NAME_LENGTH} expected"
+        )
     directory, _, base = name.rpartition("/")
     if not base:
         raise FileNameError(f"file name {name!r} is empty after the directory")
@@ -212,15 +223,15 @@ def parse_file_name(name: str, *, cname: str | None = None) -> RecordingFile:
     if key not in _SUFFIXES:
         raise FileNameError(f"file name {base!r}: .{extension} is not a {layout} recording file")
 
+    found: tuple[str, dict[str, str | None]] | None
     if cname is None:
-        match = _RESTS[key].fullmatch(rest)
-        channel = match["cname"] if match else ""
+        found = _shortest_cname_match(key, rest)
     else:
         match = _SUFFIXES[key].fullmatch(rest, len(channel))
-    if match is None or not channel:
+        found = (channel, match.groupdict()) if match else None
+    if found is None or not found[0]:
         raise FileNameError(f"file name {base!r} does not match <sid>_{_EXPECTED[key]}")
-
-    groups = match.groupdict()
+    channel, groups = found
     return RecordingFile(
         sid=sid_match["sid"],
         cname=channel,
@@ -229,12 +240,52 @@ def parse_file_name(name: str, *, cname: str | None = None) -> RecordingFile:
         directory=directory or None,
         uid=groups.get("uid"),
         track=_TRACKS.get(groups.get("track") or ""),
-        utc=parse_utc(groups["utc"]) if groups.get("utc") else None,
+        utc=parse_utc(utc) if (utc := groups.get("utc")) else None,
         index=_int_or_none(groups.get("index")),
         failover_index=failover_index,
         backup_tick=_int_or_none(groups.get("tick")),
         backup_index=_int_or_none(groups.get("backup")),
     )
+
+
+def _shortest_cname_match(
+    key: tuple[Layout, str], rest: str
+) -> tuple[str, dict[str, str | None]] | None:
+    """(cname, suffix groups) leaving the shortest non-empty cname, in linear time.
+
+    Same answer as ``(?P<cname>.+?)<suffix>`` without trying every split point: the
+    individual tail holds no ``__uid_e_``, so it starts at the last one, and the shortest
+    cname ends at the first ``__uid_s_``; a composite suffix is anchored at the end.
+    """
+    if key[0] == "individual":
+        tail_at = rest.rfind("__uid_e_")
+        head_at = rest.find(_INDIVIDUAL_MARK, 1)
+        uid_at = head_at + len(_INDIVIDUAL_MARK)
+        if tail_at == -1 or head_at == -1 or uid_at >= tail_at:
+            return None
+        tail = _INDIVIDUAL_TAILS[key].fullmatch(rest, tail_at)
+        uid = rest[uid_at:tail_at]
+        if tail is None or "\n" in uid:
+            return None
+        return rest[:head_at], {"uid": uid, **tail.groupdict()}
+    for position in _composite_starts(rest):
+        match = _SUFFIXES[key].fullmatch(rest, position)
+        if match:
+            return rest[:position], match.groupdict()
+    return None
+
+
+def _composite_starts(rest: str) -> list[int]:
+    """Where a composite suffix may begin, left to right: before one of the last two
+    ``_`` (the suffixes hold at most two), or at the very end (an empty suffix)."""
+    starts: list[int] = []
+    position = len(rest)
+    for _ in range(2):
+        position = rest.rfind("_", 1, position)
+        if position == -1:
+            break
+        starts.append(position)
+    return [*sorted(starts), len(rest)]
 
 
 def _known_cname(rest: str, cname: str, base: str) -> str:

@@ -14,7 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
 from webhook.records import Record
 from webhook.settings import KafkaSettings
@@ -74,6 +79,34 @@ def producer_config(kafka: KafkaSettings, timeout_s: float) -> dict[str, Any]:
     }
 
 
+class RecordRefused(Exception):
+    """The broker refused a record for good (too large, invalid topic): retrying cannot
+    help. ``acknowledged`` records before it were published, and ``acknowledged_after``
+    records right after it (sent in the same batch)."""
+
+    def __init__(self, acknowledged: int, reason: str, acknowledged_after: int = 0) -> None:
+        self.acknowledged = acknowledged
+        self.reason = reason
+        self.acknowledged_after = acknowledged_after
+        super().__init__(reason)
+
+
+# Errors about the record itself, not the broker's state: the same record fails forever.
+PERMANENT_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError)
+
+
+def _acknowledged(futures: Sequence[Any], deadline: float) -> int:
+    """How many leading *futures* complete successfully before the deadline."""
+    count = 0
+    for future in futures:
+        try:
+            future.get(timeout=max(deadline - time.monotonic(), 0.001))
+        except KafkaError:
+            break
+        count += 1
+    return count
+
+
 class KafkaPublisher:
     """Thread-safe publisher over one lazily created KafkaProducer per process."""
 
@@ -118,22 +151,39 @@ class KafkaPublisher:
         self._last_failure = None
 
     def publish_many(self, records: Sequence[Record], timeout_s: float) -> int:
+        """Publish in order; return how many leading records the broker acknowledged.
+
+        Raises :class:`RecordRefused` when record ``acknowledged`` can never be published.
+        """
         # One request in flight per broker keeps a key's records in order across retries,
         # so sending them all before waiting is safe and far faster than one by one.
         deadline = time.monotonic() + timeout_s
         acknowledged = 0
+        futures = []
+        refused: str | None = None
         try:
             producer = self._get_producer()
-            futures = [
-                producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
-                for r in records
-            ]
+            for r in records:
+                try:
+                    futures.append(
+                        producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+                    )
+                except PERMANENT_ERRORS as exc:  # checked before sending (e.g. size)
+                    refused = f"{type(exc).__name__}: {exc}"
+                    break
             for future in futures:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
                 acknowledged += 1
+        except PERMANENT_ERRORS as exc:
+            # Records sent after it may be on the topic already: count them, so they are
+            # released instead of published a second time.
+            after = _acknowledged(futures[acknowledged + 1 :], deadline)
+            raise RecordRefused(acknowledged, f"{type(exc).__name__}: {exc}", after) from None
         except (KafkaError, PublishUnavailable):
             self._last_failure = time.monotonic()
             return acknowledged
+        if refused is not None:
+            raise RecordRefused(acknowledged, refused)
         self._last_failure = None
         return acknowledged
 

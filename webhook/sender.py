@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import click
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from webhook.samples import (
@@ -33,6 +33,7 @@ from webhook.samples import (
     lifecycle,
     sample,
 )
+from webhook.secrets import SecretListError, parse_secret_list
 from webhook.signature import signature_headers
 
 DEFAULT_TIMEOUT_S = 10.0  # NCS gives a receiver 10 s
@@ -50,9 +51,7 @@ class SenderSettings(BaseSettings):
     @field_validator("ncs_secrets", mode="before")
     @classmethod
     def _comma_separated(cls, raw: object) -> object:
-        if isinstance(raw, str):
-            return [part.strip() for part in raw.split(",") if part.strip()]
-        return raw
+        return parse_secret_list(raw) if isinstance(raw, str) else raw
 
     def signing_secret(self) -> str | None:
         return self.ncs_secrets[0].get_secret_value() if self.ncs_secrets else None
@@ -207,6 +206,23 @@ def _parse_event(
         raise click.BadParameter(str(exc)) from None
 
 
+def _signing_secret(secret_file: Path | None) -> str:
+    """The first secret of --secret-file, else of AGORA_NCS_SECRET (same rules as the webhook)."""
+    try:
+        if secret_file is not None:
+            lines = secret_file.read_text(encoding="utf-8").splitlines()
+            return parse_secret_list(lines[0] if lines else "")[0]
+        secret = SenderSettings().signing_secret()
+    except SecretListError as exc:
+        raise click.UsageError(f"NCS secret file: {exc}") from None
+    except ValidationError as exc:
+        detail = exc.errors(include_input=False, include_url=False)[0]["msg"]
+        raise click.UsageError(f"AGORA_NCS_SECRET: {detail}") from None
+    if not secret:
+        raise click.UsageError("no NCS secret: set AGORA_NCS_SECRET or pass --secret-file")
+    return secret
+
+
 @click.command("send")
 @click.argument("url")
 @click.option("--event", "events", multiple=True, callback=_parse_event,
@@ -221,8 +237,9 @@ def _parse_event(
 @click.option("--cname", default=SAMPLE_CNAME, show_default=True, help="Channel name.")
 @click.option("--sid", default=None, help="Recording session id [default: a new random one].")
 @click.option("--uid", default=SAMPLE_UID, show_default=True, help="Recorder uid.")
-@click.option("--secret", default=None,
-              help="NCS secret [default: the first of AGORA_NCS_SECRET].")
+@click.option("--secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the NCS secret list (first line; the first secret signs) "
+              "[default: AGORA_NCS_SECRET]. Never on the command line, where ps shows it.")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(min=1),
               help="Send the whole batch this many times (new noticeIds each time).")
 @click.option("--duplicate", is_flag=True, help="Send every body twice, as NCS may.")
@@ -240,7 +257,7 @@ def send_command(
     cname: str,
     sid: str | None,
     uid: str,
-    secret: str | None,
+    secret_file: Path | None,
     repeat: int,
     duplicate: bool,
     concurrency: int,
@@ -255,9 +272,7 @@ def send_command(
         raise click.UsageError("--failed only applies with --lifecycle")
     if not (events or all_events or files or with_lifecycle):
         raise click.UsageError("nothing to send: give --event, --all, --file or --lifecycle")
-    signing_secret = secret or SenderSettings().signing_secret()
-    if not signing_secret:
-        raise click.UsageError("no NCS secret: pass --secret or set AGORA_NCS_SECRET")
+    signing_secret = _signing_secret(secret_file)
     plan = Plan(
         event_types=tuple(all_event_types()) if all_events else events,
         files=tuple(path.read_bytes() for path in files),

@@ -12,6 +12,7 @@ import click
 from pydantic import ValidationError
 
 from webhook.settings import ServeSettings, WebhookSettings
+from webhook.spool import UnsafeSpoolDirectory, check_directory
 
 
 def _metrics_dir(configured: str | None) -> str:
@@ -36,7 +37,7 @@ def _metrics_dir(configured: str | None) -> str:
 def webhook_command(bind: str | None, workers: int | None, threads: int | None) -> None:
     """Receive NCS callbacks on POST /ncs and publish them to Kafka."""
     try:
-        WebhookSettings()  # fail here, clearly, not in every worker
+        settings = WebhookSettings()  # fail here, clearly, not in every worker
     except ValidationError as exc:
         # Field names and rules only: input values may be secrets.
         problems = "; ".join(
@@ -44,6 +45,11 @@ def webhook_command(bind: str | None, workers: int | None, threads: int | None) 
             for e in exc.errors(include_input=False, include_url=False)
         )
         raise click.ClickException(f"invalid webhook settings: {problems}") from None
+    if settings.spool_dir is not None:
+        try:
+            check_directory(settings.spool_dir)
+        except UnsafeSpoolDirectory as exc:
+            raise click.ClickException(str(exc)) from None
     serve = ServeSettings()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir(serve.metrics_dir)
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:webhook.gunicorn_conf"]

@@ -8,14 +8,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from webhook.dedup import DEFAULT_CAPACITY
+from webhook.freshness import DEFAULT_TOLERANCE_S
+from webhook.secrets import parse_secret_list
 
 SCHEMA_VERSION = "1"
 
 
 class KafkaSettings(BaseSettings):
-    """How to reach the brokers (``KAFKA_*``)."""
+    """How to reach and authenticate to the brokers (``KAFKA_*``): the one place every Kafka
+    client of the project (webhook, handlers, CLI) gets its connection and security settings.
+
+    ``KAFKA_SECURITY_PROTOCOL`` SASL_SSL with SCRAM is what docs/security.md recommends; the
+    password may come from a file (``KAFKA_SASL_PASSWORD_FILE``, e.g. a container secret) so it
+    is not in the environment of every process.
+    """
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
 
@@ -24,7 +34,41 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    ssl_cafile: str | None = None
+    sasl_password_file: Path | None = None
+    ssl_cafile: str | None = None  # CA bundle (PEM) that signed the brokers' certificates
+    ssl_certfile: str | None = None  # client certificate (PEM), when brokers require mTLS
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None  # of ssl_keyfile
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not self.sasl_mechanism:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM: required with KAFKA_SECURITY_PROTOCOL="
+                f"{self.security_protocol} (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        if self.sasl_mechanism and not sasl:
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM: only used with KAFKA_SECURITY_PROTOCOL SASL_SSL or "
+                f"SASL_PLAINTEXT, got {self.security_protocol}"
+            )
+        if sasl and not self.sasl_username:
+            raise ValueError("KAFKA_SASL_USERNAME: required with SASL")
+        if sasl and (self.sasl_password is None) == (self.sasl_password_file is None):
+            raise ValueError(
+                "KAFKA_SASL_PASSWORD / KAFKA_SASL_PASSWORD_FILE: set exactly one with SASL"
+            )
+        return self
+
+    def _password(self) -> str | None:
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            # Read at use, so a rotated secret file is picked up by the next client.
+            return self.sasl_password_file.read_text(encoding="utf-8").strip()
+        return None
 
     def client_config(self) -> dict[str, Any]:
         """Keyword arguments common to every kafka-python client."""
@@ -35,11 +79,17 @@ class KafkaSettings(BaseSettings):
         if self.sasl_mechanism:
             config["sasl_mechanism"] = self.sasl_mechanism
             config["sasl_plain_username"] = self.sasl_username
-            config["sasl_plain_password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
-            )
-        if self.ssl_cafile:
-            config["ssl_cafile"] = self.ssl_cafile
+            config["sasl_plain_password"] = self._password()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            config["ssl_check_hostname"] = self.ssl_check_hostname
+            if self.ssl_cafile:
+                config["ssl_cafile"] = self.ssl_cafile
+            if self.ssl_certfile:
+                config["ssl_certfile"] = self.ssl_certfile
+            if self.ssl_keyfile:
+                config["ssl_keyfile"] = self.ssl_keyfile
+            if self.ssl_password is not None:
+                config["ssl_password"] = self.ssl_password.get_secret_value()
         return config
 
 
@@ -60,7 +110,7 @@ class TopicNames(BaseSettings):
 
 def _split_secrets(raw: object) -> object:
     if isinstance(raw, str):
-        return [s.strip() for s in raw.split(",") if s.strip()]
+        return parse_secret_list(raw)  # webhook.secrets: the rules
     return raw
 
 
@@ -79,8 +129,12 @@ class WebhookSettings(BaseSettings):
         default=5.0, gt=0, le=9.0, validation_alias="AGORA_WEBHOOK_PUBLISH_TIMEOUT_S"
     )
     retry_after_s: int = Field(default=1, ge=0, validation_alias="AGORA_WEBHOOK_RETRY_AFTER_S")
+    # docs/security.md: why 10 minutes, and what 0 (off) gives up.
     freshness_tolerance_s: int = Field(
-        default=0, ge=0, validation_alias="AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S"
+        default=DEFAULT_TOLERANCE_S, ge=0, validation_alias="AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S"
+    )
+    dedup_capacity: int = Field(
+        default=DEFAULT_CAPACITY, ge=0, validation_alias="AGORA_WEBHOOK_DEDUP_CAPACITY"
     )
     spool_dir: Path | None = Field(default=None, validation_alias="AGORA_WEBHOOK_SPOOL_DIR")
     spool_max_bytes: int = Field(

@@ -11,18 +11,28 @@ Layout of the spool directory (one per webhook instance, on a local disk):
   write and fsync, so frames from several gunicorn workers never interleave; exactly one
   process at a time holds the drain lock and publishes.
 
+- ``spool.rejected``: frames that can never be published (unreadable, naming a topic the
+  webhook does not write, refused by the broker for good), moved aside by the drainer so they
+  do not block the frames behind them; an operator inspects them.
+
 A frame is appended and fsynced before the HTTP 200, so an acknowledged callback survives a
 crash of the webhook or the machine. A writer that died mid-append leaves a torn frame that
 was never acknowledged; the next writer or the drainer cuts it off.
+
+The directory is trusted only when it is the service's own: owned by this user, mode 0700,
+not a symlink (:func:`check_directory`). Every file in it is opened with ``O_NOFOLLOW``, so a
+symlink planted in its place makes the open fail instead of writing through to its target.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import logging
 import os
+import stat
 import struct
 import threading
 import zlib
@@ -44,15 +54,66 @@ FRAME_OVERHEAD = _HEADER.size + _TRAILER.size
 _OFFSET = struct.Struct("<Q")
 
 
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+REJECTED_NAME = "spool.rejected"
+
+
 class SpoolFull(Exception):
     """Appending would take the pending bytes past the configured bound."""
 
 
+class UnsafeSpoolDirectory(Exception):
+    """The spool directory is not the service's own (owner, mode, or a symlink)."""
+
+
+def directory_problem(mode: int, owner: int, service_uid: int, is_link: bool) -> str | None:
+    """Why a directory with this ``lstat`` is not a safe spool, or None. Pure, for tests."""
+    if is_link:
+        return "is a symlink; point AGORA_WEBHOOK_SPOOL_DIR at the real directory"
+    if not stat.S_ISDIR(mode):
+        return "is not a directory"
+    if owner != service_uid:
+        return f"is owned by uid {owner}, expected the service's uid {service_uid}"
+    if mode & 0o077:
+        return f"has mode {stat.S_IMODE(mode):04o}, expected 0700 (no access for group or others)"
+    return None
+
+
+def check_directory(directory: Path) -> None:
+    """Create the spool directory (0700) if missing; raise UnsafeSpoolDirectory unless it is
+    a real directory owned by this process's user with no group or other access.
+
+    Anyone else who can write there could forge frames (published with our credentials) or
+    swap files for symlinks; anyone who can read could see callbacks.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    info = os.lstat(directory)
+    problem = directory_problem(
+        info.st_mode, info.st_uid, os.geteuid(), stat.S_ISLNK(info.st_mode)
+    )
+    if problem is not None:
+        raise UnsafeSpoolDirectory(
+            f"AGORA_WEBHOOK_SPOOL_DIR {directory} {problem}; "
+            f"fix with: chown {os.geteuid()} {directory} && chmod 700 {directory}"
+        )
+
+
+def _open(path: Path, flags: int, mode: int = 0o600) -> int:
+    return os.open(path, flags | _NOFOLLOW, mode)
+
+
 @dataclass(frozen=True, slots=True)
 class SpooledRecord:
-    record: Record
+    """One pending frame. ``record`` is None when the payload cannot be decoded (``problem``
+    says why): such a frame can never be published and is moved aside."""
+
+    record: Record | None
     spooled_at_ms: int
     end: int  # byte position just after this frame: commit it once acknowledged
+    payload: bytes = b""
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +143,22 @@ def encode_record(record: Record, spooled_at_ms: int) -> bytes:
 
 
 def decode_record(payload: bytes) -> tuple[Record, int]:
-    data = json.loads(payload)
-    key = data["key"]
-    record = Record(
-        topic=data["topic"],
-        key=base64.b64decode(key) if key is not None else None,
-        value=base64.b64decode(data["value"]),
-        headers=tuple((name, base64.b64decode(value)) for name, value in data["headers"]),
-    )
-    return record, int(data["spooledAtMs"])
+    """Inverse of :func:`encode_record`; ValueError naming the problem on a bad payload."""
+    try:
+        data = json.loads(payload)
+        key = data["key"]
+        record = Record(
+            topic=str(data["topic"]),
+            key=base64.b64decode(key, validate=True) if key is not None else None,
+            value=base64.b64decode(data["value"], validate=True),
+            headers=tuple(
+                (str(name), base64.b64decode(value, validate=True))
+                for name, value in data["headers"]
+            ),
+        )
+        return record, int(data["spooledAtMs"])
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ValueError(f"unreadable spool frame: {type(exc).__name__}") from None
 
 
 def frame(payload: bytes) -> bytes:
@@ -123,12 +191,14 @@ class Spool:
         self.directory = directory
         self.max_bytes = max_bytes
         self._fsync = fsync
-        directory.mkdir(parents=True, exist_ok=True)
+        check_directory(directory)
         self._log_path = directory / "spool.log"
         self._offset_path = directory / "spool.offset"
         # O_APPEND: every write lands at the current end, even after a truncation elsewhere.
-        self._log_fd = os.open(self._log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        self._append_lock_file: BinaryIO = open(directory / "append.lock", "ab")  # noqa: SIM115
+        self._log_fd = _open(self._log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        self._append_lock_file: BinaryIO = os.fdopen(
+            _open(directory / "append.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab"
+        )
         self._drain_lock_file: BinaryIO | None = None
         # flock is per open file: threads of one process share it, so they need a mutex too.
         self._thread_lock = threading.Lock()
@@ -163,7 +233,8 @@ class Spool:
         if size > committed:
             found = _read_frame(os.pread(self._log_fd, 64 * 1024, committed), 0)
             if found is not None:
-                oldest = decode_record(found[0])[1]
+                with contextlib.suppress(ValueError):  # an unreadable frame has no age
+                    oldest = decode_record(found[0])[1]
         return SpoolStatus(max(size - committed, 0), self.max_bytes, oldest)
 
     # -- the drainer -----------------------------------------------------------------------
@@ -172,7 +243,9 @@ class Spool:
         """Become the one drainer across processes; keep it until :meth:`release_drain`."""
         if self._drain_lock_file is not None:
             return True
-        lock_file = open(self.directory / "drain.lock", "ab")  # noqa: SIM115
+        lock_file = os.fdopen(
+            _open(self.directory / "drain.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab"
+        )
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -215,6 +288,26 @@ class Spool:
                     os.fsync(self._log_fd)
                 self._write_offset(0)
 
+    def reject(self, spooled: SpooledRecord, reason: str) -> None:
+        """Move a frame that can never be published to ``spool.rejected`` (fsynced), then
+        commit past it, so the frames behind it flow again. Only the drainer calls this."""
+        entry = json.dumps(
+            {
+                "reason": reason,
+                "spooledAtMs": spooled.spooled_at_ms,
+                "payload": base64.b64encode(spooled.payload).decode(),
+            },
+            separators=(",", ":"),
+        ).encode()
+        fd = _open(self.directory / REJECTED_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            os.write(fd, entry + b"\n")
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.commit(spooled.end)
+
     def close(self) -> None:
         self.release_drain()
         if not self._append_lock_file.closed:
@@ -246,8 +339,12 @@ class Spool:
             if parsed is None:
                 break
             payload, position = parsed
-            record, spooled_at = decode_record(payload)
-            found.append(SpooledRecord(record, spooled_at, base + position))
+            try:
+                record, spooled_at = decode_record(payload)
+            except ValueError as exc:
+                found.append(SpooledRecord(None, 0, base + position, payload, str(exc)))
+                continue
+            found.append(SpooledRecord(record, spooled_at, base + position, payload))
         return found
 
     def _read_from(self, position: int, max_bytes: int) -> bytes:
@@ -306,9 +403,13 @@ class Spool:
 
     def _committed(self) -> int:
         try:
-            raw = self._offset_path.read_bytes()
+            fd = _open(self._offset_path, os.O_RDONLY)
         except FileNotFoundError:
             return 0
+        try:
+            raw = os.pread(fd, _OFFSET.size + 1, 0)
+        finally:
+            os.close(fd)
         if len(raw) != _OFFSET.size:
             return 0
         committed: int = _OFFSET.unpack(raw)[0]
@@ -317,18 +418,20 @@ class Spool:
 
     def _write_offset(self, position: int) -> None:
         temporary = self._offset_path.with_suffix(f".tmp{os.getpid()}")
-        with open(temporary, "wb") as handle:
-            handle.write(_OFFSET.pack(position))
-            handle.flush()
+        fd = _open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, _OFFSET.pack(position))
             if self._fsync:
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(temporary, self._offset_path)
         self._sync_directory()
 
     def _sync_directory(self) -> None:
         if not self._fsync:
             return
-        fd = os.open(self.directory, os.O_RDONLY)
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
         try:
             os.fsync(fd)
         finally:

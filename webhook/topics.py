@@ -12,6 +12,7 @@ import click
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
+from webhook.acls import acls_command
 from webhook.settings import KafkaSettings, TopicNames
 
 DAY_MS = 24 * 3600 * 1000
@@ -99,7 +100,7 @@ def create_topics(
 
 @click.group("topics")
 def topics_group() -> None:
-    """Create and list the service's Kafka topics."""
+    """Create and list the service's Kafka topics, and print the ACLs each component needs."""
 
 
 @topics_group.command("create")
@@ -125,3 +126,6 @@ def list_command() -> None:
     for spec in catalog(TopicNames()):
         policy = "compact" if spec.compacted else "delete"
         click.echo(f"{spec.name:32} {policy:8} {spec.purpose}")
+
+
+topics_group.add_command(acls_command)

@@ -1,11 +1,13 @@
 """HTTP edge: ``POST /ncs``, ``/healthz``, ``/readyz``, ``/metrics``.
 
-Answers (what NCS does with them): 200 ``{}`` once the broker acknowledged (done); 401 bad
-or missing signature (nothing published); 403 signed but outside the freshness window; 413
-body over the limit; 503 + ``Retry-After`` when the broker cannot acknowledge within the
-budget (NCS retries). With the disk spool on (``AGORA_WEBHOOK_SPOOL_DIR``), a callback the
-broker cannot take is fsynced to the spool and answered 200; 503 then means the spool is full
-or the disk failed. Every error body is JSON: ``{"error": code, "detail": text}``.
+Answers (what NCS does with them): 200 ``{}`` once the broker acknowledged (done); 200 without
+publishing for a callback this worker already published within the freshness window (a
+replay, or NCS retrying after a lost answer: webhook.dedup); 401 bad or missing signature
+(nothing published); 403 signed but outside the freshness window; 413 body over the limit;
+503 + ``Retry-After`` when the broker cannot acknowledge within the budget (NCS retries).
+With the disk spool on (``AGORA_WEBHOOK_SPOOL_DIR``), a callback the broker cannot take is
+fsynced to the spool and answered 200; 503 then means the spool is full or the disk failed.
+Every error body is JSON: ``{"error": code, "detail": text}``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import metrics
 from webhook.clock import Clock
+from webhook.dedup import MARGIN_MS, RecentNotices
 from webhook.delivery import Delivered, Delivery, SpoolUnavailable
 from webhook.freshness import StaleNotification
-from webhook.ingest import Accepted, ingest
+from webhook.ingest import Accepted, Quarantined, ingest
 from webhook.publisher import Publisher, PublishUnavailable
 from webhook.settings import WebhookSettings
 from webhook.signature import SignatureError
@@ -43,6 +46,9 @@ class Ingress:
         self.secrets = self.settings.secret_values()
         self.delivery = Delivery(
             self.publisher, self.spool, self.settings.publish_timeout_s, self.clock
+        )
+        self.recent = RecentNotices(
+            self.settings.dedup_capacity, self.settings.freshness_tolerance_s * 1000 + MARGIN_MS
         )
 
 
@@ -104,11 +110,25 @@ def register(app: Flask, ingress: Ingress) -> None:
 
         metrics.SECRET_MATCHES.labels(decision.match.header, str(decision.match.secret_index)).inc()
         context = _log_context(decision)
+        if not ingress.recent.claim(decision.replay_key, ingress.clock.now_ms()):
+            metrics.REQUESTS.labels("duplicate").inc()
+            log.warning("callback already published; not again", extra=context)
+            return jsonify({}), 200
+        try:
+            return _deliver(decision, context)
+        except BaseException:
+            ingress.recent.release(decision.replay_key)
+            raise
+
+    def _deliver(
+        decision: Accepted | Quarantined, context: dict[str, object]
+    ) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
         sent = time.perf_counter()
         retry_after = {"Retry-After": str(settings.retry_after_s)}
         try:
             delivered = ingress.delivery.deliver(decision.record)
         except PublishUnavailable as exc:
+            ingress.recent.release(decision.replay_key)  # NCS's retry must be published
             metrics.REQUESTS.labels("unavailable").inc()
             log.error("publish failed, asking NCS to retry", extra={**context, "error": str(exc)})
             return _error(
@@ -118,12 +138,14 @@ def register(app: Flask, ingress: Ingress) -> None:
                 **retry_after,
             )
         except SpoolFull as exc:
+            ingress.recent.release(decision.replay_key)
             metrics.REQUESTS.labels("spool_full").inc()
             log.error("spool full, asking NCS to retry", extra={**context, "error": str(exc)})
             return _error(
                 503, "spool_full", "the broker is unavailable and the spool is full", **retry_after
             )
         except SpoolUnavailable as exc:
+            ingress.recent.release(decision.replay_key)
             metrics.REQUESTS.labels("unavailable").inc()
             log.error(
                 "spool write failed, asking NCS to retry", extra={**context, "error": str(exc)}

@@ -178,7 +178,7 @@ def build_openapi() -> dict[str, Any]:
                 "403": _error(
                     "stale_notification",
                     "Signed, but notifyMs is outside the freshness window "
-                    "(AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S; 0, the default, disables the "
+                    "(AGORA_WEBHOOK_FRESHNESS_TOLERANCE_S, 600 s by default; 0 disables the "
                     "check). Nothing was published.",
                     "notifyMs is 600000 ms from now, tolerance is 300000 ms",
                 ),

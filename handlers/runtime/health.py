@@ -13,6 +13,11 @@ Two probes read that:
 - ``GET /healthz`` on the metrics port (``AGORA_HANDLERS_METRICS_PORT``; 0 disables the
   server): 200 ``{"status": "ok"}`` or 503 ``{"status": "stale", "stale": [...]}``
   naming the stale actions. ``GET /metrics`` serves the Prometheus exposition.
+
+The server listens on 127.0.0.1 unless told otherwise (``AGORA_HANDLERS_METRICS_HOST``),
+gives every connection :data:`REQUEST_TIMEOUT_S` to send its request, and serves at most
+:data:`MAX_CONNECTIONS` at once (more are closed at once): slow or half-open clients cannot
+pile up threads in the handlers process.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -75,15 +81,53 @@ class Liveness:
         )
 
 
+REQUEST_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 16
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, but never more than ``max_connections`` of them."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class HealthServer:
     """``/metrics`` and ``/healthz`` over HTTP, in a daemon thread; ``close`` stops it."""
 
     def __init__(
-        self, registry: CollectorRegistry, liveness: Liveness, host: str, port: int
+        self,
+        registry: CollectorRegistry,
+        liveness: Liveness,
+        host: str,
+        port: int,
+        *,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        handler = _handler_class(registry, liveness)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        handler = _handler_class(registry, liveness, timeout_s)
+        self._server = _BoundedServer((host, port), handler, max_connections)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="handlers-metrics", daemon=True
         )
@@ -102,9 +146,11 @@ class HealthServer:
 
 
 def _handler_class(
-    registry: CollectorRegistry, liveness: Liveness
+    registry: CollectorRegistry, liveness: Liveness, timeout_s: float
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = timeout_s  # socket timeout for reading the request and writing the answer
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

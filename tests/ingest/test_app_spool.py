@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from webhook.publisher import InMemoryPublisher
 from webhook.settings import TopicNames, WebhookSettings
 from webhook.spool import Spool
 
-NOW_MS = 1_700_000_000_000
+NOW_MS = int(time.time() * 1000)  # callbacks carry the real time (freshness window)
 
 
 @pytest.fixture
@@ -56,7 +57,8 @@ def post(client: FlaskClient, n: int, cname: str = "class-1") -> int:
 
 def drain(directory: Path, publisher: InMemoryPublisher) -> None:
     with Spool(directory, max_bytes=1 << 30) as spool:
-        while SpoolDrainer(spool, publisher, publish_timeout_s=1).drain_once()[1]:
+        drainer = SpoolDrainer(spool, publisher, 1, ("agora.ncs.events", "agora.ncs.quarantine"))
+        while drainer.drain_once()[1]:
             pass
 
 

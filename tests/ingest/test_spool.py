@@ -174,7 +174,7 @@ def test_the_drainer_releases_only_what_the_broker_acknowledged(spool: Spool) ->
     for n in range(5):
         spool.append(record(n), 0)
     publisher = FlakyPublisher(accept=2)
-    drainer = SpoolDrainer(spool, publisher, publish_timeout_s=1)
+    drainer = SpoolDrainer(spool, publisher, 1, ("agora.ncs.events", "agora.ncs.quarantine"))
     assert drainer.drain_once() == (5, 2)
     assert values(publisher.records) == values([record(0), record(1)])
     publisher.accept = 0  # the broker refuses everything
@@ -190,7 +190,7 @@ def test_the_drainer_thread_empties_the_spool_once_the_broker_is_back(spool: Spo
         spool.append(record(n), 0)
     publisher = InMemoryPublisher()
     publisher.available = False
-    drainer = SpoolDrainer(spool, publisher, publish_timeout_s=1)
+    drainer = SpoolDrainer(spool, publisher, 1, ("agora.ncs.events", "agora.ncs.quarantine"))
     drainer.start()
     try:
         time.sleep(0.3)  # the drainer tries and is refused

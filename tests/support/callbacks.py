@@ -9,7 +9,7 @@ from typing import Any
 
 from webhook.signature import signature_headers
 
-SECRET = "test-ncs-secret"
+SECRET = "test-ncs-secret-0123"  # the webhook wants 16+ characters
 
 
 def callback_body(

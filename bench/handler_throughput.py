@@ -16,8 +16,10 @@ join and start-up are reported apart. Prints records/s of both and the ratio.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import threading
 import time
 import uuid
@@ -87,7 +89,9 @@ def raw_rate(bootstrap: str, topic: str, count: int) -> float:
     return count / elapsed
 
 
-def echo_rate(bootstrap: str, names: TopicNames, count: int) -> tuple[float, float]:
+def echo_rate(
+    bootstrap: str, names: TopicNames, count: int, profile: str | None = None
+) -> tuple[float, float]:
     metrics = RuntimeMetrics()
     tag = uuid.uuid4().hex[:8]
     config = RunnerConfig(
@@ -100,7 +104,17 @@ def echo_rate(bootstrap: str, names: TopicNames, count: int) -> tuple[float, flo
     )
     stop = threading.Event()
     runner = ActionRunner(EchoAction(), config, metrics=metrics, stop=stop)
-    thread = threading.Thread(target=runner.run, daemon=True)
+    def run() -> None:
+        if profile is None:
+            runner.run()
+            return
+        # cProfile sees only its own thread: profile the runner's loop where it runs.
+        profiler = cProfile.Profile()
+        profiler.runcall(runner.run)
+        with open(profile, "w") as out:
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+
+    thread = threading.Thread(target=run, daemon=True)
     started = time.perf_counter()
     thread.start()
 
@@ -132,6 +146,8 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--profile", metavar="FILE", default=None,
+                        help="write the runner thread's cProfile top lines to FILE")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -140,7 +156,7 @@ def main() -> None:
     fill(args.bootstrap, names.events, args.records)
 
     raw = raw_rate(args.bootstrap, names.events, args.records)
-    echo, startup = echo_rate(args.bootstrap, names, args.records)
+    echo, startup = echo_rate(args.bootstrap, names, args.records, args.profile)
     print(f"records            {args.records} on {args.partitions} partition(s)")
     print(f"raw consumer       {raw:10.0f} records/s")
     print(f"echo action        {echo:10.0f} records/s  (start-up and group join {startup:.2f} s)")

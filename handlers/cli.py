@@ -55,6 +55,9 @@ def runner_config(
         client_config=settings.kafka.client_config(),
         max_poll_interval_ms=settings.max_poll_interval_ms,
         state_ttl_s=settings.state_ttl_s,
+        concurrency=settings.concurrency,
+        # On SIGTERM running actions finish and commit within the process's shutdown time.
+        stop_drain_s=max(1.0, settings.shutdown_timeout_s / 2),
     )
 
 

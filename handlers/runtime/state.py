@@ -109,7 +109,8 @@ class CompactedView:
         return None if entry is None else entry[2]
 
     def items(self) -> Iterator[tuple[str, JsonObject]]:
-        for key, (_, _, value, _) in self._entries.items():
+        # Over a C-level copy: actions run on worker threads while the loop applies records.
+        for key, (_, _, value, _) in self._entries.copy().items():
             if value is not None:
                 yield key, value
 

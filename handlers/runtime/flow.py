@@ -1,0 +1,39 @@
+"""Flow control: pause partitions when too many records are held in memory. Pure.
+
+Records are held from ``poll`` until they finish: queued behind their key, parked for a
+retry, or running. Past ``limit`` held records the partitions holding them are paused
+(kafka-python stops fetching them, so memory stays bounded whatever the backlog in
+Kafka); once the total falls to half, every paused partition resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass
+
+from handlers.runtime.offsets import Partition
+
+
+@dataclass(frozen=True, slots=True)
+class FlowChange:
+    pause: frozenset[Partition]
+    resume: frozenset[Partition]
+
+
+def held_by_partition(keys: Iterable[tuple[tuple[str, int, object], int]]) -> dict[Partition, int]:
+    """Sum ``(scheduling key, records held)`` pairs per (topic, partition)."""
+    held: dict[Partition, int] = {}
+    for (topic, partition, _), count in keys:
+        held[(topic, partition)] = held.get((topic, partition), 0) + count
+    return held
+
+
+def decide_flow(held: Mapping[Partition, int], paused: Set[Partition], limit: int) -> FlowChange:
+    """Which partitions to pause or resume now."""
+    total = sum(held.values())
+    if total > limit:
+        return FlowChange(frozenset(p for p, n in held.items() if n and p not in paused),
+                          frozenset())
+    if paused and total <= limit // 2:
+        return FlowChange(frozenset(), frozenset(paused))
+    return FlowChange(frozenset(), frozenset())

@@ -53,15 +53,12 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from handlers.base import Action, Effects
+from handlers.base import Action
 from handlers.runtime import dlq
 from handlers.runtime.clients import group_consumer, transactional_producer, wait_for_topic
 from handlers.runtime.commits import MAX_ABORTS_IN_A_ROW, CommitBatch, CommitFailed
 from handlers.runtime.dispatch import (
-    Handled,
-    Invalid,
     Result,
-    Transient,
     Work,
     decide_step,
     run_step,
@@ -75,10 +72,10 @@ from handlers.runtime.inflight import Finished, InFlight
 from handlers.runtime.keyed import KeyedScheduler
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.offsets import OffsetTracker, Partition
-from handlers.runtime.outcomes import OutcomeKind, outcome_of
 from handlers.runtime.rebalance import RecordingListener, fold
-from handlers.runtime.records import KafkaRecord, header_value
+from handlers.runtime.records import header_value
 from handlers.runtime.retry import RetryPolicy
+from handlers.runtime.routing import MAX_OUTPUT_BYTES, ResultRouter
 from handlers.runtime.state import CatchUpTimeout, StateStore, Table, TopicMissing
 from handlers.runtime.txn import TransactionalPublisher
 from webhook.clock import Clock, SystemClock
@@ -93,10 +90,6 @@ __all__ = [
 
 SchedKey = tuple[str, int, bytes | None]
 """Ordering key: (topic, partition, record key). One key lives on one partition."""
-
-MAX_OUTPUT_BYTES = 1_000_000
-"""Largest output (key + value) accepted from an action: under kafka-python's 1 MiB
-``max_request_size`` and the broker's default ``message.max.bytes``."""
 
 BUSY_KEY_RETRY_S = 0.02
 """How soon a key is offered again when an abandoned run of it is still on a thread."""
@@ -180,7 +173,6 @@ class ActionRunner:
         self._state = StateStore(config.topics.state, self.name)
         self._scheduler: KeyedScheduler[SchedKey, Work] = KeyedScheduler()
         self._tracker = OffsetTracker()
-        self._guard = BadDeployGuard(config.guard)
         self._inflight: InFlight[SchedKey] = InFlight(
             config.concurrency, self.name, self._clock.monotonic
         )
@@ -196,8 +188,18 @@ class ActionRunner:
         self._suspended: frozenset[Partition] = frozenset()
         self._suspended_since = 0.0
         self._next_report = 0.0
-        self.trip: Trip | None = None
+        self._router = ResultRouter(
+            self.name, scheduler=self._scheduler, tracker=self._tracker,  # type: ignore[arg-type]
+            commits=self._require_commits, state=self._state, guard=BadDeployGuard(config.guard),
+            retry=config.retry, topics=config.topics, publish_ignored=config.publish_ignored,
+            metrics=metrics, clock=self._clock, rng=self._rng,
+        )
         self.exit: RunnerExit | None = None
+
+    @property
+    def trip(self) -> Trip | None:
+        """Why the bad-deploy guard stopped the runner, if it did."""
+        return self._router.trip
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -400,7 +402,7 @@ class ActionRunner:
             if decided is None:
                 self._inflight.submit(key, work, self._run)
             else:
-                self._route(key, work, decided, now, self._clock.monotonic() - now)
+                self._router.route(key, work, decided, now, self._clock.monotonic() - now)
 
     def _run(self, work: Work) -> Result:
         """On a worker thread."""
@@ -410,117 +412,7 @@ class ActionRunner:
         """Route every run that finished since the last call."""
         finished: list[Finished[SchedKey]] = self._inflight.done()
         for item in finished:
-            self._route(item.key, item.work, item.result, item.started, item.elapsed)
-
-    # -- one record's result ---------------------------------------------------------
-
-    def _route(
-        self, key: SchedKey, work: Work, result: Result, started: float, elapsed: float
-    ) -> None:
-        self._metrics.action_seconds.labels(action=self.name).observe(elapsed)
-        commits = self._require_commits()
-        if isinstance(result, Handled):
-            try:
-                staged = self._stage_effects(result.effects)
-            except (TypeError, ValueError) as exc:
-                result = Transient(f"invalid effects: {dlq.describe_error(exc)}")
-            else:
-                commits.stage(staged)
-                if result.kind != "ignored":
-                    self._guard.record_success(started)
-                if result.kind != "ignored" or self.config.publish_ignored:
-                    self._stage_outcome(work, result.kind, elapsed, error=result.error)
-                else:
-                    self._metrics.outcomes.labels(action=self.name, outcome="ignored").inc()
-                self._finish(key, work, commit_now=result.effects.commit_now)
-                if result.kind == "failed":
-                    log.warning("action failed: %s", result.error, extra=work.log_context)
-                return
-        if isinstance(result, Invalid):
-            self._dead_letter(key, work, result.error, reason="invalid", elapsed=elapsed)
-            return
-        work.failures += 1
-        if work.first_failure_at is None:
-            work.first_failure_at = started
-        now = self._clock.monotonic()
-        due = self.config.retry.next_retry(
-            work.failures, work.first_failure_at, now, result.retry_after_s, self._rng.random()
-        )
-        if due is None:
-            self._dead_letter(key, work, result.error, reason="exhausted", elapsed=elapsed)
-            return
-        self._scheduler.park(key, due)
-        self._metrics.retries.labels(action=self.name).inc()
-        self._stage_outcome(work, "retrying", elapsed, error=result.error, retry_in_s=due - now)
-        log.warning(
-            "transient failure, retrying in %.2fs (attempt %d): %s",
-            due - now, work.attempts, result.error, extra=work.log_context,
-        )
-
-    def _stage_effects(self, effects: Effects) -> list[KafkaRecord]:
-        records = []
-        for output in effects.outputs:
-            if not isinstance(output.value, bytes):
-                raise TypeError(f"output to {output.topic!r}: value must be bytes")
-            record = KafkaRecord.from_output(output)
-            size = len(record.value or b"") + len(record.key or b"")
-            if size > MAX_OUTPUT_BYTES:
-                # It could never be produced, and would abort every transaction holding it.
-                raise ValueError(
-                    f"output to {output.topic!r} is {size} bytes (max {MAX_OUTPUT_BYTES})"
-                )
-            records.append(record)
-        if effects.state:
-            records.extend(self._state.stage(effects.state))
-        return records
-
-    def _dead_letter(
-        self, key: SchedKey, work: Work, error: str, *, reason: str, elapsed: float
-    ) -> None:
-        trip = self._guard.allow_dead_letter(key, self._clock.monotonic())
-        if trip is not None:
-            self.trip = trip  # the record stays unfinished: it is not committed
-            return
-        self._require_commits().stage([
-            dlq.dead_letter(
-                dlq_topic=self.config.topics.dlq,
-                source_topic=work.partition[0],
-                partition=work.partition[1],
-                offset=work.offset,
-                key=work.key,
-                value=work.value,
-                headers=work.headers,
-                handler=self.name,
-                error=error,
-                attempts=work.attempts,
-                at_ms=self._clock.now_ms(),
-            )
-        ])
-        self._metrics.dead_letters.labels(action=self.name, reason=reason).inc()
-        self._stage_outcome(work, "dead_lettered", elapsed, error=error)
-        self._finish(key, work)
-        log.error("dead-lettered (%s): %s", reason, error, extra=work.log_context)
-
-    def _stage_outcome(
-        self,
-        work: Work,
-        kind: OutcomeKind,
-        elapsed: float,
-        *,
-        error: str | None = None,
-        retry_in_s: float | None = None,
-    ) -> None:
-        self._metrics.outcomes.labels(action=self.name, outcome=kind).inc()
-        outcome = outcome_of(
-            work, self.name, kind, elapsed, self._clock.now_ms(), error=error,
-            retry_in_s=retry_in_s,
-        )
-        self._require_commits().stage([outcome.to_record(self.config.topics.actions)])
-
-    def _finish(self, key: SchedKey, work: Work, *, commit_now: bool = False) -> None:
-        self._scheduler.complete(key)
-        self._tracker.finish(work.partition, work.offset)
-        self._require_commits().finished(commit_now=commit_now)
+            self._router.route(item.key, item.work, item.result, item.started, item.elapsed)
 
     # -- committing ------------------------------------------------------------------
 

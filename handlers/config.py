@@ -54,6 +54,9 @@ class RecordingProfile(_Strict):
 
 class RecordingRules(_Strict):
     profiles: list[RecordingProfile] = Field(default_factory=list)
+    # Cloud Recording REST calls per second for this process. Agora's limit is per App ID
+    # across every instance: with N instances, give each the App ID's QPS / N.
+    qps: float = Field(default=10.0, gt=0)
 
     def profile_for(self, cname: str) -> RecordingProfile | None:
         """First profile whose cname patterns match, as the rules file documents."""

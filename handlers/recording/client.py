@@ -43,6 +43,7 @@ from handlers.recording.models import (
     parse_stop,
     uid_string,
 )
+from handlers.recording.pacer import Pacer, shared_pacer
 from handlers.recording.validation import validate_acquire, validate_start, validate_update
 from handlers.settings import AgoraSettings
 
@@ -136,7 +137,9 @@ class CloudRecordingClient:
         api_base: str = "https://api.sd-rtn.com",
         timeout_s: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        self._pacer = pacer  # paces every request at the App ID's QPS when given
         if not app_id or not customer_id or not customer_secret:
             raise RecordingNotConfigured(
                 "app_id, customer_id and customer_secret are all required"
@@ -178,6 +181,7 @@ class CloudRecordingClient:
             api_base=settings.api_base,
             timeout_s=settings.request_timeout_s,
             transport=transport,
+            pacer=shared_pacer(settings.app_id),
         )
 
     def __repr__(self) -> str:
@@ -266,6 +270,8 @@ class CloudRecordingClient:
         cname = getattr(request, "cname", None)
         body = request.body()
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        if self._pacer is not None:
+            self._pacer.acquire(request.endpoint)
         try:
             response = self._http.request(
                 request.method, self._prefix + request.path(), content=content,
@@ -281,6 +287,8 @@ class CloudRecordingClient:
                 request.endpoint, http_status=None, code=None,
                 reason=f"network error ({type(exc).__name__}: {exc})", cname=cname, sid=sid,
             ) from None
+        if self._pacer is not None:
+            self._pacer.answered(response.status_code)
         data = _json_or_none(response)
         code = _code_of(data)
         log.debug(

@@ -43,8 +43,8 @@ from support.runtime_helpers import (
     wait_until,
 )
 
-from handlers.settings import HandlerSettings
 from handlers.recording.registry import SessionWriter, parse_session
+from handlers.settings import HandlerSettings
 from webhook.clock import SystemClock
 from webhook.events import parse_notification
 from webhook.records import event_record

@@ -10,7 +10,7 @@ file, default 10; :func:`shared_pacer` holds one pacer per App ID per process).
 - Waiting calls go by priority, then arrival: a ``start`` (a resourceId was just acquired
   and goes stale within seconds) before ``stop``/``update``, before new ``acquire``\\s,
   before ``query`` (the reconciler's checks yield to restarts).
-- A 429 halves the rate (down to ``MIN_FRACTION`` of the QPS) and holds every call for a
+- A 429 cuts the rate by ``SLOW_DOWN`` (down to ``MIN_FRACTION`` of the QPS) and holds every call for a
   second; each later answer that is not a 429, a second or more after the last 429,
   raises it again by a tenth of the QPS (additive increase), up to the configured rate.
   This is on top of the caller's own retry of the refused call.
@@ -27,8 +27,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-HEADROOM = 0.95
-"""Fraction of the configured QPS actually used."""
+HEADROOM = 0.9
+"""Fraction of the configured QPS actually used: a call that leaves its slot late (a busy
+process) must not land in the same one-second window as eleven others."""
+
+SLOW_DOWN = 0.7
+"""Factor applied to the rate on a 429."""
 
 MIN_FRACTION = 0.25
 """Lowest rate after repeated 429s, as a fraction of the configured QPS."""
@@ -93,7 +97,7 @@ class Pacer:
             if status == 429:
                 self._throttled += 1
                 self._last_429 = now
-                self._rate = max(self.qps * MIN_FRACTION, self._rate / 2)
+                self._rate = max(self.qps * MIN_FRACTION, self._rate * SLOW_DOWN)
                 self._next_free = max(self._next_free, now + COOL_DOWN_S)
                 self._cond.notify_all()
             elif self._rate < self._target and now - self._last_429 >= COOL_DOWN_S:

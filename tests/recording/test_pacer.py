@@ -10,7 +10,7 @@ import pytest
 from support.fake_agora import FakeAgora
 
 from handlers.recording.errors import RecordingApiError
-from handlers.recording.pacer import HEADROOM, MIN_FRACTION, Pacer, shared_pacer
+from handlers.recording.pacer import HEADROOM, MIN_FRACTION, SLOW_DOWN, Pacer, shared_pacer
 from webhook.clock import SystemClock
 
 
@@ -47,14 +47,14 @@ def test_calls_are_spaced_at_the_qps_with_headroom() -> None:
     assert pacer.stats().calls == 11
 
 
-def test_a_429_halves_the_rate_and_later_answers_bring_it_back() -> None:
+def test_a_429_slows_the_rate_and_later_answers_bring_it_back() -> None:
     clock = Clock()
     pacer = Pacer(10.0, monotonic=clock)
     target = 10.0 * HEADROOM
     pacer.answered(429)
-    assert pacer.stats().rate == pytest.approx(target / 2)
-    pacer.answered(429)
-    pacer.answered(429)
+    assert pacer.stats().rate == pytest.approx(target * SLOW_DOWN)
+    for _ in range(5):
+        pacer.answered(429)
     assert pacer.stats().rate == pytest.approx(10.0 * MIN_FRACTION)  # never below
     pacer.answered(200)  # within the cool-down: no change yet
     assert pacer.stats().rate == pytest.approx(10.0 * MIN_FRACTION)
@@ -62,7 +62,7 @@ def test_a_429_halves_the_rate_and_later_answers_bring_it_back() -> None:
     for _ in range(20):
         pacer.answered(200)
     assert pacer.stats().rate == pytest.approx(target)
-    assert pacer.stats().throttled == 3
+    assert pacer.stats().throttled == 6
 
 
 def test_the_shared_pacer_is_one_per_app_id_and_takes_the_configured_qps() -> None:

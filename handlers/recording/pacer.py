@@ -10,9 +10,9 @@ file, default 10; :func:`shared_pacer` holds one pacer per App ID per process).
 - Waiting calls go by priority, then arrival: a ``start`` (a resourceId was just acquired
   and goes stale within seconds) before ``stop``/``update``, before new ``acquire``\\s,
   before ``query`` (the reconciler's checks yield to restarts).
-- A 429 cuts the rate by ``SLOW_DOWN`` (down to ``MIN_FRACTION`` of the QPS) and holds every call for a
-  second; each later answer that is not a 429, a second or more after the last 429,
-  raises it again by a tenth of the QPS (additive increase), up to the configured rate.
+- A 429 multiplies the rate by ``SLOW_DOWN`` (down to ``MIN_FRACTION`` of the QPS) and
+  holds every call for a second; each later answer that is not a 429, a second or more
+  after the last 429, raises it again by a tenth of the QPS, up to the configured rate.
   This is on top of the caller's own retry of the refused call.
 
 Thread-safe: the handlers' worker threads, the reconciler and the CLI share it.

@@ -26,10 +26,12 @@ Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outc
 - Before dead-lettering, the bad-deploy guard is asked; when it trips, the record stays
   uncommitted and the runner stops with :attr:`RunnerExit.GUARD_TRIPPED`.
 
-Wake-ups: ``poll`` returns as soon as records arrive; while runs are in flight it waits at
-most ``completion_poll_s`` (kafka-python's ``poll`` cannot be interrupted from another
-thread), so a finished run is routed within that time; with nothing running or parked
-the loop waits up to ``poll_timeout_s``.
+Wake-ups: ``poll`` returns as soon as records arrive; while runs or a transaction are in
+flight it waits at most ``completion_poll_s`` (kafka-python's ``poll`` cannot be
+interrupted from another thread), so a finished run is routed within that time; with
+nothing running or parked the loop waits up to ``poll_timeout_s``. Transactions run on a
+committer thread (:mod:`~handlers.runtime.commits`): the loop never waits for one, except
+on stop.
 
 Rebalance: the runner handles, routes and commits nothing while a rebalance is under
 way. Work of partitions it keeps goes on. Work of partitions it loses, finished but not
@@ -325,12 +327,15 @@ class ActionRunner:
         for table in self._tables:
             table.refresh()
         commits = self._require_commits()
+        if commits.settle() is False:
+            self._rewind()
+            return
         commits.stage(self._expiry.due_records())
         self._collect()
         self._dispatch(self._clock.monotonic() + self.config.batch_time_s)
         idle = not len(self._inflight) and not self._scheduler.has_ready(self._clock.monotonic())
         if commits.due(idle):
-            self._flush()
+            commits.start(self._require_consumer().group_metadata())
         self._flow_control()
         self._report()
 
@@ -348,7 +353,7 @@ class ActionRunner:
         ):
             return 0.0
         timeout = cfg.poll_timeout_s
-        if len(self._inflight):
+        if len(self._inflight) or self._require_commits().busy:
             timeout = cfg.completion_poll_s
         wake = self._scheduler.next_wakeup()
         if wake is not None:
@@ -417,6 +422,7 @@ class ActionRunner:
     # -- committing ------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Commit everything finished and wait for it (on stop)."""
         try:
             committed = self._require_commits().flush(self._require_consumer().group_metadata())
         except CommitFailed as exc:

@@ -20,7 +20,7 @@ oldest staged result waited ``interval_s``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
@@ -48,6 +48,7 @@ class _Running:
     future: Future[list[tuple[KafkaRecord, int, int]]]
     offsets: Mapping[Partition, int]
     state_mark: int
+    held: frozenset[Hashable]
 
 
 class CommitBatch:
@@ -82,15 +83,25 @@ class CommitBatch:
         self._aborts_in_a_row = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{handler}")
         self._running: _Running | None = None
+        self._held: set[Hashable] = set()  # keys waiting for a commit_now record's commit
 
     def stage(self, records: Sequence[KafkaRecord]) -> None:
         self._staged.extend(records)
 
-    def finished(self, *, commit_now: bool = False) -> None:
-        """A record finished: its offset (and staged records) wait for a transaction."""
+    def finished(self, key: Hashable = None, *, commit_now: bool = False) -> None:
+        """A record finished: its offset (and staged records) wait for a transaction. After
+        ``commit_now`` its key is :meth:`held` until that transaction commits, so the
+        key's next record never acts before what this one did is durable (a crash could
+        otherwise repeat this one after the next, e.g. an alert after its resolve)."""
         if self._since is None:
             self._since = self._monotonic()
-        self._now = self._now or commit_now
+        if commit_now:
+            self._now = True
+            self._held.add(key)
+
+    def held(self, key: Hashable) -> bool:
+        running = self._running
+        return key in self._held or (running is not None and key in running.held)
 
     @property
     def busy(self) -> bool:
@@ -121,8 +132,9 @@ class CommitBatch:
         if not self._staged and not offsets:
             return
         records, self._staged = self._staged, []
+        held, self._held = frozenset(self._held), set()
         future = self._pool.submit(publisher.publish, records, [(group_metadata, offsets)])
-        self._running = _Running(future, offsets, self._state.mark())
+        self._running = _Running(future, offsets, self._state.mark(), held)
 
     def settle(self, timeout_s: float = 0.0) -> bool | None:
         """Apply the end of the transaction in flight: ``None`` while none ended (within
@@ -188,6 +200,7 @@ class CommitBatch:
     def discard(self) -> None:
         """Drop everything staged (after an abort): it is redone from the committed offsets."""
         self._staged.clear()
+        self._held.clear()
         self._state.abort()
         self._now, self._since = False, None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
+from typing import Any
 
 from handlers.runtime.offsets import Partition
 
@@ -37,3 +38,20 @@ def decide_flow(held: Mapping[Partition, int], paused: Set[Partition], limit: in
     if paused and total <= limit // 2:
         return FlowChange(frozenset(), frozenset(paused))
     return FlowChange(frozenset(), frozenset())
+
+
+def restore_parked_fetches(consumer: Any) -> None:
+    """Work around kafka-python 3.0.12 losing resumed partitions (call before each poll).
+
+    Records fetched for a partition that was paused meanwhile are parked in the fetcher and
+    restored once it is resumed, but only into an *empty* in-line slot (``is None``); a
+    fully read slot is kept as an exhausted, falsy object, so the parked records are never
+    restored, and the fetcher never fetches that partition again (it still holds data for
+    it). Clearing an exhausted slot lets the fetcher restore them.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not getattr(fetcher, "_paused_partition_records", None):
+        return
+    current = getattr(fetcher, "_next_partition_records", None)
+    if current is not None and not current:
+        fetcher._next_partition_records = None

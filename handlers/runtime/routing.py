@@ -169,4 +169,4 @@ class ResultRouter:
     def _finish(self, key: Hashable, work: Work, *, commit_now: bool = False) -> None:
         self._scheduler.complete(key)
         self._tracker.finish(work.partition, work.offset)
-        self._commits().finished(commit_now=commit_now)
+        self._commits().finished(key, commit_now=commit_now)

@@ -67,7 +67,7 @@ from handlers.runtime.dispatch import (
     work_from_record,
 )
 from handlers.runtime.expiry import StateExpiry
-from handlers.runtime.flow import decide_flow, held_by_partition
+from handlers.runtime.flow import decide_flow, held_by_partition, restore_parked_fetches
 from handlers.runtime.guard import BadDeployGuard, GuardPolicy, Trip
 from handlers.runtime.health import Liveness
 from handlers.runtime.inflight import Finished, InFlight
@@ -93,8 +93,9 @@ __all__ = [
 SchedKey = tuple[str, int, bytes | None]
 """Ordering key: (topic, partition, record key). One key lives on one partition."""
 
-BUSY_KEY_RETRY_S = 0.02
-"""How soon a key is offered again when an abandoned run of it is still on a thread."""
+BUSY_KEY_RETRY_S = 0.01
+"""How soon a key is offered again when an abandoned run of it is still on a thread, or
+when it waits for the commit of its previous record (``commit_now``)."""
 
 REPORT_EVERY_S = 1.0
 """Lag metrics are refreshed at most this often (each asks the consumer per partition)."""
@@ -314,6 +315,7 @@ class ActionRunner:
     def _turn(self) -> None:
         consumer = self._require_consumer()
         self._beat()
+        restore_parked_fetches(consumer)
         batch = consumer.poll(
             timeout_ms=int(self._poll_timeout() * 1000), max_records=self.config.max_poll_records
         )
@@ -400,7 +402,9 @@ class ActionRunner:
             if ready is None:
                 return
             key, work = ready
-            if self._inflight.busy(key):  # an abandoned run of this key is still going
+            if self._inflight.busy(key) or self._require_commits().held(key):
+                # An abandoned run of this key is still going, or its last record's
+                # commit_now transaction has not committed yet.
                 self._scheduler.park(key, now + BUSY_KEY_RETRY_S)
                 continue
             decided = decide_step(self.action, work, self._state)
@@ -459,7 +463,7 @@ class ActionRunner:
             if change.pause:
                 consumer.pause(*[TopicPartition(t, p) for t, p in change.pause])
                 self._paused |= change.pause
-                log.warning(
+                log.info(
                     "%d records held (queued, parked or running); pausing %d partitions",
                     held, len(change.pause), extra={"handler": self.name},
                 )

@@ -26,6 +26,7 @@ from support.runtime_helpers import (
 )
 
 from handlers.base import Effects, Output, Received, StateView
+from handlers.runtime.echo import EchoAction
 from handlers.runtime.runner import RunnerExit
 
 pytestmark = pytest.mark.kafka
@@ -177,3 +178,62 @@ def test_a_revoked_partitions_running_work_is_redone_by_its_new_owner(
     assert set(notices) == {e.notice_id for e in sent}
     # The old owner's late result for the moved partition was discarded, not published.
     assert all(notices[n] == 1 for n in redone)
+
+
+@dataclass
+class CommitsNow:
+    """Every ``run`` says ``commit_now``; it records the group's committed offset as seen
+    when each record of key ``A`` starts."""
+
+    bootstrap: str
+    group: str
+    topic: str
+    name: str = "commits-now"
+    seen: list[tuple[int, int | None]] = field(default_factory=list)
+
+    def decide(self, event: Received, state: StateView) -> tuple[str, int]:
+        return event.key or "", event.offset
+
+    def run(self, command: tuple[str, int]) -> Effects:
+        cname, offset = command
+        if cname == "A":
+            self.seen.append((offset, committed_offsets(self.bootstrap, self.group,
+                                                        self.topic)[0]))
+        return Effects(commit_now=True)
+
+
+def test_a_commit_now_record_is_committed_before_its_keys_next_record_runs(
+    kafka_bootstrap: str,
+) -> None:
+    names = unique_topics(kafka_bootstrap, partitions=1)
+    sent = produce_events(kafka_bootstrap, names.events, ["A", "B", "A", "B", "A"])
+    config = fast_config(kafka_bootstrap, names, "commits-now")
+    action = CommitsNow(kafka_bootstrap, config.group_id, names.events)
+    with running(action, config) as run:
+        wait_until(lambda: len(action.seen) == 3, what="A's three records run")
+        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, names.events)
+                   == {0: len(sent)}, what="all committed")
+        run.stop()
+    a_offsets = [e.offset for e in sent if e.cname == "A"]
+    assert [offset for offset, _ in action.seen] == a_offsets
+    # When A's second and third records started, the one before was committed already.
+    for (_, committed), previous in zip(action.seen[1:], a_offsets, strict=False):
+        assert committed is not None
+        assert committed > previous
+
+
+def test_every_partition_is_read_to_its_end_after_pauses_and_resumes(
+    kafka_bootstrap: str,
+) -> None:
+    """kafka-python 3.0.12 parks data fetched for a partition paused meanwhile and, without
+    :func:`handlers.runtime.flow.restore_parked_fetches`, never fetches it again."""
+    names = unique_topics(kafka_bootstrap, partitions=3)
+    sent = produce_events(kafka_bootstrap, names.events, [f"c{i % 30}" for i in range(3000)])
+    config = fast_config(kafka_bootstrap, names, "echo", max_backlog=100, max_poll_records=200)
+    with running(EchoAction(), config) as run:
+        wait_until(lambda: run.sample("agora_handler_consumed_total", action="echo")
+                   == len(sent), timeout_s=60, what="every record read")
+        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, names.events)
+                   == {p: sum(e.partition == p for e in sent) for p in (0, 1, 2)},
+                   what="every partition committed to its end")
+        assert run.stop() is RunnerExit.STOPPED

@@ -44,6 +44,7 @@ class InFlight(Generic[K]):
         self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"action-{name}")
         self._running: dict[K, Work] = {}
         self._abandoned: Counter[K] = Counter()
+        self._abandoned_total = 0
         self._lock = threading.Lock()
         self._finished: list[tuple[Finished[K], bool]] = []
         self._changed = threading.Condition(self._lock)
@@ -53,7 +54,7 @@ class InFlight(Generic[K]):
         return len(self._running)
 
     def has_room(self) -> bool:
-        return len(self._running) + sum(self._abandoned.values()) < self._limit
+        return len(self._running) + self._abandoned_total < self._limit
 
     def busy(self, key: K) -> bool:
         """A run of ``key`` is still on a thread (current or abandoned)."""
@@ -88,6 +89,7 @@ class InFlight(Generic[K]):
                 results.append(item)
             else:
                 self._abandoned[item.key] -= 1
+                self._abandoned_total -= 1
                 if self._abandoned[item.key] <= 0:
                     del self._abandoned[item.key]
         return results
@@ -104,6 +106,7 @@ class InFlight(Generic[K]):
         for key in gone:
             del self._running[key]
             self._abandoned[key] += 1
+            self._abandoned_total += 1
         return len(gone)
 
     def wait(self, timeout_s: float) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from handlers.base import Effects
 from handlers.runtime import dlq
@@ -62,11 +63,13 @@ class ResultRouter:
         self._clock = clock
         self._rng = rng
         self.trip: Trip | None = None
+        self._seconds = metrics.action_seconds.labels(action=name)
+        self._outcomes: dict[str, Any] = {}
 
     def route(
         self, key: Hashable, work: Work, result: Result, started: float, elapsed: float
     ) -> None:
-        self._metrics.action_seconds.labels(action=self.name).observe(elapsed)
+        self._seconds.observe(elapsed)
         commits = self._commits()
         if isinstance(result, Handled):
             try:
@@ -159,7 +162,11 @@ class ResultRouter:
         error: str | None = None,
         retry_in_s: float | None = None,
     ) -> None:
-        self._metrics.outcomes.labels(action=self.name, outcome=kind).inc()
+        counter = self._outcomes.get(kind)
+        if counter is None:
+            counter = self._outcomes[kind] = self._metrics.outcomes.labels(
+                action=self.name, outcome=kind)
+        counter.inc()
         outcome = outcome_of(
             work, self.name, kind, elapsed, self._clock.now_ms(), error=error,
             retry_in_s=retry_in_s,

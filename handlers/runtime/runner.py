@@ -191,6 +191,9 @@ class ActionRunner:
         self._suspended: frozenset[Partition] = frozenset()
         self._suspended_since = 0.0
         self._next_report = 0.0
+        # Metric children bound once: labels() costs more than the record's own work.
+        self._consumed = metrics.consumed.labels(action=self.name)
+        self._last_loop = metrics.last_loop.labels(action=self.name)
         self._router = ResultRouter(
             self.name, scheduler=self._scheduler, tracker=self._tracker,  # type: ignore[arg-type]
             commits=self._require_commits, state=self._state, guard=BadDeployGuard(config.guard),
@@ -366,12 +369,12 @@ class ActionRunner:
         return timeout
 
     def _beat(self) -> None:
-        self._metrics.last_loop.labels(action=self.name).set(time.time())
+        self._last_loop.set(time.time())
         if self._liveness is not None:
             self._liveness.beat(self.name)
 
     def _accept(self, record: Any) -> None:
-        self._metrics.consumed.labels(action=self.name).inc()
+        self._consumed.inc()
         partition: Partition = (record.topic, record.partition)
         headers = tuple(record.headers or ())
         self._tracker.track(partition, record.offset)
@@ -394,7 +397,11 @@ class ActionRunner:
 
     def _dispatch(self, deadline: float) -> None:
         """Decide the head record of every ready key; hand commands to workers."""
-        while self._inflight.has_room() and not self.stop.is_set() and self.trip is None:
+        while not self.stop.is_set() and self.trip is None:
+            if not self._inflight.has_room():
+                self._collect()  # runs that ended free their slots (fast actions)
+                if not self._inflight.has_room():
+                    return
             now = self._clock.monotonic()
             if now >= deadline:
                 return

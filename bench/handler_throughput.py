@@ -77,9 +77,16 @@ def sample_body(index: int) -> bytes:
 
 def fill(bootstrap: str, topic: str, count: int,
          failures: dict[int, bytes] | None = None) -> None:
+    """``count`` callbacks; with ``failures``, those at their indexes and well-formed
+    ``recorder_started`` callbacks (which the restart action ignores) elsewhere."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=256 * 1024)
     for i in range(count):
-        body = (failures or {}).get(i) or sample_body(i)
+        if failures is None:
+            body = sample_body(i)
+        else:
+            body = failures.get(i) or json.dumps(
+                {**json.loads(sample_body(i)), "eventType": 40}, separators=(",", ":")
+            ).encode()
         record = event_record(topic, body, parse_notification(body), int(time.time() * 1000), "v2")
         producer.send(topic, key=record.key, value=record.value, headers=list(record.headers))
     producer.flush()

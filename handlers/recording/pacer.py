@@ -83,12 +83,7 @@ class Pacer:
                 now = self._monotonic()
                 if self._waiting[0] == entry and now >= self._next_free:
                     heapq.heappop(self._waiting)
-                    interval = 1.0 / self._rate
-                    # A waiter that woke a little late keeps the schedule (its lateness is
-                    # not passed on to every later call); an idle pacer starts afresh.
-                    late = now - self._next_free
-                    base = self._next_free if 0 <= late < interval / 2 else now
-                    self._next_free = base + interval
+                    self._next_free = max(now, self._next_free) + 1.0 / self._rate
                     self._calls += 1
                     self._cond.notify_all()  # the next in line waits for its own slot
                     return now - started

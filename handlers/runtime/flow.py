@@ -1,9 +1,10 @@
 """Flow control: pause partitions when too many records are held in memory. Pure.
 
 Records are held from ``poll`` until they finish: queued behind their key, parked for a
-retry, or running. Past ``limit`` held records the partitions holding them are paused
+retry, or running. Past ``limit`` held records every assigned partition is paused
 (kafka-python stops fetching them, so memory stays bounded whatever the backlog in
-Kafka); once the total falls to half, every paused partition resumes.
+Kafka: about ``limit`` plus one poll's records); once the total falls to half, every
+paused partition resumes.
 """
 
 from __future__ import annotations
@@ -29,12 +30,16 @@ def held_by_partition(keys: Iterable[tuple[tuple[str, int, object], int]]) -> di
     return held
 
 
-def decide_flow(held: Mapping[Partition, int], paused: Set[Partition], limit: int) -> FlowChange:
-    """Which partitions to pause or resume now."""
+def decide_flow(
+    held: Mapping[Partition, int], paused: Set[Partition], limit: int,
+    assigned: Iterable[Partition] = (),
+) -> FlowChange:
+    """Which partitions to pause or resume now: past ``limit`` every assigned partition
+    (and any holding records) pauses, so at most one more poll's records arrive."""
     total = sum(held.values())
     if total > limit:
-        return FlowChange(frozenset(p for p, n in held.items() if n and p not in paused),
-                          frozenset())
+        candidates = set(assigned) | {p for p, n in held.items() if n}
+        return FlowChange(frozenset(candidates - set(paused)), frozenset())
     if paused and total <= limit // 2:
         return FlowChange(frozenset(), frozenset(paused))
     return FlowChange(frozenset(), frozenset())

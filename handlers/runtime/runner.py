@@ -463,10 +463,11 @@ class ActionRunner:
     def _flow_control(self) -> None:
         held = len(self._scheduler)
         if held > self.config.max_backlog or self._paused:
-            change = decide_flow(
-                held_by_partition(self._scheduler.held()), self._paused, self.config.max_backlog
-            )
             consumer = self._require_consumer()
+            change = decide_flow(
+                held_by_partition(self._scheduler.held()), self._paused, self.config.max_backlog,
+                [(tp.topic, tp.partition) for tp in consumer.assignment()],
+            )
             if change.pause:
                 consumer.pause(*[TopicPartition(t, p) for t, p in change.pause])
                 self._paused |= change.pause

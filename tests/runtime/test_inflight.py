@@ -77,10 +77,12 @@ def test_an_exception_escaping_run_comes_back_as_transient() -> None:
     inflight.close()
 
 
-def test_flow_pauses_partitions_holding_records_past_the_limit_and_resumes_at_half() -> None:
+def test_flow_pauses_every_partition_past_the_limit_and_resumes_at_half() -> None:
     held = held_by_partition([(("t", 0, b"a"), 6), (("t", 0, b"b"), 2), (("t", 1, b"c"), 3),
                               (("t", 2, b"d"), 0)])
     assert held == {("t", 0): 8, ("t", 1): 3, ("t", 2): 0}
+    assert decide_flow(held, {("t", 1)}, limit=10, assigned=[("t", 0), ("t", 1), ("t", 3)]
+                       ).pause == {("t", 0), ("t", 3)}
     change = decide_flow(held, set(), limit=10)
     assert change.pause == {("t", 0), ("t", 1)}
     assert not change.resume

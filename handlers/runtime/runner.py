@@ -3,8 +3,9 @@
 The parts, each readable alone: :mod:`~handlers.runtime.keyed` (which record of which key
 is next), :mod:`~handlers.runtime.inflight` (runs on worker threads, at most
 ``concurrency`` at once), :mod:`~handlers.runtime.commits` (finished work and its
-transaction), :mod:`~handlers.runtime.flow` (pausing partitions), and
-:mod:`~handlers.runtime.expiry` (state expiry). This module is the loop that drives them.
+transaction), :mod:`~handlers.runtime.routing` (where a result goes),
+:mod:`~handlers.runtime.flow` (pausing partitions), and :mod:`~handlers.runtime.expiry`
+(state expiry). This module is the loop that drives them.
 
 Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outcomes`):
 
@@ -22,7 +23,10 @@ Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outc
   so after a crash or a rebalance they may be handled (and published) a second time.
 - A transient failure parks the key (its later records wait behind it) while other keys
   go on. When more than ``max_backlog`` records are held in memory (queued, parked or
-  running), their partitions are paused until the number halves.
+  running), every partition is paused until the number halves.
+- After a record whose effects say ``commit_now``, its key's next record waits until
+  that transaction committed (a crash can repeat the record in hand, never reorder it
+  after the next).
 - Before dead-lettering, the bad-deploy guard is asked; when it trips, the record stays
   uncommitted and the runner stops with :attr:`RunnerExit.GUARD_TRIPPED`.
 

@@ -10,17 +10,34 @@ them (original body bytes, key = cname, the standard headers), then, in the same
 Both rates are measured from the first record received to the last record done, so group
 join and start-up are reported apart. Prints records/s of both and the ratio.
 
+With ``--action restart`` the stream is realistic for the restart handler instead: one
+record in ``--failure-every`` (default 50) is a ``session_exit`` with exitStatus 1 of a
+registered recording (the fake Agora restarts it, zero latency), the rest are callbacks the
+action ignores. The figure is the rate at which the handler reads the stream (every
+record finished, the restarts included) against the raw consumer.
+
+``--profile FILE`` writes the runner thread's cProfile top lines.
+
     .venv/bin/python bench/handler_throughput.py --records 20000 --partitions 3
+    .venv/bin/python bench/handler_throughput.py --action restart
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
+import sys
 import threading
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -33,6 +50,7 @@ from webhook.records import event_record
 from webhook.settings import KafkaSettings, TopicNames
 from webhook.topics import create_topics
 
+ROOT = Path(__file__).resolve().parent.parent
 EVENT_TYPES = (40, 41, 30, 31, 32, 11, 4, 1)
 
 
@@ -57,10 +75,18 @@ def sample_body(index: int) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def fill(bootstrap: str, topic: str, count: int) -> None:
+def fill(bootstrap: str, topic: str, count: int,
+         failures: dict[int, bytes] | None = None) -> None:
+    """``count`` callbacks; with ``failures``, those at their indexes and well-formed
+    ``recorder_started`` callbacks (which the restart action ignores) elsewhere."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=256 * 1024)
     for i in range(count):
-        body = sample_body(i)
+        if failures is None:
+            body = sample_body(i)
+        else:
+            body = failures.get(i) or json.dumps(
+                {**json.loads(sample_body(i)), "eventType": 40}, separators=(",", ":")
+            ).encode()
         record = event_record(topic, body, parse_notification(body), int(time.time() * 1000), "v2")
         producer.send(topic, key=record.key, value=record.value, headers=list(record.headers))
     producer.flush()
@@ -87,8 +113,12 @@ def raw_rate(bootstrap: str, topic: str, count: int) -> float:
     return count / elapsed
 
 
-def echo_rate(bootstrap: str, names: TopicNames, count: int) -> tuple[float, float]:
+def echo_rate(
+    bootstrap: str, names: TopicNames, count: int, profile: str | None = None,
+    action: Any = None, tables: list[Any] | None = None,
+) -> tuple[float, float]:
     metrics = RuntimeMetrics()
+    action = action or EchoAction()
     tag = uuid.uuid4().hex[:8]
     config = RunnerConfig(
         group_id=f"bench-{tag}.echo",
@@ -99,20 +129,33 @@ def echo_rate(bootstrap: str, names: TopicNames, count: int) -> tuple[float, flo
         max_poll_records=500,
     )
     stop = threading.Event()
-    runner = ActionRunner(EchoAction(), config, metrics=metrics, stop=stop)
-    thread = threading.Thread(target=runner.run, daemon=True)
+    runner = ActionRunner(action, config, metrics=metrics, stop=stop, tables=tables or [])
+    def run() -> None:
+        if profile is None:
+            runner.run()
+            return
+        # cProfile sees only its own thread: profile the runner's loop where it runs.
+        profiler = cProfile.Profile()
+        profiler.runcall(runner.run)
+        with open(profile, "w") as out:
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+
+    thread = threading.Thread(target=run, daemon=True)
     started = time.perf_counter()
     thread.start()
 
     def consumed() -> float:
-        value = metrics.registry.get_sample_value("agora_handler_consumed_total", {"action": "echo"})
+        value = metrics.registry.get_sample_value(
+            "agora_handler_consumed_total", {"action": action.name})
         return value or 0.0
 
     def done() -> float:
-        value = metrics.registry.get_sample_value(
-            "agora_handler_outcomes_total", {"action": "echo", "outcome": "ok"}
+        return sum(
+            metrics.registry.get_sample_value(
+                "agora_handler_outcomes_total", {"action": action.name, "outcome": kind}
+            ) or 0.0
+            for kind in ("ok", "ignored", "failed")
         )
-        return value or 0.0
 
     while consumed() == 0:
         time.sleep(0.001)
@@ -132,19 +175,77 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--action", choices=("echo", "restart"), default="echo")
+    parser.add_argument("--failure-every", type=int, default=50)
+    parser.add_argument("--profile", metavar="FILE", default=None,
+                        help="write the runner thread's cProfile top lines to FILE")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
     names = TopicNames.model_validate({f: f"bench-{tag}.{f}" for f in TopicNames.model_fields})
     create_topics(KafkaSettings(bootstrap_servers=args.bootstrap), names, args.partitions, 1)
-    fill(args.bootstrap, names.events, args.records)
-
-    raw = raw_rate(args.bootstrap, names.events, args.records)
-    echo, startup = echo_rate(args.bootstrap, names, args.records)
+    if args.action == "restart":
+        with restart_setup(args.bootstrap, names, args.records, args.failure_every) as (
+                failures, action, tables):
+            fill(args.bootstrap, names.events, args.records, failures)
+            raw = raw_rate(args.bootstrap, names.events, args.records)
+            rate, startup = echo_rate(args.bootstrap, names, args.records, args.profile,
+                                      action, tables)
+            label = f"restart ({len(failures)} failures)"
+    else:
+        fill(args.bootstrap, names.events, args.records)
+        raw = raw_rate(args.bootstrap, names.events, args.records)
+        rate, startup = echo_rate(args.bootstrap, names, args.records, args.profile)
+        label = "echo action"
     print(f"records            {args.records} on {args.partitions} partition(s)")
     print(f"raw consumer       {raw:10.0f} records/s")
-    print(f"echo action        {echo:10.0f} records/s  (start-up and group join {startup:.2f} s)")
-    print(f"ratio echo/raw     {echo / raw:10.3f}")
+    print(f"{label:18} {rate:10.0f} records/s  (start-up and group join {startup:.2f} s)")
+    print(f"ratio              {rate / raw:10.3f}")
+
+
+@contextmanager
+def restart_setup(
+    bootstrap: str, names: TopicNames, count: int, every: int
+) -> Iterator[tuple[dict[int, bytes], Any, list[Any]]]:
+    """Registered recordings at a zero-latency fake Agora, a failure body for one record
+    in ``every``, and the restart action reading the registry."""
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    from support.callbacks import callback_body
+    from support.fake_agora import FakeAgora
+    from support.restart_env import ENV, PROFILE, start_session
+
+    from handlers.config import RecordingRules, RestartRules
+    from handlers.recording.registry import SessionWriter, TableSessions
+    from handlers.recording.restart import RestartAction
+    from handlers.runtime.state import Table
+    from webhook.clock import SystemClock
+
+    with FakeAgora(clock=SystemClock()) as fake:
+        writer = SessionWriter({"bootstrap_servers": bootstrap}, names.sessions)
+        failures: dict[int, bytes] = {}
+        for index in range(0, count, every):
+            record = start_session(fake, f"bench-{index}")
+            writer.publish(record)
+            fake.end_session(str(record.sid))
+            failures[index] = callback_body(
+                event_type=11, cname=record.cname, sid=str(record.sid),
+                details={"msgName": "session_exit", "exitStatus": 1})
+        writer.close()
+        table = Table(names.sessions)
+        client = fake.client()
+        action = RestartAction(
+            client, sessions=TableSessions(table, lambda: SessionWriter(
+                {"bootstrap_servers": bootstrap}, names.sessions)),
+            profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(), topics=names,
+            app_id=fake.app_id, clock=SystemClock(), env=ENV,
+        )
+        try:
+            yield failures, action, [table]
+        finally:
+            client.close()
+        starts = Counter(c.body["cname"] for c in fake.calls_to("start") if c.status == 200)
+        restarted = sum(1 for n in starts.values() if n == 2)  # the setup's start + ours
+        print(f"restarted          {restarted} of {len(failures)} failures at the fake Agora")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,26 @@ def runner_config(
         client_config=settings.kafka.client_config(),
         max_poll_interval_ms=settings.max_poll_interval_ms,
         state_ttl_s=settings.state_ttl_s,
+        concurrency=settings.concurrency,
+        # On SIGTERM running actions finish and commit within the process's shutdown time.
+        stop_drain_s=max(1.0, settings.shutdown_timeout_s / 2),
     )
+
+
+def configure_pacer(settings: HandlerSettings) -> None:
+    """Set the process's Cloud Recording pacer to the rules file's ``[recording] qps``
+    before any client is built (restart and the reconciler then share it). A rules file
+    that does not load is reported by the actions that read it."""
+    if not settings.agora.app_id:
+        return
+    from handlers.recording.pacer import shared_pacer
+    from handlers.recording.registry import raw_rules
+
+    try:
+        qps = raw_rules(settings.config_path).recording.qps
+    except ConfigError:
+        return
+    shared_pacer(settings.agora.app_id, qps)
 
 
 def build_runners(
@@ -72,6 +91,7 @@ def build_runners(
     """One runner per action; raises ``click.UsageError`` for unusable explicit names."""
     explicit = bool(names)
     runners = []
+    configure_pacer(settings)
     for name in dict.fromkeys(names or registry.default_names()):
         context = ActionContext(settings, metrics_registry=metrics.registry)
         try:

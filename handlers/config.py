@@ -57,6 +57,9 @@ class RecordingRules(_Strict):
     profiles: list[RecordingProfile] = Field(default_factory=list)
     allow_references: list[str] = Field(default_factory=list)
     """Variables that registry records may reference (besides those the profiles use)."""
+    # Cloud Recording REST calls per second for this process. Agora's limit is per App ID
+    # across every instance: with N instances, give each the App ID's QPS / N.
+    qps: float = Field(default=10.0, gt=0)
 
     def profile_for(self, cname: str) -> RecordingProfile | None:
         """First profile whose cname patterns match, as the rules file documents."""

@@ -60,6 +60,8 @@ class HandlerSettings(BaseSettings):
     retry_budget_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    # Actions running at once per handler (different keys; one key's records stay in order).
+    concurrency: int = Field(default=64, ge=1, le=1024)
     # Age after which an action's state entry (dedup ledgers, incidents, restart marks) is
     # tombstoned, so memory and the compacted state topic stay bounded. Duplicates and
     # redundant NCS copies arrive within minutes and DLQ replays within days: a week keeps

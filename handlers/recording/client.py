@@ -49,6 +49,7 @@ from handlers.recording.models import (
     parse_stop,
     uid_string,
 )
+from handlers.recording.pacer import Pacer, shared_pacer
 from handlers.recording.validation import validate_acquire, validate_start, validate_update
 from handlers.settings import AgoraSettings
 
@@ -198,7 +199,9 @@ class CloudRecordingClient:
         timeout_s: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         api_bases: tuple[str, ...] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        self._pacer = pacer  # paces every request at the App ID's QPS when given
         if not app_id or not customer_id or not customer_secret:
             raise RecordingNotConfigured(
                 "app_id, customer_id and customer_secret are all required"
@@ -252,6 +255,7 @@ class CloudRecordingClient:
             transport=transport,
             api_bases=failover_bases(settings.api_base, settings.api_region,
                                      settings.api_fallbacks),
+            pacer=shared_pacer(settings.app_id),
         )
 
     def __repr__(self) -> str:
@@ -362,6 +366,8 @@ class CloudRecordingClient:
                 continue
             # Domain failover (facts 2.1): the next host only after a network error, a
             # timeout or a 5xx; a 4xx is the same answer everywhere.
+            if self._pacer is not None:
+                self._pacer.acquire(request.endpoint)
             try:
                 response = self._http.request(
                     request.method, base + path, content=content,
@@ -381,6 +387,8 @@ class CloudRecordingClient:
                 )
             else:
                 failure = None
+                if self._pacer is not None:
+                    self._pacer.answered(response.status_code)
                 if response.status_code < 500:
                     break
             if base != self.api_bases[-1]:

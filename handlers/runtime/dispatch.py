@@ -136,6 +136,14 @@ def work_from_record(
 def attempt(action: Action[Any], work: Work, state: StateView) -> Result:
     """Decide (unless an earlier attempt already did and the action keeps decisions) and
     run the command once."""
+    decided = decide_step(action, work, state)
+    return decided if decided is not None else run_step(action, work)
+
+
+def decide_step(action: Action[Any], work: Work, state: StateView) -> Result | None:
+    """The pure half of an attempt: ``None`` when ``run_step`` must follow (a command
+    was decided), else the result (ignored, invalid, transient). Cheap and local, so the
+    runtime calls it on its loop thread, where state is consistent."""
     event: Any = work.received if work.received is not None else work.raw_input
     if event is None:
         return Invalid(work.parse_error or "InvalidEvent: the record could not be decoded")
@@ -153,6 +161,12 @@ def attempt(action: Action[Any], work: Work, state: StateView) -> Result:
         work.command, work.decided = command, True
     if work.command is None:
         return Handled("ignored", Effects())
+    return None
+
+
+def run_step(action: Action[Any], work: Work) -> Result:
+    """The effectful half: run the decided command once. May block on remote calls, so
+    the runtime calls it on a worker thread."""
     try:
         effects: object = action.run(work.command)
     except TransientError as exc:

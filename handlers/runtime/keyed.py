@@ -104,6 +104,11 @@ class KeyedScheduler(Generic[K, T]):
             if state is _KeyState.PARKED:
                 yield key, len(self._queues[key])
 
+    def held(self) -> Iterator[tuple[K, int]]:
+        """Every key with the number of items it holds (queued, parked or running)."""
+        for key, queue in self._queues.items():
+            yield key, len(queue)
+
     def parked_count(self) -> int:
         return sum(1 for state in self._state.values() if state is _KeyState.PARKED)
 

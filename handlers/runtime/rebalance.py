@@ -11,8 +11,8 @@ both keep their fetch position. So the runner *suspends* revoked partitions (han
 commits nothing while a rebalance is under way), keeps the in-memory work of partitions
 it gets back, and drops the work of the others (their new owner reads them again from
 the committed offset). Lost partitions (the member was evicted) are dropped at once:
-kafka-python resets their positions. Finished work is committed before every ``poll``,
-so only unfinished (queued or parked) records are ever dropped.
+kafka-python resets their positions. Dropped work (queued, parked, running, or finished
+but not yet committed) is redone by the new owner from the committed offset.
 """
 
 from __future__ import annotations

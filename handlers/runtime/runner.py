@@ -1,36 +1,49 @@
-"""The imperative shell of one action: poll, dispatch, publish and commit, in one thread.
+"""The loop of one action: poll, decide, hand runs to workers, route results, commit.
+
+The parts, each readable alone: :mod:`~handlers.runtime.keyed` (which record of which key
+is next), :mod:`~handlers.runtime.inflight` (runs on worker threads, at most
+``concurrency`` at once), :mod:`~handlers.runtime.commits` (finished work and its
+transaction), :mod:`~handlers.runtime.routing` (where a result goes),
+:mod:`~handlers.runtime.flow` (pausing partitions), and :mod:`~handlers.runtime.expiry`
+(state expiry). This module is the loop that drives them.
 
 Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outcomes`):
 
-- An offset is committed (as offset + 1) only once its record was handled, ignored,
-  dead-lettered, or skipped (a replay addressed to another handler, or the action's own
-  record read back from an extra input); records of one partition may finish out of
-  order, the commit stops at the lowest unfinished one.
-- What handling produced (the action's outputs, state updates, outcome records, dead
-  letters) is published in one Kafka transaction together with those offsets. A crash
+- Records of one key are handled strictly in order, one at a time; records of different
+  keys run concurrently on worker threads (``concurrency``, default 64). ``decide`` (pure,
+  reads state) runs on the loop thread; ``run`` (remote calls) on a worker, so the loop
+  never waits on a remote call and a slow or hanging call holds only its own key.
+- An offset is committed (as offset + 1) only once its record and every record below it
+  in its partition finished (handled, ignored, dead-lettered or skipped). What finished
+  records produced (outputs, state updates, outcome records, dead letters) is published
+  in one Kafka transaction with those offsets, one transaction for many records. A crash
   before the commit makes all of it invisible to ``read_committed`` readers and the
   records are handled again: side effects of ``run`` must be idempotent. Records that
-  finished above a parked one are published before their offset can be committed, so
-  after a crash or a rebalance they may be handled (and published) a second time.
-- Records of one key are handled in order. A transient failure parks the key (its later
-  records wait behind it) while other keys go on; the loop never sleeps (at most
-  ``poll_timeout_s`` in ``poll``) and hands out work for at most ``batch_time_s`` between
-  polls, so only a single ``run`` call longer than ``max.poll.interval.ms`` can cost the
-  group membership. When too many records wait behind parked keys, their partitions are
-  paused until the backlog halves.
+  finished above an unfinished one are published before their offset can be committed,
+  so after a crash or a rebalance they may be handled (and published) a second time.
+- A transient failure parks the key (its later records wait behind it) while other keys
+  go on. When more than ``max_backlog`` records are held in memory (queued, parked or
+  running), every partition is paused until the number halves.
+- After a record whose effects say ``commit_now``, its key's next record waits until
+  that transaction committed (a crash can repeat the record in hand, never reorder it
+  after the next).
 - Before dead-lettering, the bad-deploy guard is asked; when it trips, the record stays
   uncommitted and the runner stops with :attr:`RunnerExit.GUARD_TRIPPED`.
 
-Finished work is committed before every poll, and at once after a record whose effects
-say ``commit_now`` (something outside Kafka happened that a redo would repeat). A
-rebalance keeps the queued and parked records of partitions this instance gets back and
-forgets the others' (their new owner reads them again from the committed offset, with
-fresh retry counts). See :mod:`handlers.runtime.rebalance`.
+Wake-ups: ``poll`` returns as soon as records arrive; while runs or a transaction are in
+flight it waits at most ``completion_poll_s`` (kafka-python's ``poll`` cannot be
+interrupted from another thread), so a finished run is routed within that time; with
+nothing running or parked the loop waits up to ``poll_timeout_s``. Transactions run on a
+committer thread (:mod:`~handlers.runtime.commits`): the loop never waits for one, except
+on stop.
 
-State expiry keeps memory bounded: once after start and every ``state_expiry_every_s``
-the runner reads the state topic to its end, forgets tombstones read past, and stages
-tombstones for the action's state entries older than ``state_ttl_s`` in the turn's
-transaction (see :mod:`handlers.runtime.state`).
+Rebalance: the runner handles, routes and commits nothing while a rebalance is under
+way. Work of partitions it keeps goes on. Work of partitions it loses, finished but not
+yet committed or still running, is left uncommitted: the new owner reads those records
+again from the committed offset and redoes them (actions are idempotent: the restart
+action's registry journal, whiteboard's bound, notify's incident keys). A run still on a
+thread for a lost partition ends on its own; its result is discarded. See
+:mod:`handlers.runtime.rebalance`.
 """
 
 from __future__ import annotations
@@ -46,42 +59,50 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from handlers.base import Action, Effects
+from handlers.base import Action
 from handlers.runtime import dlq
 from handlers.runtime.clients import group_consumer, transactional_producer, wait_for_topic
-from handlers.runtime.dispatch import Handled, Invalid, Transient, Work, attempt, work_from_record
+from handlers.runtime.commits import MAX_ABORTS_IN_A_ROW, CommitBatch, CommitFailed
+from handlers.runtime.dispatch import (
+    Result,
+    Work,
+    decide_step,
+    run_step,
+    work_from_record,
+)
+from handlers.runtime.expiry import StateExpiry
+from handlers.runtime.flow import decide_flow, held_by_partition, restore_parked_fetches
 from handlers.runtime.guard import BadDeployGuard, GuardPolicy, Trip
 from handlers.runtime.health import Liveness
+from handlers.runtime.inflight import Finished, InFlight
 from handlers.runtime.keyed import KeyedScheduler
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.offsets import OffsetTracker, Partition
-from handlers.runtime.outcomes import OutcomeKind, outcome_of
 from handlers.runtime.rebalance import RecordingListener, fold
-from handlers.runtime.records import KafkaRecord, header_value
+from handlers.runtime.records import header_value
 from handlers.runtime.retry import RetryPolicy
+from handlers.runtime.routing import MAX_OUTPUT_BYTES, ResultRouter
 from handlers.runtime.state import CatchUpTimeout, StateStore, Table, TopicMissing
-from handlers.runtime.txn import ProducerUnusable, TransactionAborted, TransactionalPublisher
+from handlers.runtime.txn import TransactionalPublisher
 from webhook.clock import Clock, SystemClock
 from webhook.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "MAX_ABORTS_IN_A_ROW", "MAX_OUTPUT_BYTES", "ActionRunner", "FatalRunnerError",
+    "RunnerConfig", "RunnerExit", "SchedKey",
+]
+
 SchedKey = tuple[str, int, bytes | None]
 """Ordering key: (topic, partition, record key). One key lives on one partition."""
 
-MAX_OUTPUT_BYTES = 1_000_000
-"""Largest output (key + value) accepted from an action: under kafka-python's 1 MiB
-``max_request_size`` and the broker's default ``message.max.bytes``."""
+BUSY_KEY_RETRY_S = 0.01
+"""How soon a key is offered again when an abandoned run of it is still on a thread, or
+when it waits for the commit of its previous record (``commit_now``)."""
 
-MAX_ABORTS_IN_A_ROW = 5
-"""Failed transactions in a row after which the runner gives up (and exits non-zero)."""
-
-MAX_EXPIRED_PER_TURN = 5000
-"""State tombstones staged in one transaction; more wait for the next turn (a long
-downtime can leave many entries to expire at start)."""
-
-EXPIRY_CATCH_UP_S = 10.0
-"""How long expiry waits to read the state topic to its end before giving up this round."""
+REPORT_EVERY_S = 1.0
+"""Lag metrics are refreshed at most this often (each asks the consumer per partition)."""
 
 
 class RunnerExit(enum.Enum):
@@ -108,9 +129,9 @@ class RunnerConfig:
     client_config: Mapping[str, Any]
     guard: GuardPolicy = field(default_factory=GuardPolicy)
     max_poll_interval_ms: int = 300_000
-    max_poll_records: int = 200
+    max_poll_records: int = 500
     poll_timeout_s: float = 0.5
-    batch_time_s: float = 1.0
+    batch_time_s: float = 0.2
     max_backlog: int = 1000
     publish_ignored: bool = False
     startup_timeout_s: float = 90.0
@@ -118,12 +139,21 @@ class RunnerConfig:
     session_timeout_ms: int = 45_000
     state_ttl_s: float = 604_800.0
     state_expiry_every_s: float = 60.0
+    concurrency: int = 64
+    """Runs at once (different keys); ``AGORA_HANDLERS_CONCURRENCY``."""
+    completion_poll_s: float = 0.005
+    """Longest ``poll`` while runs are in flight: how late a finished run may be routed."""
+    commit_interval_s: float = 0.1
+    """Longest a finished record waits for its transaction while other work goes on."""
+    stop_drain_s: float = 10.0
+    """On stop, how long running actions may take to finish and be committed."""
 
 
 class ActionRunner:
     """Runs one action against the events topic until stopped.
 
-    Not thread-safe: ``run`` executes in one thread; other threads only set ``stop``.
+    ``run`` executes in one thread (the loop); actions' ``run`` on worker threads; other
+    threads only set ``stop``.
     """
 
     def __init__(
@@ -150,18 +180,36 @@ class ActionRunner:
         self._state = StateStore(config.topics.state, self.name)
         self._scheduler: KeyedScheduler[SchedKey, Work] = KeyedScheduler()
         self._tracker = OffsetTracker()
-        self._guard = BadDeployGuard(config.guard)
-        self._staged: list[KafkaRecord] = []
+        self._inflight: InFlight[SchedKey] = InFlight(
+            config.concurrency, self.name, self._clock.monotonic
+        )
+        self._expiry = StateExpiry(
+            self._state, self._tables, handler=self.name, ttl_s=config.state_ttl_s,
+            every_s=config.state_expiry_every_s, catch_up_s=config.startup_timeout_s,
+            monotonic=self._clock.monotonic, now_ms=self._clock.now_ms,
+        )
+        self._commits: CommitBatch | None = None
         self._paused: set[Partition] = set()
         self._consumer: KafkaConsumer | None = None
-        self._publisher: TransactionalPublisher | None = None
-        self._aborts_in_a_row = 0
         self._listener = RecordingListener()
         self._suspended: frozenset[Partition] = frozenset()
         self._suspended_since = 0.0
-        self._next_expiry = float("-inf")  # monotonic; the first turn expires (state loaded)
-        self.trip: Trip | None = None
+        self._next_report = 0.0
+        # Metric children bound once: labels() costs more than the record's own work.
+        self._consumed = metrics.consumed.labels(action=self.name)
+        self._last_loop = metrics.last_loop.labels(action=self.name)
+        self._router = ResultRouter(
+            self.name, scheduler=self._scheduler, tracker=self._tracker,  # type: ignore[arg-type]
+            commits=self._require_commits, state=self._state, guard=BadDeployGuard(config.guard),
+            retry=config.retry, topics=config.topics, publish_ignored=config.publish_ignored,
+            metrics=metrics, clock=self._clock, rng=self._rng,
+        )
         self.exit: RunnerExit | None = None
+
+    @property
+    def trip(self) -> Trip | None:
+        """Why the bad-deploy guard stopped the runner, if it did."""
+        return self._router.trip
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -174,8 +222,7 @@ class ActionRunner:
             log.info("handler started", extra={"handler": self.name})
             while not self.stop.is_set() and self.trip is None:
                 self._turn()
-            if not self._suspended:  # mid-rebalance nothing can be committed anyway
-                self._flush()
+            self._drain()
             self.exit = RunnerExit.GUARD_TRIPPED if self.trip else RunnerExit.STOPPED
         except FatalRunnerError as exc:
             log.error("handler stopped: %s", exc, extra={"handler": self.name})
@@ -202,7 +249,12 @@ class ActionRunner:
             cfg.client_config, cfg.transactional_id,
             transaction_timeout_ms=cfg.transaction_timeout_ms,
         )
-        self._publisher = TransactionalPublisher(producer, cfg.transactional_id)
+        self._commits = CommitBatch(
+            TransactionalPublisher(producer, cfg.transactional_id), self._tracker,
+            self._state, self._tables, handler=self.name, metrics=self._metrics,
+            interval_s=cfg.commit_interval_s, monotonic=self._clock.monotonic,
+            now_ms=self._clock.now_ms,
+        )
         try:
             self._state.start(cfg.client_config, cfg.startup_timeout_s)
             for table in self._tables:
@@ -237,14 +289,28 @@ class ActionRunner:
             )
         return [getattr(self.config.topics, n) for n in names]
 
+    def _drain(self) -> None:
+        """On stop: let running actions finish (up to ``stop_drain_s``), commit them."""
+        if self._suspended:
+            return  # mid-rebalance nothing can be committed anyway
+        deadline = self._clock.monotonic() + self.config.stop_drain_s
+        while len(self._inflight) and self._clock.monotonic() < deadline:
+            self._inflight.wait(min(0.1, max(0.0, deadline - self._clock.monotonic())))
+            self._collect()
+        if len(self._inflight):
+            log.warning("%d actions still running at stop: redone by the next owner",
+                        len(self._inflight), extra={"handler": self.name})
+        self._flush()
+
     def _close(self) -> None:
+        self._inflight.close()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
             except Exception:  # closing is best effort; committed offsets are safe
                 log.warning("consumer close failed", exc_info=True, extra={"handler": self.name})
-        if self._publisher is not None:
-            self._publisher.close()
+        if self._commits is not None:
+            self._commits.close()
         self._state.close()
         for table in self._tables:
             table.close()
@@ -256,17 +322,9 @@ class ActionRunner:
     def _turn(self) -> None:
         consumer = self._require_consumer()
         self._beat()
-        now = self._clock.monotonic()
-        if self._suspended:
-            # A rebalance is under way: wait in poll, where kafka-python completes joins
-            # (see _unstick_rebalance).
-            timeout_s = self.config.poll_timeout_s
-        elif self._scheduler.has_ready(now):
-            timeout_s = 0.0
-        else:
-            timeout_s = self._idle_timeout(now)
+        restore_parked_fetches(consumer)
         batch = consumer.poll(
-            timeout_ms=int(timeout_s * 1000), max_records=self.config.max_poll_records
+            timeout_ms=int(self._poll_timeout() * 1000), max_records=self.config.max_poll_records
         )
         for records in batch.values():
             for record in records:
@@ -274,29 +332,53 @@ class ActionRunner:
         self._apply_rebalance()
         if self._suspended:
             self._unstick_rebalance()
-            return  # a rebalance is under way: nothing may be handled or committed now
+            return  # a rebalance is under way: nothing may be routed or committed now
         for table in self._tables:
             table.refresh()
-        self._expire_state()
-        self._process(self._clock.monotonic() + self.config.batch_time_s)
-        self._flush()
-        self._backpressure()
+        commits = self._require_commits()
+        if commits.settle() is False:
+            self._rewind()
+            return
+        commits.stage(self._expiry.due_records())
+        self._collect()
+        self._dispatch(self._clock.monotonic() + self.config.batch_time_s)
+        idle = not len(self._inflight) and not self._scheduler.has_ready(self._clock.monotonic())
+        if commits.due(idle):
+            commits.start(self._require_consumer().group_metadata())
+        self._flow_control()
         self._report()
 
-    def _idle_timeout(self, now: float) -> float:
-        timeout = self.config.poll_timeout_s
+    def _poll_timeout(self) -> float:
+        """Zero when work is waiting; short while runs are in flight; else until the next
+        parked key or interval commit is due (at most ``poll_timeout_s``)."""
+        cfg = self.config
+        if self._suspended:
+            # A rebalance is under way: wait in poll, where kafka-python completes joins
+            # (see _unstick_rebalance).
+            return cfg.poll_timeout_s
+        now = self._clock.monotonic()
+        if self._inflight.pending() or (
+            self._inflight.has_room() and self._scheduler.has_ready(now)
+        ):
+            return 0.0
+        timeout = cfg.poll_timeout_s
+        if len(self._inflight) or self._require_commits().busy:
+            timeout = cfg.completion_poll_s
         wake = self._scheduler.next_wakeup()
         if wake is not None:
             timeout = min(timeout, max(0.0, wake - now))
+        commit_in = self._require_commits().wait_s()
+        if commit_in is not None:
+            timeout = min(timeout, commit_in)
         return timeout
 
     def _beat(self) -> None:
-        self._metrics.last_loop.labels(action=self.name).set(time.time())
+        self._last_loop.set(time.time())
         if self._liveness is not None:
             self._liveness.beat(self.name)
 
     def _accept(self, record: Any) -> None:
-        self._metrics.consumed.labels(action=self.name).inc()
+        self._consumed.inc()
         partition: Partition = (record.topic, record.partition)
         headers = tuple(record.headers or ())
         self._tracker.track(partition, record.offset)
@@ -308,6 +390,7 @@ class ActionRunner:
             # A DLQ replay for another handler (this one handled the original already),
             # or this action's own outcome read back from an extra input.
             self._tracker.finish(partition, record.offset)
+            self._require_commits().finished()
             self._metrics.skipped.labels(action=self.name).inc()
             return
         work = work_from_record(
@@ -316,219 +399,56 @@ class ActionRunner:
         )
         self._scheduler.push((record.topic, record.partition, record.key), work)
 
-    def _process(self, deadline: float) -> None:
+    def _dispatch(self, deadline: float) -> None:
+        """Decide the head record of every ready key; hand commands to workers."""
         while not self.stop.is_set() and self.trip is None:
+            if not self._inflight.has_room():
+                self._collect()  # runs that ended free their slots (fast actions)
+                if not self._inflight.has_room():
+                    return
             now = self._clock.monotonic()
             if now >= deadline:
                 return
             ready = self._scheduler.next_ready(now)
             if ready is None:
                 return
-            self._handle(*ready)
-
-    # -- state expiry ----------------------------------------------------------------
-
-    def _expire_state(self) -> None:
-        """Forget tombstones read past and stage tombstones for expired entries, when due.
-
-        Runs at the start of a turn, before any record stages updates, so a key an action
-        writes in the same transaction gets its new value at a higher offset than the
-        tombstone. An aborted transaction drops the tombstones (``_rewind``); the entries
-        are still held and expire again next time.
-        """
-        now = self._clock.monotonic()
-        if now < self._next_expiry:
-            return
-        self._next_expiry = now + self.config.state_expiry_every_s
-        try:
-            # Fresh view first: another instance may have rewritten an old key lately.
-            self._state.catch_up(min(EXPIRY_CATCH_UP_S, self.config.startup_timeout_s))
-        except CatchUpTimeout as exc:
-            log.warning("state expiry skipped: %s", exc, extra={"handler": self.name})
-            return
-        forgotten = self._state.forget_tombstones()
-        for table in self._tables:
-            forgotten += table.forget_tombstones()
-        expired = self._state.expire(
-            self._clock.now_ms(), int(self.config.state_ttl_s * 1000), MAX_EXPIRED_PER_TURN
-        )
-        self._staged.extend(expired)
-        if len(expired) == MAX_EXPIRED_PER_TURN:
-            self._next_expiry = now  # more to expire: go on next turn
-        log.log(
-            logging.INFO if expired or forgotten else logging.DEBUG,
-            "state expiry: %d entries expired, %d tombstones forgotten, %d live",
-            len(expired), forgotten, self._state.live_keys(), extra={"handler": self.name},
-        )
-
-    # -- one record ------------------------------------------------------------------
-
-    def _handle(self, key: SchedKey, work: Work) -> None:
-        started = self._clock.monotonic()
-        result = attempt(self.action, work, self._state)
-        elapsed = self._clock.monotonic() - started
-        self._metrics.action_seconds.labels(action=self.name).observe(elapsed)
-        if isinstance(result, Handled):
-            try:
-                staged = self._stage_effects(result.effects)
-            except (TypeError, ValueError) as exc:
-                result = Transient(f"invalid effects: {dlq.describe_error(exc)}")
+            key, work = ready
+            if self._inflight.busy(key) or self._require_commits().held(key):
+                # An abandoned run of this key is still going, or its last record's
+                # commit_now transaction has not committed yet.
+                self._scheduler.park(key, now + BUSY_KEY_RETRY_S)
+                continue
+            decided = decide_step(self.action, work, self._state)
+            if decided is None:
+                self._inflight.submit(key, work, self._run)
             else:
-                self._staged.extend(staged)
-                if result.kind != "ignored":
-                    self._guard.record_success(started)
-                if result.kind != "ignored" or self.config.publish_ignored:
-                    self._stage_outcome(work, result.kind, elapsed, error=result.error)
-                else:
-                    self._metrics.outcomes.labels(action=self.name, outcome="ignored").inc()
-                self._finish(key, work)
-                if result.effects.commit_now:
-                    self._flush()  # a crash from here on cannot repeat what run just did
-                if result.kind == "failed":
-                    log.warning(
-                        "action failed: %s", result.error, extra=work.log_context
-                    )
-                return
-        if isinstance(result, Invalid):
-            self._dead_letter(key, work, result.error, reason="invalid", elapsed=elapsed)
-            return
-        work.failures += 1
-        if work.first_failure_at is None:
-            work.first_failure_at = started
-        now = self._clock.monotonic()
-        due = self.config.retry.next_retry(
-            work.failures, work.first_failure_at, now, result.retry_after_s, self._rng.random()
-        )
-        if due is None:
-            self._dead_letter(key, work, result.error, reason="exhausted", elapsed=elapsed)
-            return
-        self._scheduler.park(key, due)
-        self._metrics.retries.labels(action=self.name).inc()
-        self._stage_outcome(work, "retrying", elapsed, error=result.error, retry_in_s=due - now)
-        log.warning(
-            "transient failure, retrying in %.2fs (attempt %d): %s",
-            due - now, work.attempts, result.error, extra=work.log_context,
-        )
+                self._router.route(key, work, decided, now, self._clock.monotonic() - now)
 
-    def _stage_effects(self, effects: Effects) -> list[KafkaRecord]:
-        records = []
-        for output in effects.outputs:
-            if not isinstance(output.value, bytes):
-                raise TypeError(f"output to {output.topic!r}: value must be bytes")
-            record = KafkaRecord.from_output(output)
-            size = len(record.value or b"") + len(record.key or b"")
-            if size > MAX_OUTPUT_BYTES:
-                # It could never be produced, and would abort every transaction holding it.
-                raise ValueError(
-                    f"output to {output.topic!r} is {size} bytes (max {MAX_OUTPUT_BYTES})"
-                )
-            records.append(record)
-        if effects.state:
-            records.extend(self._state.stage(effects.state))
-        return records
+    def _run(self, work: Work) -> Result:
+        """On a worker thread."""
+        return run_step(self.action, work)
 
-    def _dead_letter(
-        self, key: SchedKey, work: Work, error: str, *, reason: str, elapsed: float
-    ) -> None:
-        trip = self._guard.allow_dead_letter(key, self._clock.monotonic())
-        if trip is not None:
-            self.trip = trip  # the record stays unfinished: it is not committed
-            return
-        self._staged.append(
-            dlq.dead_letter(
-                dlq_topic=self.config.topics.dlq,
-                source_topic=work.partition[0],
-                partition=work.partition[1],
-                offset=work.offset,
-                key=work.key,
-                value=work.value,
-                headers=work.headers,
-                handler=self.name,
-                error=error,
-                attempts=work.attempts,
-                at_ms=self._clock.now_ms(),
-            )
-        )
-        self._metrics.dead_letters.labels(action=self.name, reason=reason).inc()
-        self._stage_outcome(work, "dead_lettered", elapsed, error=error)
-        self._finish(key, work)
-        log.error("dead-lettered (%s): %s", reason, error, extra=work.log_context)
+    def _collect(self) -> None:
+        """Route every run that finished since the last call."""
+        finished: list[Finished[SchedKey]] = self._inflight.done()
+        for item in finished:
+            self._router.route(item.key, item.work, item.result, item.started, item.elapsed)
 
-    def _stage_outcome(
-        self,
-        work: Work,
-        kind: OutcomeKind,
-        elapsed: float,
-        *,
-        error: str | None = None,
-        retry_in_s: float | None = None,
-    ) -> None:
-        self._metrics.outcomes.labels(action=self.name, outcome=kind).inc()
-        outcome = outcome_of(
-            work, self.name, kind, elapsed, self._clock.now_ms(), error=error,
-            retry_in_s=retry_in_s,
-        )
-        self._staged.append(outcome.to_record(self.config.topics.actions))
-
-    def _finish(self, key: SchedKey, work: Work) -> None:
-        self._scheduler.complete(key)
-        self._tracker.finish(work.partition, work.offset)
-
-    # -- publishing ------------------------------------------------------------------
+    # -- committing ------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Publish staged records and commit finished offsets in one transaction."""
-        if self._publisher is None or self._consumer is None:
-            return
-        offsets = self._tracker.committable()
-        if not self._staged and not offsets:
-            return
+        """Commit everything finished and wait for it (on stop)."""
         try:
-            written = self._publisher.publish(
-                self._staged, [(self._consumer.group_metadata(), offsets)]
-            )
-        except ProducerUnusable as exc:
-            self._publisher_broken()
+            committed = self._require_commits().flush(self._require_consumer().group_metadata())
+        except CommitFailed as exc:
             raise FatalRunnerError(str(exc)) from exc
-        except TransactionAborted as exc:
-            self._metrics.transactions.labels(action=self.name, result="aborted").inc()
-            self._aborts_in_a_row += 1
-            log.warning(
-                "transaction aborted (%s), rewinding to the committed offsets",
-                dlq.describe_error(str(exc)), extra={"handler": self.name},
-            )
-            if self._aborts_in_a_row >= MAX_ABORTS_IN_A_ROW:
-                raise FatalRunnerError(
-                    f"{self._aborts_in_a_row} transactions in a row were aborted"
-                ) from exc
+        if not committed:
             self._rewind()
-            return
-        self._metrics.transactions.labels(action=self.name, result="committed").inc()
-        self._aborts_in_a_row = 0
-        self._tracker.mark_committed(offsets)
-        for record, partition, offset in written:
-            self._observe_written(record, partition, offset)
-        self._state.committed()
-        self._staged.clear()
-
-    def _publisher_broken(self) -> None:
-        if self._publisher is not None:
-            self._publisher.close(timeout_s=0)
-            self._publisher = None
-
-    def _observe_written(self, record: KafkaRecord, partition: int, offset: int) -> None:
-        written_ms = self._clock.now_ms()  # the entry's age counts from its write
-        if record.topic == self._state.topic:
-            self._state.observe(record.key, record.value, partition, offset, written_ms)
-        for table in self._tables:
-            if table.topic == record.topic:
-                table.observe(record.key, record.value, partition, offset, written_ms)
 
     def _rewind(self) -> None:
         """Forget all uncommitted work and read again from the committed offsets."""
         consumer = self._require_consumer()
-        self._staged.clear()
-        self._state.abort()
+        self._inflight.abandon(lambda _key: True)
         self._scheduler.clear()
         self._tracker.clear()
         assigned = list(consumer.assignment())
@@ -542,42 +462,48 @@ class ActionRunner:
             else:
                 consumer.seek(tp, committed)
 
-    # -- backpressure and reporting ---------------------------------------------------
+    # -- flow control and reporting ---------------------------------------------------
 
-    def _backpressure(self) -> None:
-        consumer = self._require_consumer()
-        backlog: dict[Partition, int] = {}
-        for (topic, partition, _), held in self._scheduler.parked():
-            backlog[(topic, partition)] = backlog.get((topic, partition), 0) + held
-        total = sum(backlog.values())
-        if total > self.config.max_backlog:
-            to_pause = set(backlog) - self._paused
-            if to_pause:
-                consumer.pause(*[TopicPartition(t, p) for t, p in to_pause])
-                self._paused |= to_pause
-                log.warning(
-                    "%d records wait behind parked keys; pausing %d partitions",
-                    total, len(to_pause), extra={"handler": self.name},
+    def _flow_control(self) -> None:
+        held = len(self._scheduler)
+        if held > self.config.max_backlog or self._paused:
+            consumer = self._require_consumer()
+            change = decide_flow(
+                held_by_partition(self._scheduler.held()), self._paused, self.config.max_backlog,
+                [(tp.topic, tp.partition) for tp in consumer.assignment()],
+            )
+            if change.pause:
+                consumer.pause(*[TopicPartition(t, p) for t, p in change.pause])
+                self._paused |= change.pause
+                log.info(
+                    "%d records held (queued, parked or running); pausing %d partitions",
+                    held, len(change.pause), extra={"handler": self.name},
                 )
-        elif self._paused and total <= self.config.max_backlog // 2:
-            consumer.resume(*[TopicPartition(t, p) for t, p in self._paused])
-            self._paused.clear()
-        self._metrics.parked_records.labels(action=self.name).set(total)
-        self._metrics.parked_keys.labels(action=self.name).set(self._scheduler.parked_count())
+            if change.resume:
+                consumer.resume(*[TopicPartition(t, p) for t, p in change.resume])
+                self._paused -= change.resume
         self._metrics.paused_partitions.labels(action=self.name).set(len(self._paused))
 
     def _report(self) -> None:
-        """Lag per partition: records not fetched yet plus records held unfinished."""
+        """Lag per partition (records not fetched yet plus records held unfinished) and
+        the parked figures, at most every ``REPORT_EVERY_S``."""
+        now = self._clock.monotonic()
+        if now < self._next_report:
+            return
+        self._next_report = now + REPORT_EVERY_S
+        parked = sum(held for _, held in self._scheduler.parked())
+        self._metrics.parked_records.labels(action=self.name).set(parked)
+        self._metrics.parked_keys.labels(action=self.name).set(self._scheduler.parked_count())
         consumer = self._require_consumer()
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is None:
                 continue
             behind = high - consumer.position(tp)
-            held = self._tracker.unfinished((tp.topic, tp.partition))
+            unfinished = self._tracker.unfinished((tp.topic, tp.partition))
             self._metrics.lag.labels(
                 action=self.name, topic=tp.topic, partition=str(tp.partition)
-            ).set(max(0, behind) + held)
+            ).set(max(0, behind) + unfinished)
 
     # -- rebalancing -----------------------------------------------------------------
 
@@ -625,11 +551,27 @@ class ActionRunner:
         self._suspended_since = self._clock.monotonic()
 
     def _forget(self, gone: Set[Partition]) -> None:
-        self._scheduler.drop(lambda key: (key[0], key[1]) in gone)
+        """Drop the work of lost partitions: queued, parked and running (its result will
+        be discarded). Staged records of theirs that already finished stay staged: they
+        are published with the next transaction, their offsets are not committed, and the
+        new owner redoes them (at-least-once, as after a crash)."""
+        def lost(key: SchedKey) -> bool:
+            return (key[0], key[1]) in gone
+
+        abandoned = self._inflight.abandon(lost)
+        self._scheduler.drop(lost)
         self._tracker.forget(gone)
         self._paused -= gone
+        if abandoned:
+            log.info("%d running actions of revoked partitions will be redone by their "
+                     "new owner", abandoned, extra={"handler": self.name})
 
     def _require_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
             raise RuntimeError("runner not started")
         return self._consumer
+
+    def _require_commits(self) -> CommitBatch:
+        if self._commits is None:
+            raise RuntimeError("runner not started")
+        return self._commits

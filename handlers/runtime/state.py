@@ -109,7 +109,8 @@ class CompactedView:
         return None if entry is None else entry[2]
 
     def items(self) -> Iterator[tuple[str, JsonObject]]:
-        for key, (_, _, value, _) in self._entries.items():
+        # Over a C-level copy: actions run on worker threads while the loop applies records.
+        for key, (_, _, value, _) in self._entries.copy().items():
             if value is not None:
                 yield key, value
 
@@ -286,6 +287,8 @@ class StateStore:
         self._prefix = f"{action}/"
         self._table = Table(topic)
         self._overlay: dict[str, JsonObject | None] = {}
+        self._staged_at: dict[str, int] = {}  # key -> stage sequence of its overlay value
+        self._seq = 0
         self._reader: TopicReader | None = None
 
     def get(self, key: str) -> JsonObject | None:
@@ -307,7 +310,15 @@ class StateStore:
             for key, value in updates.items()
         ]
         self._overlay.update(updates)
+        self._seq += 1
+        for key in updates:
+            self._staged_at[key] = self._seq
         return records
+
+    def mark(self) -> int:
+        """The stage sequence so far: pass it to :meth:`committed` when the transaction
+        holding everything staged up to now commits (later stages stay in the overlay)."""
+        return self._seq
 
     def observe(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int,
@@ -354,13 +365,21 @@ class StateStore:
         """Committed entries in memory, tombstones (``None``) included."""
         return self._table.held()
 
-    def committed(self) -> None:
-        """The transaction holding the staged updates committed (``observe`` has been fed
-        the written records with their offsets)."""
-        self._overlay.clear()
+    def committed(self, upto: int | None = None) -> None:
+        """The transaction holding the staged updates (those staged up to ``upto``, a
+        :meth:`mark`; all when ``None``) committed: ``observe`` has been fed the written
+        records with their offsets."""
+        if upto is None:
+            self._overlay.clear()
+            self._staged_at.clear()
+            return
+        for key in [k for k, seq in self._staged_at.items() if seq <= upto]:
+            del self._staged_at[key]
+            self._overlay.pop(key, None)
 
     def abort(self) -> None:
         self._overlay.clear()
+        self._staged_at.clear()
 
     def start(self, client_config: Mapping[str, Any], timeout_s: float) -> None:
         self._reader = TopicReader(self.topic, client_config, self.observe)

@@ -30,7 +30,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -230,8 +230,11 @@ class FakeAgora:
         initial_status: int = 5,
         publishers: tuple[str, ...] = ("1001",),
         port: int = 0,
+        latency_s: Mapping[str, float] | None = None,
     ) -> None:
         self.clock: Clock = clock or FakeClock()
+        # Seconds each endpoint takes to answer (e.g. {"acquire": 0.2, "start": 0.8}).
+        self.latency_s: dict[str, float] = dict(latency_s or {})
         self.app_id = app_id or secrets.token_hex(16)
         self.customer_id = customer_id
         self.customer_secret = customer_secret or "fake-secret-" + secrets.token_hex(8)
@@ -371,6 +374,9 @@ class FakeAgora:
                 method=method, path=path, endpoint=endpoint, body=body, headers=dict(headers),
                 at=self.clock.monotonic(), status=0 if answer.disconnect else answer.status,
             ))
+        delay = self.latency_s.get(endpoint or "", 0.0)
+        if delay:
+            answer = replace(answer, hang_s=answer.hang_s + delay)
         return answer
 
     def _answer(self, method: str, path: str, headers: Mapping[str, str],
@@ -679,9 +685,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--qps", type=int, default=None, help="requests per second per App ID")
     parser.add_argument("--resource-ttl", type=float, default=300.0)
+    parser.add_argument("--latency", action="append", default=[], metavar="ENDPOINT=SECONDS",
+                        help="answer ENDPOINT after SECONDS (repeatable), e.g. start=0.8")
     args = parser.parse_args(argv)
+    latency = {name: float(seconds) for name, _, seconds in
+               (item.partition("=") for item in args.latency)}
     fake = FakeAgora(clock=SystemClock(), qps_limit=args.qps,
-                     resource_ttl_s=args.resource_ttl, port=args.port).start()
+                     resource_ttl_s=args.resource_ttl, port=args.port, latency_s=latency).start()
     print(f"fake Agora Cloud Recording API at {fake.base_url}", flush=True)
     print(f"AGORA_API_BASE={fake.base_url}", flush=True)
     print(f"AGORA_APP_ID={fake.app_id}", flush=True)

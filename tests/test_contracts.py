@@ -471,7 +471,7 @@ def test_spool_answers_conform(openapi: dict[str, Any], tmp_path: Path) -> None:
         WebhookSettings(
             AGORA_NCS_SECRET=SECRET,
             AGORA_WEBHOOK_SPOOL_DIR=str(tmp_path),
-            AGORA_WEBHOOK_SPOOL_MAX_BYTES=2000,
+            AGORA_WEBHOOK_SPOOL_MAX_BYTES=2400,
             topics=TopicNames(),
         ),
         down,

@@ -137,6 +137,7 @@ from handlers.recording.registry import (
 from handlers.recording.signals import Classification, Signal, classify
 from handlers.recording.tokens import MAX_PRIVILEGE_S, TokenError, build_recording_token
 from handlers.recording.validation import RequestInvalid
+from handlers.reports import report_output
 from webhook.clock import Clock, SystemClock
 from webhook.events import EventError, Notification
 from webhook.settings import SCHEMA_VERSION, TopicNames
@@ -737,12 +738,12 @@ class RestartAction:
             "outcome": outcome, "alert": alert, "cname": failure.cname, "sid": failure.sid,
             "reason": failure.reason, "noticeId": failure.notice_id,
             "eventType": failure.event_type, "synthetic": failure.synthetic,
-            "at": utc_from_ms(now_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "at": now_ms,
             **{k: v for k, v in extra.items() if v is not None},
         }
         headers = {"noticeId": failure.notice_id, "sid": failure.sid, "outcome": outcome,
                    "schema-version": SCHEMA_VERSION}
-        return Output.json(self._topics.actions, failure.cname, value, **headers)
+        return report_output(self._topics.actions, failure.cname, value, **headers)
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -2,7 +2,8 @@
 
 One JSON record per decision the runtime makes about an event for an action, key = the
 event's ``cname`` (so a channel's outcomes stay in order on one partition), headers
-``action``, ``outcome``, ``noticeId`` and ``schema-version`` ("1"). The value is an
+``action``, ``outcome``, ``noticeId``, ``schema-version`` ("1") and ``record-type``
+(``outcome``, telling these apart from actions' own reports). The value is an
 :class:`ActionOutcome`; ``ActionOutcome.model_json_schema(by_alias=True)`` is its
 published JSON Schema.
 
@@ -24,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from handlers.reports import OUTCOME_RECORD, RECORD_TYPE_HEADER
 from handlers.runtime.dispatch import Work
 from handlers.runtime.records import KafkaRecord, decode_headers
 
@@ -66,6 +68,7 @@ class ActionOutcome(BaseModel):
             ("action", self.action.encode()),
             ("outcome", self.outcome.encode()),
             ("schema-version", OUTCOME_SCHEMA_VERSION.encode()),
+            (RECORD_TYPE_HEADER, OUTCOME_RECORD.encode()),
         ]
         if self.notice_id:
             headers.append(("noticeId", self.notice_id.encode()))

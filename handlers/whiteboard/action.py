@@ -33,6 +33,7 @@ from handlers.base import (
     TransientError,
 )
 from handlers.config import WhiteboardLink, WhiteboardRules
+from handlers.reports import report_output
 from handlers.runtime.notes import Notes, StateNotes
 from handlers.settings import HandlerSettings
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardApi, WhiteboardError
@@ -247,7 +248,8 @@ class WhiteboardCaptureAction:
         return shots
 
     def _failure(self, command: CaptureCommand, message: str, status: int | None) -> Effects:
-        now = _iso(self._clock.now_ms())
+        now_ms = self._clock.now_ms()
+        now = _iso(now_ms)
         outcome: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "handler": ACTION_NAME,
@@ -262,10 +264,12 @@ class WhiteboardCaptureAction:
             "path": command.path,
             "status": status,
             "error": message,
-            "at": now,
+            "at": now_ms,
         }
+        headers = {"noticeId": command.notice_id, "sid": command.sid,
+                   "schema-version": SCHEMA_VERSION}
         return Effects(
-            outputs=(self._output(self._topics.actions, command, outcome),),
+            outputs=(report_output(self._topics.actions, command.cname, outcome, **headers),),
             state={
                 command.trigger_key: {
                     "status": "failed",

@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics
+from webhook import metrics, tracing
 from webhook.clock import Clock
 from webhook.delivery import Delivered, Delivery, SpoolUnavailable
 from webhook.freshness import StaleNotification
@@ -107,7 +107,8 @@ def register(app: Flask, ingress: Ingress) -> None:
         sent = time.perf_counter()
         retry_after = {"Retry-After": str(settings.retry_after_s)}
         try:
-            delivered = ingress.delivery.deliver(decision.record)
+            tracing.annotate(context)
+            delivered = ingress.delivery.deliver(tracing.with_trace(decision.record))
         except PublishUnavailable as exc:
             metrics.REQUESTS.labels("unavailable").inc()
             log.error("publish failed, asking NCS to retry", extra={**context, "error": str(exc)})

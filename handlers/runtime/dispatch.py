@@ -135,7 +135,15 @@ def work_from_record(
 
 def attempt(action: Action[Any], work: Work, state: StateView) -> Result:
     """Decide (unless an earlier attempt already did and the action keeps decisions) and
-    run the command once."""
+    run the command once, in a span continuing the record's trace (when tracing is on)."""
+    # Imported here: the tracing module builds on this module's types.
+    from handlers.runtime.tracing import traced_attempt
+
+    handler = work.log_context.get("handler") or type(action).__name__
+    return traced_attempt(handler, work, lambda: _attempt(action, work, state))
+
+
+def _attempt(action: Action[Any], work: Work, state: StateView) -> Result:
     event: Any = work.received if work.received is not None else work.raw_input
     if event is None:
         return Invalid(work.parse_error or "InvalidEvent: the record could not be decoded")

@@ -410,3 +410,20 @@ def test_every_schema_file_is_referenced_from_the_topic_catalog_docs() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "topics.md").read_text("utf-8")
     for spec in catalog(TopicNames.model_construct()):
         assert f"schemas/{spec.name}.value.json" in text, spec.name
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_records_written_while_tracing_validate_with_their_trace_headers() -> None:
+    event = _post(encode(sample(11)))
+    traced = [*event.headers, ("traceparent", TRACEPARENT.encode()),
+              ("tracestate", b"vendor=x")]
+    check(event.topic, event.value, traced)
+    broken = [*event.headers, ("traceparent", b"not-a-traceparent")]
+    assert any("traceparent" in p for p in problems(event.topic, "headers",
+                                                    text_headers(broken)))
+    report = report_output(TOPICS.actions, "c", {
+        "schema_version": "1", "handler": "notify", "action": "alert", "outcome": "notified",
+        "at": NOW_MS}, **{"schema-version": "1", "traceparent": TRACEPARENT})
+    check_output(report)

@@ -65,6 +65,7 @@ class Header:
     required: bool = True
     format: HeaderFormat = "text"
     const: str | None = None
+    pattern: str | None = None
 
     def schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string", "description": self.description}
@@ -77,6 +78,8 @@ class Header:
             schema["pattern"] = _RFC3339
         if self.const is not None:
             schema["const"] = self.const
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
         return schema
 
 
@@ -87,12 +90,28 @@ _RFC3339 = (
 )
 
 
+# W3C Trace Context, on every record written while tracing is on (webhook/tracing.py).
+TRACE_HEADERS = (
+    Header(
+        "traceparent",
+        "W3C traceparent of the span that wrote the record (only when tracing is on): "
+        "continue the trace from it.",
+        required=False,
+        pattern="^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+    ),
+    Header("tracestate", "W3C tracestate that goes with traceparent, if any.", required=False),
+)
+
+
 def headers_schema(headers: tuple[Header, ...], *, open_ended: bool = False) -> dict[str, Any]:
-    """The AsyncAPI ``headers`` schema of a message: an object of string values."""
+    """The AsyncAPI ``headers`` schema of a message: an object of string values. The trace
+    context headers are allowed on every message."""
+    names = {h.name for h in headers}
+    every = (*headers, *(h for h in TRACE_HEADERS if h.name not in names))
     return {
         "type": "object",
-        "properties": {h.name: h.schema() for h in headers},
-        "required": [h.name for h in headers if h.required],
+        "properties": {h.name: h.schema() for h in every},
+        "required": [h.name for h in every if h.required],
         "additionalProperties": open_ended,
     }
 

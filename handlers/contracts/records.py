@@ -1,18 +1,15 @@
 """Record shapes that have no pydantic model of their own in the producing module, and the
 Kafka headers of every record the service writes.
 
-:class:`ScreenshotsRecord` describes the JSON value the whiteboard action builds as a
-dictionary; tests/test_contracts.py runs that action and validates what it publishes against
-the model, so the two cannot drift apart silently. Action reports on ``agora.actions`` are
-typed by :class:`handlers.reports.ActionReport`, which their writers validate against.
+Each topic's value model is owned by its producer and re-exported here: the whiteboard
+capture (:class:`handlers.whiteboard.models.ScreenshotsRecord`) and the action report
+(:class:`handlers.reports.ActionReport`) are checked by their writers before publishing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from handlers.recording import registry
 from handlers.recording.reconciler import SYNTHETIC_HEADER, SYNTHETIC_SOURCE
@@ -25,31 +22,11 @@ from handlers.reports import (
     ActionReport as ActionReport,  # re-exported: the contracts name every record model
 )
 from handlers.runtime import dlq
-from handlers.whiteboard.models import Screenshot
+from handlers.whiteboard.models import (
+    ScreenshotsRecord as ScreenshotsRecord,  # re-exported: the contracts name every record model
+)
 from webhook import records
 from webhook.settings import SCHEMA_VERSION
-
-
-class ScreenshotsRecord(BaseModel):
-    """One whiteboard screenshot-list capture (value of an ``agora.whiteboard.screenshots``
-    record; key = cname)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, title="agora.whiteboard.screenshots record"
-    )
-
-    schema_version: Literal["1"] = Field(description="Version of this record's schema.")
-    cname: str = Field(description="Channel name (also the record key).")
-    sid: str = Field(description="Recording session id of the triggering event.")
-    notice_id: str = Field(alias="noticeId", description="noticeId of the triggering event.")
-    event_type: int = Field(alias="eventType", description="eventType of the triggering event.")
-    room_uuid: str = Field(description="Whiteboard room that was captured.")
-    path: str = Field(description="Scene directory that was captured.")
-    captured_at: str = Field(description="ISO-8601 UTC time of the capture (milliseconds).")
-    screenshots: list[Screenshot] = Field(
-        description="One entry per scene of the directory, as the whiteboard service reported."
-    )
-
 
 # --- headers ---------------------------------------------------------------------------------
 

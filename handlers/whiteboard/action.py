@@ -43,6 +43,7 @@ from handlers.whiteboard.models import (
     InvalidLink,
     RoomLink,
     Screenshot,
+    ScreenshotsRecord,
     link_from_session,
     room_link,
 )
@@ -201,6 +202,7 @@ class WhiteboardCaptureAction:
             "captured_at": now,
             "screenshots": [shot.model_dump() for shot in shots],
         }
+        ScreenshotsRecord.model_validate(value)  # the published schema, checked before writing
         log.info("whiteboard captured",
                  extra={"cname": command.cname, "sid": command.sid, "count": len(shots)})
         state: dict[str, Mapping[str, Any] | None] = {

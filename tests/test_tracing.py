@@ -8,6 +8,7 @@ it."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from support.runtime_helpers import topics_env, unique_topics, wait_until
 from support.webhook_server import run_webhook
 
 from handlers.recording.registry import SessionWriter
+from handlers.runtime.dispatch import work_from_record
+from handlers.runtime.outcomes import outcome_of
 from webhook.clock import SystemClock
 from webhook.events import parse_notification
 from webhook.records import event_record
@@ -70,6 +73,53 @@ def test_without_tracing_records_are_unchanged() -> None:
     record = event_record("agora.ncs.events", body, parse_notification(body), 1, "V2")
     assert current_trace_headers() == []
     assert with_trace(record) is record
+
+
+def test_log_lines_in_a_span_carry_its_ids_without_overriding_the_callers() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from webhook.tracing import TraceIdFilter
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    handler.addFilter(TraceIdFilter())
+    logger = logging.getLogger("test.tracing.filter")
+    logger.addHandler(handler)
+    logger.propagate = False
+    tracer = TracerProvider().get_tracer("test")  # a local provider: the global stays unset
+    try:
+        logger.warning("outside")
+        with tracer.start_as_current_span("attempt") as span:
+            logger.warning("inside")
+            logger.warning("given", extra={"trace_id": "from-context", "span_id": "s"})
+        context = span.get_span_context()
+    finally:
+        logger.removeHandler(handler)
+    outside, inside, given = records
+    assert not hasattr(outside, "trace_id")
+    assert inside.trace_id == f"{context.trace_id:032x}"  # type: ignore[attr-defined]
+    assert inside.span_id == f"{context.span_id:016x}"  # type: ignore[attr-defined]
+    assert given.trace_id == "from-context"  # type: ignore[attr-defined]
+
+
+def test_an_outcome_of_a_traced_attempt_carries_its_traceparent() -> None:
+    body = encode(sample(11))
+    record = event_record("agora.ncs.events", body, parse_notification(body), 1, "V2")
+    work = work_from_record("restart", record.topic, 0, 5, record.key, record.value,
+                            record.headers)
+    plain = outcome_of(work, "restart", "ok", 0.1, 1).to_record("agora.actions")
+    assert "traceparent" not in dict(plain.headers)
+    work.log_context.update(trace_id="0af7651916cd43dd8448eb211c80319c",
+                            span_id="b7ad6b7169203331")
+    traced = outcome_of(work, "restart", "ok", 0.1, 1).to_record("agora.actions")
+    assert dict(traced.headers)["traceparent"] == (
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    assert traced.value == plain.value  # headers only
 
 
 # --- one failure callback, one trace ------------------------------------------------------------
@@ -155,8 +205,8 @@ def test_one_failure_callback_gives_one_trace_from_webhook_to_agora(
                 return {"acquire", "start"} <= names
 
             wait_until(complete, timeout_s=90, what="the trace with acquire and start")
-            wait_until(lambda: len(_read(kafka_bootstrap, topics.actions)) > 0, timeout_s=60,
-                       what="the restart's report committed")
+            wait_until(lambda: len(_read(kafka_bootstrap, topics.actions)) >= 2, timeout_s=60,
+                       what="the restart's report and outcome committed")
             log_lines = handlers.log_lines()
 
     trace = _trace_of(receiver.spans(), notice_id)
@@ -194,6 +244,11 @@ def test_one_failure_callback_gives_one_trace_from_webhook_to_agora(
     report_headers = dict(reports[0].headers)  # type: ignore[attr-defined]
     assert report_headers["traceparent"].decode().split("-")[1:3] == [server.trace_id,
                                                                        handler.span_id]
+    # So does the runtime's outcome record of the attempt.
+    [outcome] = [r for r in _read(kafka_bootstrap, topics.actions)
+                 if dict(r.headers).get("record-type") == b"outcome"]  # type: ignore[attr-defined]
+    outcome_parent = dict(outcome.headers)["traceparent"].decode()  # type: ignore[attr-defined]
+    assert outcome_parent == f"00-{server.trace_id}-{handler.span_id}-01"
     # The handler's log lines about this event name the trace.
     traced = [line for line in log_lines if line.get("trace_id") == server.trace_id]
     assert traced, "no log line carries the trace id"

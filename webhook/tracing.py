@@ -13,7 +13,8 @@ When on:
   publishes carries W3C ``traceparent`` (and ``tracestate``) headers of that span;
 - every httpx client of the process (Agora REST, whiteboard, alert sinks) gets a client span
   per call, with ``traceparent`` sent along;
-- log records carry ``trace_id`` and ``span_id`` of the current span.
+- log records carry ``trace_id`` and ``span_id`` of the current span
+  (:class:`TraceIdFilter`, installed by :func:`webhook.logs.configure_json_logging`).
 
 The handlers continue the trace from the record headers (:mod:`handlers.runtime.tracing`).
 """
@@ -24,7 +25,7 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -85,7 +86,6 @@ def configure_tracing(service_name: str, env: Mapping[str, str] | None = None) -
         trace.set_tracer_provider(provider)
         atexit.register(provider.shutdown)  # flush what is batched on a normal exit
         _instrument_httpx()
-        _add_trace_ids_to_logs()
         _configured = True
         log.info("tracing on", extra={"exporters": ",".join(type(e).__name__ for e in exporters)})
         return True
@@ -123,20 +123,18 @@ def _instrument_httpx() -> None:
     HTTPXClientInstrumentor().instrument()
 
 
-def _add_trace_ids_to_logs() -> None:
-    """Every log record made inside a recording span gets ``trace_id`` and ``span_id`` (the
-    JSON formatter prints them)."""
-    previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+class TraceIdFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` of the current span to a log record made inside a
+    recording span (the JSON formatter prints them). A filter, not a record factory: it
+    runs after ``extra=`` was applied, so it never collides with context the caller gave."""
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            record.trace_id = trace.format_trace_id(context.trace_id)
-            record.span_id = trace.format_span_id(context.span_id)
-        return record
-
-    logging.setLogRecordFactory(factory)
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "trace_id"):
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                record.trace_id = trace.format_trace_id(context.trace_id)
+                record.span_id = trace.format_span_id(context.span_id)
+        return True
 
 
 def instrument_flask(app: Any) -> None:

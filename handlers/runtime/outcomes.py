@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from handlers.reports import OUTCOME_RECORD, RECORD_TYPE_HEADER
 from handlers.runtime.dispatch import Work
@@ -63,6 +63,9 @@ class ActionOutcome(BaseModel):
         default=None, description="For retrying: seconds until the next attempt."
     )
 
+    # W3C trace context of the attempt's span (headers only, never in the value).
+    _trace_headers: tuple[tuple[str, bytes], ...] = PrivateAttr(default=())
+
     def to_record(self, topic: str) -> KafkaRecord:
         headers: list[tuple[str, bytes]] = [
             ("action", self.action.encode()),
@@ -72,6 +75,7 @@ class ActionOutcome(BaseModel):
         ]
         if self.notice_id:
             headers.append(("noticeId", self.notice_id.encode()))
+        headers.extend(self._trace_headers)
         return KafkaRecord(
             topic=topic,
             key=None if self.cname is None else self.cname.encode(),
@@ -94,7 +98,7 @@ def outcome_of(
     notification = work.received.notification if work.received else None
     headers = work.received.headers if work.received else decode_headers(work.headers)
     header_type = headers.get("eventType", "")
-    return ActionOutcome(
+    outcome = ActionOutcome(
         action=action,
         outcome=kind,
         cname=work.key.decode("utf-8", "replace") if work.key is not None else None,
@@ -112,3 +116,7 @@ def outcome_of(
         replayed=work.replayed,
         retry_in_s=None if retry_in_s is None else round(retry_in_s, 3),
     )
+    trace_id, span_id = work.log_context.get("trace_id"), work.log_context.get("span_id")
+    if trace_id and span_id:  # set by handlers.runtime.tracing for a sampled attempt
+        outcome._trace_headers = (("traceparent", f"00-{trace_id}-{span_id}-01".encode()),)
+    return outcome

@@ -3,9 +3,10 @@
 The span continues the trace whose ``traceparent`` the record carries (the webhook's span
 for a callback), so one failure callback gives one trace: webhook -> handler -> the
 action's HTTP calls (Agora ``acquire``/``start``, whiteboard, alert sinks: client spans
-of the httpx instrumentation, children of this span) -> the records the action writes,
-which carry this span's ``traceparent`` on. Logs made during the attempt carry its
-``trace_id`` (in ``Work.log_context`` too, for log lines made after it).
+of the httpx instrumentation, children of this span) -> the records the action writes and
+the runtime's outcome record, which carry this span's ``traceparent`` on. Logs made
+during the attempt carry its ``trace_id`` (in ``Work.log_context`` too, for log lines
+made after it).
 
 With tracing off (:func:`webhook.tracing.configure_tracing` not enabled) the spans are the
 API's no-op ones and nothing is added to records.
@@ -35,7 +36,11 @@ def attempt_span(handler: str, work: Work) -> Iterator[None]:
     with _tracer.start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER) as span:
         if span.is_recording():
             context = span.get_span_context()
-            work.log_context["trace_id"] = trace.format_trace_id(context.trace_id)
+            if context.trace_flags.sampled:
+                # Logs of this record name the trace; its outcome record carries it on
+                # (handlers.runtime.outcomes.outcome_of reads these two).
+                work.log_context["trace_id"] = trace.format_trace_id(context.trace_id)
+                work.log_context["span_id"] = trace.format_span_id(context.span_id)
             span.set_attribute("messaging.system", "kafka")
             span.set_attribute("messaging.destination.name", work.partition[0])
             span.set_attribute("messaging.destination.partition.id", str(work.partition[1]))

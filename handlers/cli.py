@@ -31,6 +31,7 @@ from handlers.runtime.runner import ActionRunner, RunnerConfig
 from handlers.runtime.supervisor import supervise
 from handlers.settings import HandlerSettings
 from webhook.logs import configure_json_logging
+from webhook.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def handlers_command(
         registry.register(name, target, default=False)
     settings = HandlerSettings()
     configure_json_logging(settings.log_level)
+    configure_tracing("agora-events-handlers")  # off unless OTEL_* variables ask for it
     stop = threading.Event()
     metrics = RuntimeMetrics()
     ProcessCollector(registry=metrics.registry)

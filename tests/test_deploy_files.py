@@ -188,7 +188,8 @@ def _published_ports(service: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_compose_has_the_stack(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"kafka", "topics", "webhook", "handlers", "reconciler", "prometheus"}
+    assert set(services) == {"kafka", "topics", "webhook", "handlers", "reconciler", "prometheus",
+                             "alertmanager", "grafana"}
     assert set(our_services(services)) == {"topics", "webhook", "handlers", "reconciler"}
 
 
@@ -671,7 +672,9 @@ def test_the_package_data_is_inside_the_copied_trees() -> None:
 
 # --- the YAML reader these tests use -------------------------------------------------------------
 
-YAML_FILES = [COMPOSE_FILE, PROMETHEUS_FILE, ROOT / "docs" / "monitoring" / "alerts.yml"]
+YAML_FILES = [COMPOSE_FILE, PROMETHEUS_FILE, ROOT / "docs" / "monitoring" / "alerts.yml",
+              DOCKER / "alertmanager.yml",
+              *sorted((DOCKER / "grafana" / "provisioning").rglob("*.yml"))]
 
 
 def test_yaml_subset_reads_what_a_yaml_parser_reads() -> None:
@@ -746,3 +749,154 @@ def test_the_spool_is_on_a_named_volume_the_image_user_owns(
     dockerfile = DOCKERFILE.read_text()
     assert f"chown 10001:10001 {spool_dir}" in dockerfile
     assert "USER 10001:10001" in dockerfile
+
+
+# --- compose: the monitoring profile (Prometheus, Alertmanager, Grafana) -------------------------
+
+MONITORING = ("prometheus", "alertmanager", "grafana")
+ALERTMANAGER_FILE = DOCKER / "alertmanager.yml"
+GRAFANA_PROVISIONING = DOCKER / "grafana" / "provisioning"
+
+
+def _mounts(service: dict[str, Any], compose: dict[str, Any]) -> dict[str, Path | str]:
+    """Container path -> the host path of a bind mount, or the name of a named volume."""
+    found: dict[str, Path | str] = {}
+    for volume in service["volumes"]:
+        host, container = volume.split(":")[:2]
+        if host.startswith("."):
+            found[container] = (DOCKER / host).resolve()
+        else:
+            assert host in compose["volumes"], f"{host} is not a declared volume"
+            found[container] = host
+    return found
+
+
+def _port(entry: str) -> tuple[str, int]:
+    host, _, container = entry.rpartition(":")
+    return host, int(container)
+
+
+def test_monitoring_services_are_only_in_the_monitoring_profile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        if name in MONITORING:
+            assert service["profiles"] == ["monitoring"], name
+            assert "build" not in service, f"{name} runs a published image"
+            assert re.fullmatch(r"[a-z/]+:v?[0-9]+\.[0-9]+\.[0-9]+", service["image"]), name
+            for entry in service["ports"]:
+                assert entry.startswith("127.0.0.1:"), f"{name}: {entry} is not loopback only"
+            assert service["healthcheck"]["test"][:2] == ["CMD", "wget"], name
+        else:
+            assert service.get("profiles") in (None, ["recording"]), name
+
+
+def test_every_bind_mount_of_the_profile_exists(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]],
+) -> None:
+    secrets = DOCKER / "alertmanager-secrets"
+    for name in MONITORING:
+        for container, host in _mounts(services[name], compose).items():
+            if isinstance(host, Path):
+                assert host.exists(), f"{name}: {host} is mounted at {container} but missing"
+    # The sink secrets directory ships only its README; the values are never committed.
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "docker/alertmanager-secrets/*" in ignored
+    assert "!docker/alertmanager-secrets/README.md" in ignored
+    assert (secrets / "README.md").is_file()
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_service(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = load_file(PROMETHEUS_FILE)
+    [manager] = config["alerting"]["alertmanagers"]
+    [static] = manager["static_configs"]
+    [target] = static["targets"]
+    host, port = target.split(":")
+    assert host == "alertmanager"
+    assert host in services
+    alertmanager = services["alertmanager"]
+    assert [_port(p)[1] for p in alertmanager["ports"]] == [int(port)]
+    assert _probe_url(alertmanager["healthcheck"]["test"]).endswith(f":{port}/-/healthy")
+    assert "alertmanager" in services["prometheus"]["depends_on"]
+
+
+def _receiver_kinds(receiver: dict[str, Any]) -> set[str]:
+    return {key for key in receiver if key.endswith("_configs")}
+
+
+def _route_receivers(route: dict[str, Any]) -> Iterator[str]:
+    yield route["receiver"]
+    for child in route.get("routes", []):
+        yield from _route_receivers(child)
+
+
+def test_alertmanager_routes_to_webhook_slack_and_pagerduty(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]],
+) -> None:
+    alertmanager = services["alertmanager"]
+    mounts = _mounts(alertmanager, compose)
+    config_flag = next(a for a in alertmanager["command"] if a.startswith("--config.file="))
+    assert mounts[config_flag.split("=", 1)[1]] == ALERTMANAGER_FILE
+    secrets_dir = next(c for c, h in mounts.items() if h == DOCKER / "alertmanager-secrets")
+
+    config = load_file(ALERTMANAGER_FILE)
+    receivers = {r["name"]: r for r in config["receivers"]}
+    routed = set(_route_receivers(config["route"]))
+    assert routed == set(receivers), "every receiver is routed to, every route has a receiver"
+    kinds = {name: _receiver_kinds(r) for name, r in receivers.items()}
+    assert sorted(k for ks in kinds.values() for k in ks) == [
+        "pagerduty_configs", "slack_configs", "webhook_configs"]
+    # Severities: critical pages, warning and critical reach the chat, everything the hook.
+    by_kind = {k: name for name, ks in kinds.items() for k in ks}
+    children = {c["receiver"]: c for c in config["route"]["routes"]}
+    assert "matchers" not in children[by_kind["webhook_configs"]]
+    assert children[by_kind["pagerduty_configs"]]["matchers"] == ['severity="critical"']
+    assert "warning" in children[by_kind["slack_configs"]]["matchers"][0]
+    # Secrets are files under the mounted directory, never values in the config.
+    secret_fields = {"webhook_configs": "url_file", "slack_configs": "api_url_file",
+                     "pagerduty_configs": "routing_key_file"}
+    for name, receiver in receivers.items():
+        for kind in _receiver_kinds(receiver):
+            for entry in receiver[kind]:
+                assert entry[secret_fields[kind]].startswith(secrets_dir + "/"), (name, kind)
+                assert not {"url", "api_url", "routing_key", "service_key"} & set(entry)
+                assert entry["send_resolved"] is True
+    # Each notification carries the runbook link of the alert rule.
+    assert "runbook_url" in receivers[by_kind["slack_configs"]]["slack_configs"][0]["text"]
+    pager = receivers[by_kind["pagerduty_configs"]]["pagerduty_configs"][0]
+    assert pager["links"][0]["href"] == "{{ .CommonAnnotations.runbook_url }}"
+    # The severities routed on are the ones the rules use.
+    rules = load_file(ROOT / "docs" / "monitoring" / "alerts.yml")
+    used = {r["labels"]["severity"] for g in rules["groups"] for r in g["rules"]}
+    assert used <= {"critical", "warning"}
+
+
+def test_grafana_provisions_the_prometheus_source_and_the_dashboard(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    mounts = _mounts(grafana, compose)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA_PROVISIONING
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] is None, "passed through"
+
+    [source] = load_file(GRAFANA_PROVISIONING / "datasources" / "prometheus.yml")["datasources"]
+    prometheus_port = _port(services["prometheus"]["ports"][0])[1]
+    assert source["type"] == "prometheus"
+    assert source["url"] == f"http://prometheus:{prometheus_port}"
+    assert source["isDefault"] is True
+
+    [provider] = load_file(GRAFANA_PROVISIONING / "dashboards" / "agora-events.yml")["providers"]
+    folder = provider["options"]["path"]
+    dashboards = {c: h for c, h in mounts.items() if c.startswith(folder + "/")}
+    assert list(dashboards.values()) == [ROOT / "docs" / "monitoring" / "dashboard.json"]
+    dashboard = json.loads((ROOT / "docs" / "monitoring" / "dashboard.json").read_text())
+    assert dashboard["uid"]
+    # The panels use the ${datasource} variable, which picks the default Prometheus source.
+    [variable] = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
+    assert (variable["type"], variable["query"]) == ("datasource", source["type"])
+    uids = {t.get("datasource", {}).get("uid") for p in dashboard["panels"]
+            for t in p.get("targets", [])}
+    assert uids == {"${datasource}"}
+    assert "prometheus" in grafana["depends_on"]

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ALERTS_FILE = ROOT / "docs" / "monitoring" / "alerts.yml"
 DASHBOARD_FILE = ROOT / "docs" / "monitoring" / "dashboard.json"
 PROMETHEUS_FILE = ROOT / "docker" / "prometheus.yml"
+OPERATIONS_FILE = ROOT / "docs" / "operations.md"
+RUNBOOK_PREFIX = "docs/operations.md#"
 
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance"})
@@ -265,9 +267,49 @@ def test_alert_rules_are_complete_and_unique(rules: list[dict[str, Any]]) -> Non
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
         assert rule["labels"]["service"] in {"webhook", "handlers"}, rule["alert"]
-        assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+        assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), (
+            rule["alert"])
         if "for" in rule:
             assert re.fullmatch(r"[0-9]+[smh]", rule["for"]), rule["alert"]
+
+
+def anchors(markdown: str) -> set[str]:
+    """The link anchors of a Markdown file's headings, as GitHub makes them: lower case,
+    punctuation other than ``-`` and ``_`` dropped, spaces to ``-``, repeats numbered."""
+    found: set[str] = set()
+    in_code = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        match = re.match(r"(#{1,6})\s+(.*?)\s*#*\s*$", line)
+        if in_code or not match:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", match.group(2).strip().lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in found:
+            n += 1
+            anchor = f"{slug}-{n}"
+        found.add(anchor)
+    return found
+
+
+def test_anchors_are_made_the_way_github_makes_them() -> None:
+    text = ("# Operations\n## 3 a.m. runbook\n```\n# not a heading\n```\n"
+            "### `agora_x` (y)\n## A\n## A\n")
+    assert anchors(text) == {"operations", "3-am-runbook", "agora_x-y", "a", "a-1"}
+
+
+def test_every_alert_links_an_existing_runbook_section(rules: list[dict[str, Any]]) -> None:
+    sections = anchors(OPERATIONS_FILE.read_text(encoding="utf-8"))
+    missing = []
+    for rule in rules:
+        url = rule["annotations"].get("runbook_url", "")
+        assert url.startswith(RUNBOOK_PREFIX), f"{rule['alert']}: runbook_url {url!r}"
+        if url.removeprefix(RUNBOOK_PREFIX) not in sections:
+            missing.append(f"{rule['alert']}: no section #{url.removeprefix(RUNBOOK_PREFIX)}")
+    assert not missing, "\n".join(missing)
+    # The check can fail: a rule pointing at a section that is not there.
+    assert "agorawebhookexploded" not in sections
 
 
 def test_annotations_only_use_labels_the_expression_keeps(rules: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ from webhook.logs import configure_json_logging
 from webhook.publisher import KafkaPublisher, Publisher
 from webhook.settings import WebhookSettings
 from webhook.spool import Spool
+from webhook.tracing import configure_tracing, instrument_flask
 from webhook.views import Ingress, register
 
 
@@ -27,7 +28,9 @@ def create_app(
     settings = settings or WebhookSettings()  # from the environment
     if configure_logging:
         configure_json_logging(settings.log_level)
+    configure_tracing("agora-events-webhook")  # off unless OTEL_* variables ask for it
     app = Flask("agora_events_webhook")
+    instrument_flask(app)
     # Werkzeug enforces this while reading the stream, so chunked bodies are bounded too.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     publisher = publisher or KafkaPublisher(settings.kafka, settings.publish_timeout_s)

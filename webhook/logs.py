@@ -7,6 +7,8 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from webhook.tracing import TraceIdFilter
+
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -19,6 +21,7 @@ def configure_json_logging(level: str = "INFO") -> None:
     handler.setFormatter(
         JsonFormatter(_FORMAT, rename_fields={"levelname": "level", "asctime": "time"})
     )
+    handler.addFilter(TraceIdFilter())  # trace_id/span_id inside a span (tracing on)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,11 +3,17 @@
 The events-topic record is the public contract for downstream teams: value = the body bytes
 exactly as NCS sent them; key = ``payload.cname`` so one channel's sessions (restarts too)
 stay ordered on one partition; headers describe the event without parsing the value.
+
+The same record is a CloudEvent in Kafka binary content mode (CloudEvents 1.0 Kafka protocol
+binding): ``ce_specversion``, ``ce_id`` (noticeId), ``ce_type``, ``ce_source``, ``ce_time``
+and ``content-type`` sit next to our own headers, so Knative, Dapr and the CloudEvents SDKs
+read it without knowing NCS; the value is the data, unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from webhook.events import Notification
 from webhook.settings import SCHEMA_VERSION
@@ -20,6 +26,20 @@ HEADER_RECEIVED_AT = "received-at"
 HEADER_SCHEMA_VERSION = "schema-version"
 HEADER_QUARANTINE_REASON = "quarantine-reason"
 HEADER_SIGNATURE_HEADER = "verified-by"
+
+CE_SPECVERSION = "ce_specversion"
+CE_ID = "ce_id"
+CE_TYPE = "ce_type"
+CE_SOURCE = "ce_source"
+CE_TIME = "ce_time"
+CONTENT_TYPE = "content-type"
+CE_TYPE_PREFIX = "io.agora.ncs."
+"""``ce_type`` = this prefix + ``<productId>.<eventType>``, e.g. ``io.agora.ncs.3.11``
+(known for every event, unknown types included)."""
+CE_SOURCE_NCS = "/agora/ncs"
+CE_SOURCE_SYNTHETIC = "/agora-events/reconciler"
+VERIFIED_SYNTHETIC = "synthetic"
+"""``verified-by`` of callbacks the service writes itself (the reconciler)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +69,43 @@ def event_record(
         (HEADER_RECEIVED_AT, str(received_at_ms).encode()),
         (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
         (HEADER_SIGNATURE_HEADER, verified_by.encode()),
+        *cloudevent_headers(notification, verified_by),
     ]
     key = payload.cname.encode() if payload.cname else None
     return Record(topic=topic, key=key, value=body, headers=tuple(headers))
+
+
+def cloudevent_headers(
+    notification: Notification, verified_by: str
+) -> list[tuple[str, bytes]]:
+    """The CloudEvents binary-mode attributes of an events-topic record.
+
+    ``ce_time`` is ``notifyMs`` (when NCS sent the notification), RFC 3339 UTC with
+    milliseconds. ``ce_source`` says who produced it: NCS, or our reconciler.
+    """
+    source = CE_SOURCE_SYNTHETIC if verified_by == VERIFIED_SYNTHETIC else CE_SOURCE_NCS
+    headers = [
+        (CE_SPECVERSION, b"1.0"),
+        (CE_ID, notification.notice_id.encode()),
+        (CE_TYPE, f"{CE_TYPE_PREFIX}{notification.product_id}.{notification.event_type}"
+         .encode()),
+        (CE_SOURCE, source.encode()),
+    ]
+    sent = _rfc3339(notification.notify_ms)
+    if sent is not None:
+        headers.append((CE_TIME, sent.encode()))
+    headers.append((CONTENT_TYPE, b"application/json"))
+    return headers
+
+
+def _rfc3339(ms: int) -> str | None:
+    """``ms`` as RFC 3339 UTC text; ``None`` outside the years 1-9999 (``ce_time`` is
+    optional: a nonsense notifyMs must not stop the event from being published)."""
+    try:
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def quarantine_record(topic: str, body: bytes, reason: str, received_at_ms: int) -> Record:

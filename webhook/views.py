@@ -20,7 +20,7 @@ from flask import Flask, Response, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics
+from webhook import metrics, tracing
 from webhook.clock import Clock
 from webhook.dedup import MARGIN_MS, RecentNotices
 from webhook.delivery import Delivered, Delivery, SpoolUnavailable
@@ -126,7 +126,8 @@ def register(app: Flask, ingress: Ingress) -> None:
         sent = time.perf_counter()
         retry_after = {"Retry-After": str(settings.retry_after_s)}
         try:
-            delivered = ingress.delivery.deliver(decision.record)
+            tracing.annotate(context)
+            delivered = ingress.delivery.deliver(tracing.with_trace(decision.record))
         except PublishUnavailable as exc:
             ingress.recent.release(decision.replay_key)  # NCS's retry must be published
             metrics.REQUESTS.labels("unavailable").inc()

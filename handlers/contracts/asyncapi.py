@@ -9,11 +9,13 @@ description here makes :func:`build_asyncapi` fail, so the document stays comple
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+from handlers.contracts.details import details_conditions, sample_bodies
 from handlers.contracts.records import (
     EVENT_HEADERS,
     FILE_HEADERS,
@@ -23,7 +25,6 @@ from handlers.contracts.records import (
     SCREENSHOT_HEADERS,
     SESSION_HEADERS,
     STATE_HEADERS,
-    ActionReport,
     Header,
     ScreenshotsRecord,
     dlq_headers,
@@ -33,9 +34,11 @@ from handlers.contracts.schemas import ModelSchema, SchemaSet, schema_set
 from handlers.notify.files import FileRecord
 from handlers.recording.registry import SessionRecord
 from handlers.registry import default_registry
+from handlers.reports import ActionReport
 from handlers.runtime.outcomes import ActionOutcome
 from handlers.settings import HandlerSettings
-from webhook.events import EVENT_TYPES, Notification
+from webhook.events import EVENT_TYPES, Notification, parse_notification
+from webhook.records import event_record
 from webhook.settings import KafkaSettings, TopicNames
 from webhook.topics import TopicSpec, catalog
 
@@ -123,7 +126,9 @@ def default_channels() -> dict[str, Channel]:
             "What the handlers did with each event. Two shapes share the topic: the "
             "runtime's ActionOutcome (field `action` = handler) for every decision, and each "
             "handler's own ActionReport (field `handler` = handler, `action` = operation). "
-            "Tell them apart by the `handler` field.",
+            "Tell them apart by the `record-type` header (`outcome` or `report`) before "
+            "parsing, or by the `handler` field of the value. `at` is Unix time in "
+            "milliseconds in both.",
             "The handler runtime and the handlers publish outcomes, transactionally.",
             (
                 Message(
@@ -271,6 +276,9 @@ def _payload(message: Message, schemas: SchemaSet) -> dict[str, Any]:
         payload: dict[str, Any] = schemas.ref(message.payload.model, message.payload.mode)
     else:
         payload = dict(message.payload)
+    if message.details_index:
+        conditions = details_conditions(lambda model: schemas.ref(model, "validation"))
+        payload = {"allOf": [payload, *conditions]}
     if message.tombstones:
         return {"oneOf": [payload, {"type": "null", "description": "Tombstone: the key's "
                                     "entry was removed."}]}
@@ -288,8 +296,29 @@ def _message(message: Message, schemas: SchemaSet) -> dict[str, Any]:
         "bindings": {"kafka": {"key": dict(message.key), "bindingVersion": KAFKA_BINDING_VERSION}},
     }
     if message.details_index:
+        doc["examples"] = event_examples()
         doc["x-details"] = _details_index(schemas)
     return doc
+
+
+# received-at of the examples: a fixed time, so the document is stable.
+_EXAMPLE_RECEIVED_MS = 1_718_090_190_600
+
+
+def event_examples() -> list[dict[str, Any]]:
+    """One example per shipped sample callback: the record the webhook writes for it."""
+    examples = []
+    for code, msg_name, body in sample_bodies():
+        raw = json.dumps(body).encode()
+        record = event_record("agora.ncs.events", raw, parse_notification(raw),
+                              _EXAMPLE_RECEIVED_MS, "Agora-Signature-V2")
+        examples.append({
+            "name": msg_name,
+            "summary": f"eventType {code}, {msg_name}",
+            "headers": {name: value.decode() for name, value in record.headers},
+            "payload": body,
+        })
+    return examples
 
 
 def _operations(channels: Mapping[str, Channel]) -> dict[str, Any]:

@@ -1,10 +1,9 @@
 """Record shapes that have no pydantic model of their own in the producing module, and the
 Kafka headers of every record the service writes.
 
-:class:`ScreenshotsRecord` and :class:`ActionReport` describe JSON values that the
-whiteboard and notify actions build as dictionaries; tests/test_contracts.py runs those
-actions and validates what they publish against these models, so the two cannot drift
-apart silently.
+Each topic's value model is owned by its producer and re-exported here: the whiteboard
+capture (:class:`handlers.whiteboard.models.ScreenshotsRecord`) and the action report
+(:class:`handlers.reports.ActionReport`) are checked by their writers before publishing.
 """
 
 from __future__ import annotations
@@ -12,65 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from handlers.recording import registry
+from handlers.recording.reconciler import SYNTHETIC_HEADER, SYNTHETIC_SOURCE
+from handlers.reports import (
+    OUTCOME_RECORD,
+    RECORD_TYPE_HEADER,
+    REPORT_RECORD,
+)
+from handlers.reports import (
+    ActionReport as ActionReport,  # re-exported: the contracts name every record model
+)
 from handlers.runtime import dlq
-from handlers.whiteboard.models import Screenshot
+from handlers.whiteboard.models import (
+    ScreenshotsRecord as ScreenshotsRecord,  # re-exported: the contracts name every record model
+)
 from webhook import records
 from webhook.settings import SCHEMA_VERSION
 
-
-class ScreenshotsRecord(BaseModel):
-    """One whiteboard screenshot-list capture (value of an ``agora.whiteboard.screenshots``
-    record; key = cname)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, title="agora.whiteboard.screenshots record"
-    )
-
-    schema_version: Literal["1"] = Field(description="Version of this record's schema.")
-    cname: str = Field(description="Channel name (also the record key).")
-    sid: str = Field(description="Recording session id of the triggering event.")
-    notice_id: str = Field(alias="noticeId", description="noticeId of the triggering event.")
-    event_type: int = Field(alias="eventType", description="eventType of the triggering event.")
-    room_uuid: str = Field(description="Whiteboard room that was captured.")
-    path: str = Field(description="Scene directory that was captured.")
-    captured_at: str = Field(description="ISO-8601 UTC time of the capture (milliseconds).")
-    screenshots: list[Screenshot] = Field(
-        description="One entry per scene of the directory, as the whiteboard service reported."
-    )
-
-
-class ActionReport(BaseModel):
-    """An action's own record on ``agora.actions`` (besides the runtime's ``ActionOutcome``):
-    what one operation of one handler did. Handlers add fields of their own (kept as is).
-
-    ``"alert": true`` asks the notify handler's alert rules to look at the record.
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True, title="agora.actions action report")
-
-    schema_version: Literal["1"] = Field(description="Version of this record's schema.")
-    handler: str = Field(description="Handler that wrote the record: restart, whiteboard, ...")
-    action: str = Field(description="The operation: screenshot-list, alert, restart, ...")
-    outcome: str = Field(description="What happened: failed, notified, restarted, gave_up, ...")
-    cname: str | None = Field(default=None, description="Channel name (the record key).")
-    sid: str | None = Field(default=None, description="Recording session id, when known.")
-    notice_id: str | None = Field(
-        default=None, alias="noticeId", description="noticeId of the triggering event."
-    )
-    event_type: int | None = Field(
-        default=None, alias="eventType", description="eventType of the triggering event."
-    )
-    at: int | str = Field(description="When: Unix ms, or an ISO-8601 UTC time.")
-    alert: bool = Field(default=False, description="A person should look at this record.")
-    error: str | None = Field(default=None, description="What went wrong, secrets withheld.")
-
-
 # --- headers ---------------------------------------------------------------------------------
 
-HeaderFormat = Literal["text", "integer", "version"]
+HeaderFormat = Literal["text", "integer", "version", "timestamp"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +41,8 @@ class Header:
     description: str
     required: bool = True
     format: HeaderFormat = "text"
+    const: str | None = None
+    pattern: str | None = None
 
     def schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string", "description": self.description}
@@ -88,15 +50,45 @@ class Header:
             schema["pattern"] = "^-?[0-9]+$"
         elif self.format == "version":
             schema["const"] = SCHEMA_VERSION
+        elif self.format == "timestamp":
+            schema["format"] = "date-time"
+            schema["pattern"] = _RFC3339
+        if self.const is not None:
+            schema["const"] = self.const
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
         return schema
 
 
+# RFC 3339 date-time as text (a pattern, since "format" only annotates in JSON Schema 2020-12).
+_RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+# W3C Trace Context, on every record written while tracing is on (webhook/tracing.py).
+TRACE_HEADERS = (
+    Header(
+        "traceparent",
+        "W3C traceparent of the span that wrote the record (only when tracing is on): "
+        "continue the trace from it.",
+        required=False,
+        pattern="^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+    ),
+    Header("tracestate", "W3C tracestate that goes with traceparent, if any.", required=False),
+)
+
+
 def headers_schema(headers: tuple[Header, ...], *, open_ended: bool = False) -> dict[str, Any]:
-    """The AsyncAPI ``headers`` schema of a message: an object of string values."""
+    """The AsyncAPI ``headers`` schema of a message: an object of string values. The trace
+    context headers are allowed on every message."""
+    names = {h.name for h in headers}
+    every = (*headers, *(h for h in TRACE_HEADERS if h.name not in names))
     return {
         "type": "object",
-        "properties": {h.name: h.schema() for h in headers},
-        "required": [h.name for h in headers if h.required],
+        "properties": {h.name: h.schema() for h in every},
+        "required": [h.name for h in every if h.required],
         "additionalProperties": open_ended,
     }
 
@@ -136,9 +128,40 @@ EVENT_HEADERS = (
     Header(
         records.HEADER_SIGNATURE_HEADER,
         "The signature header that verified the callback: Agora-Signature-V2 or "
-        "Agora-Signature.",
+        "Agora-Signature; synthetic for callbacks the reconciler writes.",
+    ),
+    Header(
+        SYNTHETIC_HEADER,
+        f"Only on callbacks the service wrote itself: {SYNTHETIC_SOURCE} (a failure the "
+        "reconciler found by querying Agora; the body says \"synthetic\": true too).",
+        required=False,
+        const=SYNTHETIC_SOURCE,
     ),
     *REPLAY_HEADERS,
+    # CloudEvents 1.0, Kafka protocol binding, binary content mode.
+    Header(records.CE_SPECVERSION, "CloudEvents specversion.", const="1.0"),
+    Header(records.CE_ID, "CloudEvents id: the noticeId."),
+    Header(
+        records.CE_TYPE,
+        f"CloudEvents type: {records.CE_TYPE_PREFIX}<productId>.<eventType>, e.g. "
+        f"{records.CE_TYPE_PREFIX}3.11 for session_exit.",
+    ),
+    Header(
+        records.CE_SOURCE,
+        f"CloudEvents source: {records.CE_SOURCE_NCS} for NCS callbacks, "
+        f"{records.CE_SOURCE_SYNTHETIC} for the reconciler's.",
+    ),
+    Header(
+        records.CE_TIME,
+        "CloudEvents time: notifyMs as RFC 3339 UTC (absent if notifyMs is not a date).",
+        required=False,
+        format="timestamp",
+    ),
+    Header(
+        records.CONTENT_TYPE,
+        "CloudEvents datacontenttype of the value.",
+        const="application/json",
+    ),
 )
 
 QUARANTINE_HEADERS = (
@@ -155,6 +178,11 @@ QUARANTINE_HEADERS = (
 )
 
 OUTCOME_HEADERS = (
+    Header(
+        RECORD_TYPE_HEADER,
+        f"Shape of the value: {OUTCOME_RECORD} (a runtime outcome).",
+        const=OUTCOME_RECORD,
+    ),
     Header("action", "Handler name (same as the value's action)."),
     Header("outcome", "The value's outcome."),
     SCHEMA_VERSION_HEADER,
@@ -163,6 +191,11 @@ OUTCOME_HEADERS = (
 )
 
 REPORT_HEADERS = (
+    Header(
+        RECORD_TYPE_HEADER,
+        f"Shape of the value: {REPORT_RECORD} (an action's report).",
+        const=REPORT_RECORD,
+    ),
     SCHEMA_VERSION_HEADER,
     Header("action", "Handler name (set by the notify handler).", required=False),
     Header("outcome", "The value's outcome (set by the restart handler).", required=False),

@@ -9,6 +9,7 @@ from typing import Any
 
 from handlers.contracts.asyncapi import build_asyncapi
 from handlers.contracts.openapi import build_handlers_openapi, build_openapi
+from handlers.contracts.topic_schemas import build_topic_schemas
 
 DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {
     "asyncapi.json": build_asyncapi,
@@ -26,8 +27,11 @@ def to_text(document: dict[str, Any]) -> str:
 
 
 def render_documents() -> dict[str, str]:
-    """File name -> text of every document."""
-    return {name: to_text(build()) for name, build in DOCUMENTS.items()}
+    """File name (relative to the directory) -> text of every document: the AsyncAPI and
+    OpenAPI documents, and the JSON Schemas of each topic under ``schemas/``."""
+    rendered = {name: to_text(build()) for name, build in DOCUMENTS.items()}
+    rendered.update({name: to_text(doc) for name, doc in build_topic_schemas().items()})
+    return rendered
 
 
 def stale_documents(directory: Path, rendered: dict[str, str] | None = None) -> list[str]:
@@ -44,8 +48,9 @@ def stale_documents(directory: Path, rendered: dict[str, str] | None = None) -> 
 def write_documents(directory: Path, rendered: dict[str, str] | None = None) -> list[str]:
     """Write every document that changed; returns the names written."""
     rendered = rendered if rendered is not None else render_documents()
-    directory.mkdir(parents=True, exist_ok=True)
     written = stale_documents(directory, rendered)
     for name in written:
-        (directory / name).write_text(rendered[name], encoding="utf-8")
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered[name], encoding="utf-8")
     return written

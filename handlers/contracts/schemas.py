@@ -19,6 +19,7 @@ from pydantic import AliasChoices, BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 COMPONENTS_REF = "#/components/schemas/{model}"
+DEFS_REF = "#/$defs/{model}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +43,12 @@ class SchemaSet:
         return dict(self.refs[ModelSchema(model, mode)])
 
 
-def schema_set(models: Sequence[ModelSchema]) -> SchemaSet:
-    """Generate the schemas of ``models`` (duplicates allowed) with components references."""
+def schema_set(models: Sequence[ModelSchema], ref_template: str = COMPONENTS_REF) -> SchemaSet:
+    """Generate the schemas of ``models`` (duplicates allowed); references follow
+    ``ref_template`` (AsyncAPI components, or ``$defs`` of a standalone schema)."""
     unique = list(dict.fromkeys(models))
     refs, top = models_json_schema(
-        [(m.model, m.mode) for m in unique], ref_template=COMPONENTS_REF
+        [(m.model, m.mode) for m in unique], ref_template=ref_template
     )
     defs: dict[str, Any] = top.get("$defs", {})
     for model in {m for spec in unique if spec.mode == "validation" for m in _models(spec.model)}:

@@ -53,6 +53,7 @@ from handlers.notify.outcomes import NOTIFY, normalise_name, parse_action_record
 from handlers.notify.rules import Trigger, event_triggers, outcome_triggers
 from handlers.notify.sinks import Sink, SinkConfigError, build_sinks
 from handlers.recording.signals import is_health_check
+from handlers.reports import report_output
 from handlers.settings import HandlerSettings
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID
@@ -361,7 +362,7 @@ class NotifyAction:
         headers = {"schema-version": SCHEMA_VERSION, "action": ACTION_NAME}
         if command.notice_id:
             headers["noticeId"] = command.notice_id
-        return Output.json(self._topics.actions, command.cname, value, **headers)
+        return report_output(self._topics.actions, command.cname, value, **headers)
 
 
 def _recovery(

@@ -32,6 +32,7 @@ from handlers.recording.registry import (
     parse_session,
     utc_from_ms,
 )
+from handlers.reports import report_output
 from webhook.settings import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -141,12 +142,12 @@ class Records(ActionParts):
             "outcome": outcome, "alert": alert, "cname": failure.cname, "sid": failure.sid,
             "reason": failure.reason, "noticeId": failure.notice_id,
             "eventType": failure.event_type, "synthetic": failure.synthetic,
-            "at": utc_from_ms(now_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "at": now_ms,
             **{k: v for k, v in extra.items() if v is not None},
         }
         headers = {"noticeId": failure.notice_id, "sid": failure.sid, "outcome": outcome,
                    "schema-version": SCHEMA_VERSION}
-        return Output.json(self._topics.actions, failure.cname, value, **headers)
+        return report_output(self._topics.actions, failure.cname, value, **headers)
 
 
 

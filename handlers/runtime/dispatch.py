@@ -165,8 +165,17 @@ def decide_step(action: Action[Any], work: Work, state: StateView) -> Result | N
 
 
 def run_step(action: Action[Any], work: Work) -> Result:
-    """The effectful half: run the decided command once. May block on remote calls, so
-    the runtime calls it on a worker thread."""
+    """The effectful half: run the decided command once, in a span continuing the record's
+    trace (when tracing is on). May block on remote calls, so the runtime calls it on a
+    worker thread."""
+    # Imported here: the tracing module builds on this module's types.
+    from handlers.runtime.tracing import traced_attempt
+
+    handler = work.log_context.get("handler") or type(action).__name__
+    return traced_attempt(handler, work, lambda: _run(action, work))
+
+
+def _run(action: Action[Any], work: Work) -> Result:
     try:
         effects: object = action.run(work.command)
     except TransientError as exc:

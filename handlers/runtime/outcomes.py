@@ -2,7 +2,8 @@
 
 One JSON record per decision the runtime makes about an event for an action, key = the
 event's ``cname`` (so a channel's outcomes stay in order on one partition), headers
-``action``, ``outcome``, ``noticeId`` and ``schema-version`` ("1"). The value is an
+``action``, ``outcome``, ``noticeId``, ``schema-version`` ("1") and ``record-type``
+(``outcome``, telling these apart from actions' own reports). The value is an
 :class:`ActionOutcome`; ``ActionOutcome.model_json_schema(by_alias=True)`` is its
 published JSON Schema.
 
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from handlers.reports import OUTCOME_RECORD, RECORD_TYPE_HEADER
 from handlers.runtime.dispatch import Work
 from handlers.runtime.records import KafkaRecord, decode_headers
 
@@ -61,14 +63,19 @@ class ActionOutcome(BaseModel):
         default=None, description="For retrying: seconds until the next attempt."
     )
 
+    # W3C trace context of the attempt's span (headers only, never in the value).
+    _trace_headers: tuple[tuple[str, bytes], ...] = PrivateAttr(default=())
+
     def to_record(self, topic: str) -> KafkaRecord:
         headers: list[tuple[str, bytes]] = [
             ("action", self.action.encode()),
             ("outcome", self.outcome.encode()),
             ("schema-version", OUTCOME_SCHEMA_VERSION.encode()),
+            (RECORD_TYPE_HEADER, OUTCOME_RECORD.encode()),
         ]
         if self.notice_id:
             headers.append(("noticeId", self.notice_id.encode()))
+        headers.extend(self._trace_headers)
         return KafkaRecord(
             topic=topic,
             key=None if self.cname is None else self.cname.encode(),
@@ -91,7 +98,7 @@ def outcome_of(
     notification = work.received.notification if work.received else None
     headers = work.received.headers if work.received else decode_headers(work.headers)
     header_type = headers.get("eventType", "")
-    return ActionOutcome(
+    outcome = ActionOutcome(
         action=action,
         outcome=kind,
         cname=work.key.decode("utf-8", "replace") if work.key is not None else None,
@@ -109,3 +116,7 @@ def outcome_of(
         replayed=work.replayed,
         retry_in_s=None if retry_in_s is None else round(retry_in_s, 3),
     )
+    trace_id, span_id = work.log_context.get("trace_id"), work.log_context.get("span_id")
+    if trace_id and span_id:  # set by handlers.runtime.tracing for a sampled attempt
+        outcome._trace_headers = (("traceparent", f"00-{trace_id}-{span_id}-01".encode()),)
+    return outcome

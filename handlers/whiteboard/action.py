@@ -34,6 +34,7 @@ from handlers.base import (
 )
 from handlers.config import WhiteboardLink, WhiteboardRules
 from handlers.recording.signals import is_health_check
+from handlers.reports import report_output
 from handlers.runtime.notes import Notes, StateNotes
 from handlers.settings import HandlerSettings
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardApi, WhiteboardError
@@ -43,6 +44,7 @@ from handlers.whiteboard.models import (
     InvalidLink,
     RoomLink,
     Screenshot,
+    ScreenshotsRecord,
     link_from_session,
     room_link,
 )
@@ -210,6 +212,7 @@ class WhiteboardCaptureAction:
             "captured_at": now,
             "screenshots": [shot.model_dump() for shot in shots],
         }
+        ScreenshotsRecord.model_validate(value)  # the published schema, checked before writing
         log.info("whiteboard captured",
                  extra={"cname": command.cname, "sid": command.sid, "count": len(shots)})
         state: dict[str, Mapping[str, Any] | None] = {
@@ -257,7 +260,8 @@ class WhiteboardCaptureAction:
         return shots
 
     def _failure(self, command: CaptureCommand, message: str, status: int | None) -> Effects:
-        now = _iso(self._clock.now_ms())
+        now_ms = self._clock.now_ms()
+        now = _iso(now_ms)
         outcome: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "handler": ACTION_NAME,
@@ -272,10 +276,12 @@ class WhiteboardCaptureAction:
             "path": command.path,
             "status": status,
             "error": message,
-            "at": now,
+            "at": now_ms,
         }
+        headers = {"noticeId": command.notice_id, "sid": command.sid,
+                   "schema-version": SCHEMA_VERSION}
         return Effects(
-            outputs=(self._output(self._topics.actions, command, outcome),),
+            outputs=(report_output(self._topics.actions, command.cname, outcome, **headers),),
             state={
                 command.trigger_key: {
                     "status": "failed",

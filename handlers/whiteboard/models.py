@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_DIMENSION = 8192
 MAX_PATH_LENGTH = 1024
@@ -71,6 +71,28 @@ class Screenshot(BaseModel):
     key: str
     bucket: str
     region: str
+
+
+
+class ScreenshotsRecord(BaseModel):
+    """One whiteboard screenshot-list capture (value of an ``agora.whiteboard.screenshots``
+    record; key = cname)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="agora.whiteboard.screenshots record"
+    )
+
+    schema_version: Literal["1"] = Field(description="Version of this record's schema.")
+    cname: str = Field(description="Channel name (also the record key).")
+    sid: str = Field(description="Recording session id of the triggering event.")
+    notice_id: str = Field(alias="noticeId", description="noticeId of the triggering event.")
+    event_type: int = Field(alias="eventType", description="eventType of the triggering event.")
+    room_uuid: str = Field(description="Whiteboard room that was captured.")
+    path: str = Field(description="Scene directory that was captured.")
+    captured_at: str = Field(description="ISO-8601 UTC time of the capture (milliseconds).")
+    screenshots: list[Screenshot] = Field(
+        description="One entry per scene of the directory, as the whiteboard service reported."
+    )
 
 
 class Room(BaseModel):

@@ -115,7 +115,7 @@ def test_readiness_and_metrics_show_the_spool(
 def test_a_full_spool_answers_503_with_retry_after(
     tmp_path: Path, publisher: InMemoryPublisher
 ) -> None:
-    settings = spool_settings(tmp_path, AGORA_WEBHOOK_SPOOL_MAX_BYTES=1500)
+    settings = spool_settings(tmp_path, AGORA_WEBHOOK_SPOOL_MAX_BYTES=2200)
     app = create_app(settings, publisher, FakeClock(NOW_MS), False, start_drainer=False)
     client = app.test_client()
     publisher.available = False

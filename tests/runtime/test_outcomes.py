@@ -17,7 +17,7 @@ def test_an_outcome_record_is_keyed_by_cname_with_descriptive_headers() -> None:
     assert record.key == b"class-9"
     assert record.headers == (
         ("action", b"restart"), ("outcome", b"ok"), ("schema-version", b"1"),
-        ("noticeId", b"n-7"),
+        ("record-type", b"outcome"), ("noticeId", b"n-7"),
     )
     assert json.loads(record.value or b"") == {
         "action": "restart", "outcome": "ok", "cname": "class-9", "noticeId": "n-7",

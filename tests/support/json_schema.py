@@ -53,8 +53,8 @@ def errors(instance: Any, schema: Any, root: Mapping[str, Any], path: str = "$")
             continue
         check = _CHECKS.get(keyword)
         if check is None:
-            if keyword in ("additionalProperties", "required", "properties"):
-                continue  # handled together under "properties"/"type"
+            if keyword in ("additionalProperties", "required", "properties", "then", "else"):
+                continue  # handled together under "properties"/"type", or under "if"
             raise UnsupportedKeyword(f"{path}: keyword {keyword!r}")
         found.extend(check(instance, value, schema, root, path))
     if "properties" not in schema and isinstance(instance, dict):
@@ -106,6 +106,12 @@ def _any_of(instance: Any, value: Any, _s: Any, root: Mapping[str, Any], path: s
 def _one_of(instance: Any, value: Any, _s: Any, root: Mapping[str, Any], path: str) -> list[str]:
     matching = sum(1 for sub in value if not errors(instance, sub, root, path))
     return [] if matching == 1 else [f"{path}: matches {matching} of oneOf, expected 1"]
+
+
+def _if(instance: Any, value: Any, schema: Mapping[str, Any], root: Mapping[str, Any],
+        path: str) -> list[str]:
+    branch = "then" if not errors(instance, value, root, path) else "else"
+    return errors(instance, schema.get(branch, True), root, path)
 
 
 def _object(
@@ -172,6 +178,7 @@ _CHECKS: dict[str, Any] = {
     "allOf": _all_of,
     "anyOf": _any_of,
     "oneOf": _one_of,
+    "if": _if,
     "properties": _object,
     "items": _items,
     "minimum": _bound("min"),

@@ -278,7 +278,8 @@ def test_permanent_error_fails_with_an_alert_and_marks_the_trigger(
         "noticeId": "n-1", "eventType": 11, "room_uuid": ROOM, "path": "/lesson",
         "status": status, "error": f"service says {status}", "at": None,
     }
-    assert value["at"] == "2023-11-14T22:13:20.000Z"
+    assert value["at"] == 1_700_000_000_000  # Unix ms, like every agora.actions record
+    assert dict(alert.headers)["record-type"] == "report"
     assert effects.state == {trigger_key("class-101", SID, 11): {
         "status": "failed", "noticeId": "n-1", "at": "2023-11-14T22:13:20.000Z",
         "http_status": status, "error": f"service says {status}"}}

@@ -12,6 +12,7 @@ them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +44,10 @@ from handlers.contracts.render import DEFAULT_DIR
 from handlers.contracts.topic_schemas import ID_PREFIX, SCHEMA_DIR, build_topic_schemas
 from handlers.notify.action import NotifyAction
 from handlers.notify.files import derive_file_records
+from handlers.recording.commands import bounds_key
 from handlers.recording.reconciler import synthetic_failure, synthetic_record
 from handlers.recording.registry import MemorySessions, SessionRecord
-from handlers.recording.restart import GiveUpCommand, channel_key
+from handlers.recording.restart import GiveUpCommand
 from handlers.reports import report_output
 from handlers.runtime import dlq
 from handlers.runtime.dispatch import work_from_record
@@ -137,7 +139,8 @@ def test_the_files_are_what_the_code_generates() -> None:
 
 def _webhook(publisher: InMemoryPublisher) -> Any:
     settings = WebhookSettings(AGORA_NCS_SECRET=SECRET, topics=TOPICS)
-    return create_app(settings, publisher, FakeClock(now_ms=NOW_MS),
+    # Callbacks carry the real time, and the freshness window is on by default.
+    return create_app(settings, publisher, FakeClock(now_ms=int(time.time() * 1000)),
                       configure_logging=False).test_client()
 
 
@@ -254,7 +257,7 @@ def test_restart_reports_and_session_records_validate(fake_agora: FakeAgora) -> 
     record, sessions = failed_session(fake_agora, MemorySessions())
     action = make_action(fake_agora, sessions, rules=RestartRules(max_restarts=1))
     state = MemoryState()
-    state.entries[channel_key("class-1")] = {"restarts_ms": [clock_ms(action) - 1000]}
+    state.entries[bounds_key(record)] = {"restarts_ms": [clock_ms(action) - 1000]}
     command = action.decide(exit_event(sid=str(record.sid), at_ms=clock_ms(action)), state)
     assert isinstance(command, GiveUpCommand)
     checked(action.run(command).outputs)

@@ -138,7 +138,9 @@ def read_backward(
         while consumer.position(tp) < high:
             if time.monotonic() - last_record > STALL_S:
                 raise CatchUpTimeout(f"no record from {topic!r} for {STALL_S:g}s")
-            for batch in consumer.poll(timeout_ms=200).values():
+            for got, batch in consumer.poll(timeout_ms=200).items():
+                if got != tp:
+                    continue  # fetched for an earlier assignment
                 last_record = time.monotonic()
                 records.extend(r for r in batch if low <= r.offset < high)
         yield from reversed(records)

@@ -16,7 +16,13 @@ from handlers.config_check import (
     check_rules_file,
     missing_topics,
 )
-from webhook.cli_contract import EXIT_USAGE, env_name, probe_broker
+from webhook.cli_contract import (
+    EXIT_USAGE,
+    ConfigurationError,
+    bootstrap_addresses,
+    env_name,
+    probe_broker,
+)
 
 
 @click.group("config")
@@ -28,12 +34,18 @@ def _environment_problems() -> tuple[object | None, list[Problem]]:
     from handlers.settings import HandlerSettings
 
     try:
-        return HandlerSettings(), []
+        settings = HandlerSettings()
     except ValidationError as exc:
         return None, [
             Problem(env_name(exc.title, tuple(e["loc"])), e["msg"].removeprefix("Value error, "))
             for e in exc.errors(include_input=False, include_url=False)
         ]
+    try:
+        bootstrap_addresses(settings.kafka.bootstrap_servers)
+    except ConfigurationError as exc:
+        variable, _, message = exc.message.partition(": ")
+        return settings, [Problem(variable, message)]
+    return settings, []
 
 
 def _broker_problems(settings: object) -> list[Problem]:

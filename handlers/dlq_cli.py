@@ -25,7 +25,8 @@ from handlers.runtime.replay import (
     replay_dead_letters,
 )
 from handlers.settings import HandlerSettings
-from handlers.timeargs import TIME, check_range, format_ms
+from handlers.timeargs import TIME, format_ms, until_after_since
+from webhook.settings import TopicNames
 
 
 def _reader(settings: HandlerSettings) -> DlqReader:
@@ -37,9 +38,9 @@ def _reader(settings: HandlerSettings) -> DlqReader:
 def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The filters every dlq command takes."""
     options = [
-        click.option("--since", "since_ms", type=TIME, default=None,
+        click.option("--since", "since_ms", type=TIME, is_eager=True, default=None,
                      help="Dead-lettered at or after (ISO 8601, or 15m/2h/7d ago)."),
-        click.option("--until", "until_ms", type=TIME, default=None,
+        click.option("--until", "until_ms", type=TIME, callback=until_after_since, default=None,
                      help="Dead-lettered before this time."),
         click.option("--cname", default=None, help="Only this channel's letters."),
         click.option("--event", default=None,
@@ -55,14 +56,23 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _where(settings: HandlerSettings, letter_id: str | None, **given: Any) -> LetterFilter:
-    check_range(given["since_ms"], given["until_ms"])
-    letter = None
-    if letter_id is not None:
+class LetterId(click.ParamType[tuple[int, int]]):
+    """``<dlq topic>/<partition>/<offset>`` -> (partition, offset), checked at parse time."""
+
+    name = "TOPIC/PARTITION/OFFSET"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
         try:
-            letter = parse_letter_id(letter_id, settings.topics.dlq)
+            return parse_letter_id(str(value), TopicNames().dlq)
         except ValueError as exc:
-            raise click.BadParameter(f"{letter_id!r}: {exc}", param_hint="--id") from None
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+def _where(letter: tuple[int, int] | None, **given: Any) -> LetterFilter:
     return LetterFilter(letter=letter, **given)
 
 
@@ -83,7 +93,7 @@ def list_command(
     """Print dead letters, newest first, as they are read (``pending``: not replayed or
     discarded yet)."""
     settings = HandlerSettings()
-    where = _where(settings, None, since_ms=since_ms, until_ms=until_ms, cname=cname,
+    where = _where(None, since_ms=since_ms, until_ms=until_ms, cname=cname,
                    event=event, handler=handler, error=error)
 
     def emit(summary: dict[str, Any]) -> None:
@@ -105,11 +115,11 @@ def list_command(
 def _settle(discard: bool) -> Callable[..., None]:
     def command(
         since_ms: int | None, until_ms: int | None, cname: str | None, event: str | None,
-        handler: str | None, error: str | None, limit: int | None, letter_id: str | None,
-        dry_run: bool,
+        handler: str | None, error: str | None, limit: int | None,
+        letter_id: tuple[int, int] | None, dry_run: bool,
     ) -> None:
         settings = HandlerSettings()
-        where = _where(settings, letter_id, since_ms=since_ms, until_ms=until_ms, cname=cname,
+        where = _where(letter_id, since_ms=since_ms, until_ms=until_ms, cname=cname,
                        event=event, handler=handler, error=error)
         result = replay_dead_letters(
             _reader(settings), where=where, limit=limit, dry_run=dry_run, emit=click.echo,
@@ -133,7 +143,7 @@ def _settle_command(name: str, discard: bool, doc: str) -> click.Command:
     callback.__doc__ = doc
     callback = click.option("--dry-run", is_flag=True,
                             help="Show exactly what would happen; write nothing.")(callback)
-    callback = click.option("--id", "letter_id", default=None, metavar="TOPIC/PARTITION/OFFSET",
+    callback = click.option("--id", "letter_id", type=LetterId(), default=None,
                             help="One letter, as `dlq list` prints it.")(callback)
     callback = filter_options(callback)
     return dlq_group.command(name)(callback)

@@ -10,7 +10,7 @@ from handlers.progress import TerminalProgress
 from handlers.registry import default_registry
 from handlers.runtime.rerun import Copy, copies, rerun
 from handlers.settings import HandlerSettings
-from handlers.timeargs import TIME, check_range
+from handlers.timeargs import TIME, until_after_since
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -18,9 +18,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 @click.command("replay")
 @click.option("--handler", required=True,
               help="The handler to re-run (restart, whiteboard, notify, or a plugin's name).")
-@click.option("--since", "since_ms", type=TIME, required=True,
+@click.option("--since", "since_ms", type=TIME, is_eager=True, required=True,
               help="Events from this time (ISO 8601, or 15m/2h/7d ago).")
-@click.option("--until", "until_ms", type=TIME, default=None, help="Up to this time.")
+@click.option("--until", "until_ms", type=TIME, callback=until_after_since, default=None,
+              help="Up to this time.")
 @click.option("--cname", default=None, help="Only this channel's events.")
 @click.option("--dry-run", is_flag=True, help="List what would be replayed; write nothing.")
 def replay_command(
@@ -29,7 +30,6 @@ def replay_command(
     """Copy the events of a time range back to the events topic for HANDLER only
     (header replay-for); the other handlers skip the copies. Safe where the handler is
     idempotent: see docs/cli.md for what each one does twice."""
-    check_range(since_ms, until_ms)
     known = default_registry().names()
     if not _NAME.match(handler):
         raise click.BadParameter(

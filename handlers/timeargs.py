@@ -60,3 +60,10 @@ TIME = TimeParam()
 def check_range(since_ms: int | None, until_ms: int | None) -> None:
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         raise click.BadParameter("must be later than --since", param_hint="--until")
+
+
+def until_after_since(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """Option callback of ``--until`` (with ``--since`` declared ``is_eager``): refused at
+    parse time, before anything is read."""
+    check_range(ctx.params.get("since_ms"), value)
+    return value

@@ -7,16 +7,16 @@ import sys
 import click
 
 from handlers.progress import TerminalProgress
-from handlers.timeargs import TIME, check_range
+from handlers.timeargs import TIME, until_after_since
 from handlers.timeline import SOURCES, Entry, follow, iter_lines, read_timeline
 from webhook.settings import KafkaSettings, TopicNames
 
 
 @click.command("timeline")
 @click.option("--cname", required=True, help="The channel.")
-@click.option("--since", "since_ms", type=TIME, default="24h", show_default=True,
+@click.option("--since", "since_ms", type=TIME, is_eager=True, default="24h", show_default=True,
               help="From this time (ISO 8601, or 15m/2h/7d ago).")
-@click.option("--until", "until_ms", type=TIME, default=None,
+@click.option("--until", "until_ms", type=TIME, callback=until_after_since, default=None,
               help="Up to this time (default: now).")
 @click.option("--follow", "follow_", is_flag=True,
               help="Then print new entries as they are written, until Ctrl-C.")
@@ -30,7 +30,6 @@ def timeline_command(
     """What happened to channel CNAME, in time order, one line per record: callbacks
     (events), the handlers' decisions and alerts (actions), registry changes (sessions),
     files, whiteboard screenshots and dead letters. Lines marked `!` need attention."""
-    check_range(since_ms, until_ms)
     if follow_ and until_ms is not None:
         raise click.BadParameter("cannot be combined with --until", param_hint="--follow")
     kafka, topics = KafkaSettings(), TopicNames()

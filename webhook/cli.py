@@ -8,8 +8,10 @@ environment variables each command reads in its ``--help``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -78,25 +80,30 @@ def _with_epilog(command: click.Command, variables: tuple[str, ...]) -> None:
             _with_epilog(sub, variables)
 
 
-def command_path(group: click.Group, ctx: click.Context, args: list[str]) -> tuple[str, ...]:
-    """The subcommand names at the front of ``args`` (options of groups are not used)."""
-    path: list[str] = []
-    command: click.Command = group
-    for arg in args:
-        if arg.startswith("-") or not isinstance(command, click.Group):
-            break
-        sub = command.get_command(ctx, arg)
-        if sub is None:
-            break
-        path.append(arg)
-        command = sub
-    return tuple(path)
+def _probing(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` run only once the environment is valid and the broker answers; click
+    has parsed and checked the options by then, so usage errors come first."""
+
+    @functools.wraps(callback)
+    def probed(*args: Any, **kwargs: Any) -> Any:
+        from handlers.settings import HandlerSettings
+
+        settings = HandlerSettings()  # every variable the command may read, checked once
+        probe_broker(settings.kafka.bootstrap_servers)
+        return callback(*args, **kwargs)
+
+    return probed
 
 
-def needs_broker(path: tuple[str, ...], args: list[str]) -> bool:
-    if "--help" in args:
-        return False
-    return any(path[: len(prefix)] == prefix for prefix in NEEDS_BROKER)
+def _with_probe(command: click.Command, path: tuple[str, ...]) -> None:
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _with_probe(sub, (*path, name))
+        return
+    wanted = any(path[: len(prefix)] == prefix for prefix in NEEDS_BROKER)
+    if wanted and command.callback is not None and not getattr(command, "_probed", False):
+        command.callback = _probing(command.callback)
+        command._probed = True  # type: ignore[attr-defined]
 
 
 class LazyGroup(click.Group):
@@ -112,16 +119,11 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
         _with_epilog(command, ENVIRONMENT.get(cmd_name, ()))
+        _with_probe(command, (cmd_name,))
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
-        args = [*ctx._protected_args, *ctx.args]
         try:
-            path = command_path(self, ctx, args)
-            if needs_broker(path, args):
-                from webhook.settings import KafkaSettings
-
-                probe_broker(KafkaSettings().bootstrap_servers)
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise

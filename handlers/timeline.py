@@ -86,10 +86,21 @@ def _event_what(body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[st
     return what, payload.get("sid"), payload.get("uid")
 
 
+def _alert_line(alert: Mapping[str, Any]) -> str:
+    line = f"{alert.get('rule')} {alert.get('transition')} ({alert.get('severity')})"
+    delivered, failed = alert.get("delivered") or [], alert.get("failed") or []
+    line += f" -> {', '.join(map(str, delivered)) or 'no sink'}"
+    if failed:
+        line += f", failed: {', '.join(map(str, failed))}"
+    return line
+
+
 def _action_what(value: Mapping[str, Any]) -> tuple[str, bool]:
     outcome = value.get("outcome")
     if "handler" not in value:  # runtime outcome: one per decision about an event
-        what = f"{value.get('action')} {outcome} on callback {value.get('eventType')}"
+        event_type = value.get("eventType")
+        what = f"{value.get('action')} {outcome} on " + (
+            f"callback {event_type}" if event_type is not None else "an actions record")
         if value.get("attempts"):
             what += f" attempts={value['attempts']}"
         if value.get("error"):
@@ -100,9 +111,8 @@ def _action_what(value: Mapping[str, Any]) -> tuple[str, bool]:
     if value.get("new_sid"):
         what += f" -> new sid {value['new_sid']}"
     if handler == "notify" and isinstance(value.get("alerts"), list):
-        sent = [f"{a.get('rule')}->{a.get('sink')}" for a in value["alerts"]
-                if isinstance(a, dict)]
-        what = f"alert {outcome}: {', '.join(sent) or 'no rule'}"
+        sent = [_alert_line(a) for a in value["alerts"] if isinstance(a, dict)]
+        what = f"alert {outcome}: {'; '.join(sent) or 'no rule'}"
         return what, True
     for key in ("reason", "error"):
         if value.get(key):

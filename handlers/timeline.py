@@ -107,13 +107,16 @@ def _action_what(value: Mapping[str, Any]) -> tuple[str, bool]:
             what += f": {value['error']}"
         return what, outcome == "dead_lettered"
     handler = value.get("handler")
-    what = f"{handler} {value.get('action')}: {outcome}"
+    operation = value.get("action")
+    what = f"{handler}: {outcome}" if operation == handler else f"{handler} {operation}: {outcome}"
     if value.get("new_sid"):
         what += f" -> new sid {value['new_sid']}"
     if handler == "notify" and isinstance(value.get("alerts"), list):
-        sent = [_alert_line(a) for a in value["alerts"] if isinstance(a, dict)]
-        what = f"alert {outcome}: {'; '.join(sent) or 'no rule'}"
-        return what, True
+        alerts = [a for a in value["alerts"] if isinstance(a, dict)]
+        what = f"alert {outcome}: {'; '.join(map(_alert_line, alerts)) or 'no rule'}"
+        # A resolution needs no one; a new or failed alert does.
+        return what, outcome != "notified" or any(
+            a.get("transition") != "resolve" for a in alerts)
     for key in ("reason", "error"):
         if value.get(key):
             what += f" ({value[key]})"

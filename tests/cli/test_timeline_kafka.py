@@ -158,7 +158,7 @@ def test_the_timeline_of_a_restarted_recording(
     # The restart is one transaction: the decision, the report and the registry change.
     restart_step = [
         index("actions", "restart ok on callback 11"),
-        index("actions", "restart restart: restarted", f"-> new sid {second.sid}"),
+        index("actions", "restart: restarted", f"-> new sid {second.sid}"),
         index("registry", "running", "restarts=1"),
     ]
     uploaded = index("events", "callback 31 uploaded", "files=1")
@@ -173,6 +173,7 @@ def test_the_timeline_of_a_restarted_recording(
     # The restart resolves the incident: notify reads the restart report.
     resolved = index("actions", "alert notified: recording-exit resolve (error) -> ops")
     assert restart_step[1] < resolved < uploaded
+    assert entries[resolved]["alert"] is False
     restarted = entries[restart_step[1]]
     assert (restarted["sid"], restarted["alert"]) == (first.sid, False)
     assert entries[restart_step[2]]["sid"] == second.sid

@@ -91,14 +91,27 @@ def check_rules_text(
     resolver = _Resolver(env)
     resolved = resolver.resolve(raw, [])
     problems = list(resolver.missing)
-    try:
-        config = RulesConfig.model_validate(resolved)
-    except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(Problem(loc_path(error["loc"]), resolver.scrub(message)))
-        return None, problems
+    # Section by section, so a mistake in one does not hide the others' problems.
+    sections: dict[str, Any] = {}
+    for name in resolved:
+        if name not in RulesConfig.model_fields:
+            known = ", ".join(RulesConfig.model_fields)
+            problems.append(Problem(name, f"unknown section; expected one of {known}"))
+    for name, spec in RulesConfig.model_fields.items():
+        model = spec.annotation
+        if name not in resolved or not isinstance(model, type):
+            continue
+        try:
+            sections[name] = model.model_validate(resolved[name])
+        except ValidationError as exc:
+            for error in exc.errors(include_input=False, include_url=False):
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(Problem(loc_path((name, *error["loc"])),
+                                        resolver.scrub(message)))
+    config = RulesConfig(**sections)
     problems.extend(semantic_problems(config, resolver.scrub))
+    if len(sections) < len([n for n in resolved if n in RulesConfig.model_fields]):
+        return None, problems
     return config, problems
 
 

@@ -132,8 +132,9 @@ def describe(
     at = record.timestamp
     ref = f"{topic_ref}/{record.partition}/{record.offset}"
     if source == "events":
-        at = int(headers.get("received-at", at)) if headers.get("received-at", "").isdigit() \
-            else at
+        # When NCS reached the webhook; a replayed copy is shown when it was replayed.
+        if headers.get("received-at", "").isdigit() and "replay-for" not in headers:
+            at = int(headers["received-at"])
         if value is None:
             return Entry(at, source, "callback (not JSON)", ref=ref)
         what, sid, uid = _event_what(value, headers)

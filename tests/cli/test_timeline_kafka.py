@@ -25,6 +25,7 @@ from kafka import KafkaProducer
 from support.callbacks import callback_body
 from support.fake_agora import FakeAgora
 from support.fake_sinks import FakeSinks
+from support.json_schema import errors
 from support.restart_env import BACKUP_UID, ENV, PROFILE, UID, start_session
 from support.runtime_helpers import (
     fast_config,
@@ -37,6 +38,7 @@ from support.runtime_helpers import (
 )
 
 from handlers.config import RecordingRules, RestartRules, parse_rules
+from handlers.contracts.openapi import build_handlers_openapi
 from handlers.notify.action import NotifyAction
 from handlers.recording.registry import SessionWriter, TableSessions
 from handlers.recording.restart import RestartAction
@@ -137,6 +139,7 @@ def test_the_timeline_of_a_restarted_recording(
         wait_until(lambda: len(read_to_end(kafka_bootstrap, topics.files)) == 1,
                    timeout_s=60, what="the file record")
     notify.close()
+    deliveries = fake_sinks.deliveries("ops")
 
     env = {**os.environ, **topics_env(topics), "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     started = time.monotonic()
@@ -190,3 +193,13 @@ def test_the_timeline_of_a_restarted_recording(
     assert table.returncode == 0
     assert len(table.stdout.splitlines()) == len(entries)
     assert f"{len(entries)} entries for {cname}" in table.stderr
+
+    # What the sink received is the documented alert webhook (OpenAPI `webhooks.alert`).
+    document = build_handlers_openapi()
+    operation = document["webhooks"]["alert"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert [d.json["type"] for d in deliveries] == ["agora.alert.triggered",
+                                                    "agora.alert.resolved"]
+    for delivery in deliveries:
+        assert errors(delivery.json, schema, document) == []
+        assert delivery.problems == ()

@@ -4,9 +4,12 @@ classed as transient."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from handlers.progress import TerminalProgress
 from handlers.runtime.replay import (
     Position,
     _Coverage,
@@ -109,3 +112,25 @@ def test_letter_ids() -> None:
     for bad in ("agora.dlq/2", "other/2/17", "agora.dlq/x/1", "17"):
         with pytest.raises(ValueError, match=r"expected agora\.dlq/PARTITION/OFFSET"):
             parse_letter_id(bad, "agora.dlq")
+
+
+class _Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_is_drawn_on_a_terminal_only_and_erased() -> None:
+    terminal = _Terminal(tty=True)
+    with TerminalProgress(terminal, interval_s=0) as progress:
+        progress("agora.ncs.events", 10, 100)  # too short a read to bother
+        progress("agora.ncs.events", 1500, 6000)
+    assert terminal.getvalue() == (
+        "\rreading agora.ncs.events: 1500/6000 records (25%)\033[K\r\033[K")
+    pipe = _Terminal(tty=False)
+    with TerminalProgress(pipe, interval_s=0) as progress:
+        progress("agora.ncs.events", 1500, 6000)
+    assert pipe.getvalue() == ""

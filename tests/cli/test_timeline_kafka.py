@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -203,3 +205,42 @@ def test_the_timeline_of_a_restarted_recording(
     for delivery in deliveries:
         assert errors(delivery.json, schema, document) == []
         assert delivery.problems == ()
+
+
+def test_follow_prints_new_records_as_they_come_and_stops_on_ctrl_c(
+    kafka_bootstrap: str,
+) -> None:
+    topics = unique_topics(kafka_bootstrap)
+    cname = f"class-{uuid.uuid4().hex[:6]}"
+    publish(kafka_bootstrap, topics.events, [callback_body(
+        event_type=40, cname=cname, notice_id=f"{cname}-before",
+        details={"msgName": "recorder_started"})])
+    env = {**os.environ, **topics_env(topics), "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    with subprocess.Popen(
+        [str(CLI), "timeline", "--cname", cname, "--since", "1h", "--follow", "--json",
+         "--source", "events"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            first = json.loads(_line(process.stdout, timeout_s=30))
+            assert first["what"] == "callback 40 recorder_started"
+            publish(kafka_bootstrap, topics.events, [
+                callback_body(event_type=41, cname=f"{cname}-other",
+                              details={"msgName": "recorder_leave", "leaveCode": 0}),
+                callback_body(event_type=41, cname=cname, notice_id=f"{cname}-after",
+                              details={"msgName": "recorder_leave", "leaveCode": 0})])
+            second = json.loads(_line(process.stdout, timeout_s=30))
+            assert second["what"] == "callback 41 recorder_leave leaveCode=0"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+            assert "Traceback" not in (process.stderr.read() if process.stderr else "")
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def _line(stream: IO[str], timeout_s: float) -> str:
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    assert ready, f"no line within {timeout_s:g}s"
+    return stream.readline()

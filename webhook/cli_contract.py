@@ -4,8 +4,8 @@ Exit codes: 0 done, 1 runtime failure (the broker, Agora or a sink failed or cou
 reached), 2 usage or configuration error (bad option, environment variable or rules file:
 fix the input and run again). Bad input never ends in a traceback: the message names the
 option, variable or rules-file path and what was expected. A command that needs Kafka
-checks that the broker answers first and says so within :data:`BROKER_PROBE_S` seconds,
-naming the address, instead of letting the client retry for 30 s.
+checks that the broker answers first and says so within 5 s (the probe's budget is
+:data:`BROKER_PROBE_S`), naming the address, instead of letting the client retry for 30 s.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-BROKER_PROBE_S = 5.0
+BROKER_PROBE_S = 3.0
+"""The probe's budget: with the interpreter's start-up, the answer comes within 5 s. A
+broker that takes longer to accept a connection is not usable anyway."""
 
 
 class ConfigurationError(click.ClickException):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from webhook.cli_contract import BROKER_PROBE_S
+
 CLI = Path(sys.executable).with_name("agora-events")
 
 
@@ -40,7 +42,14 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("args", [
+@pytest.fixture(scope="module")
+def startup_s() -> float:
+    """Same-run baseline: the slowest of three answers to a usage error of a command that
+    imports what the broker commands import (the machine may be busy)."""
+    return max(run("dlq", "list", "--limit", "0")[1] for _ in range(3))
+
+
+BROKER_COMMANDS = [
     ("dlq", "list"),
     ("dlq", "replay", "--dry-run"),
     ("dlq", "discard", "--dry-run"),
@@ -48,24 +57,30 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     ("replay", "--handler", "notify", "--since", "1h"),
     ("topics", "create"),
     ("recording", "list"),
-])
-def test_an_unreachable_broker_is_named_within_five_seconds(
-    args: tuple[str, ...], dead_address: str,
+]
+
+
+@pytest.mark.parametrize("args", BROKER_COMMANDS)
+def test_an_unreachable_broker_is_named_at_once(
+    args: tuple[str, ...], dead_address: str, startup_s: float,
 ) -> None:
     result, seconds = run(*args, env={"KAFKA_BOOTSTRAP_SERVERS": dead_address})
     assert result.returncode == 1
     assert f"cannot reach the Kafka broker at {dead_address} (KAFKA_BOOTSTRAP_SERVERS)" in (
         result.stderr)
-    assert seconds < 5
+    # A refused connection is known at once: the answer takes the start-up time, not the
+    # client's 30 s of retries. (Timed against the same-run baseline: the machine may be
+    # busy; the absolute figure is in docs/cli.md.)
+    assert seconds < startup_s + 2, (seconds, startup_s)
     no_traceback(result)
 
 
-def test_a_blackholed_broker_is_given_up_on_within_five_seconds() -> None:
-    # 192.0.2.0/24 is TEST-NET-1: never routed, so the connection neither opens nor fails.
+def test_a_blackholed_broker_is_given_up_on_within_the_probe_budget(startup_s: float) -> None:
+    # 192.0.2.0/24 is TEST-NET-1: never routed, so a connection may neither open nor fail.
     result, seconds = run("dlq", "list", env={"KAFKA_BOOTSTRAP_SERVERS": "192.0.2.1:9092"})
     assert result.returncode == 1
     assert "cannot reach the Kafka broker at 192.0.2.1:9092" in result.stderr
-    assert seconds < 5 + 2  # the probe's 5 s plus the interpreter's start-up
+    assert seconds < startup_s + BROKER_PROBE_S + 1, (seconds, startup_s)
     no_traceback(result)
 
 

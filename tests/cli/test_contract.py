@@ -5,6 +5,7 @@ absence said within 5 s, naming the address."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -242,3 +243,12 @@ def test_help_names_the_environment_a_command_reads(
 def test_send_help_names_the_webhook_port() -> None:
     result, _ = run("send", "--help")
     assert "http://127.0.0.1:8080/ncs" in result.stdout
+
+
+def test_tables_have_a_json_form() -> None:
+    result, _ = run("topics", "list", "--json")
+    assert result.returncode == 0
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {"name": "agora.recording.sessions", "cleanup": "compact", "retention_ms": None,
+            "purpose": "recording session registry, latest per cname"} in rows
+    assert len(rows) == 8

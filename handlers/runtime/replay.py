@@ -28,7 +28,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from handlers.runtime import dlq
-from handlers.runtime.clients import transactional_producer
+from handlers.runtime.clients import transactional_producer, wait_for_topic
 from handlers.runtime.records import KafkaRecord, header_value
 from handlers.runtime.scan import Bounds, bounds, open_consumer, read_backward, read_forward
 from handlers.runtime.txn import TransactionalPublisher
@@ -264,10 +264,6 @@ class DlqReader:
         finally:
             consumer.close()
 
-    # Kept for callers of the former API: every letter, partition by partition.
-    def records(self) -> Iterator[DeadLetter]:
-        return self.oldest_first(LetterFilter())
-
     def position(self, handler: str, partition: int) -> Position:
         """The handler's committed replay position on ``partition``."""
         if handler not in self._positions:
@@ -276,8 +272,6 @@ class DlqReader:
                 enable_auto_commit=False,
             )
             try:
-                from handlers.runtime.clients import wait_for_topic
-
                 partitions = wait_for_topic(consumer, self.topic, 5.0)
                 positions = {}
                 for p in partitions:

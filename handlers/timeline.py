@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handlers.runtime.scan import Progress, bounds, open_consumer, read_forward
+from handlers.runtime.state import TopicMissing
 from handlers.timeargs import format_ms
 from webhook.events import EVENT_TYPES
 from webhook.settings import TopicNames
@@ -199,9 +200,11 @@ def read_timeline(
     progress: Progress | None = None,
     sources: Iterable[str] = SOURCES,
     ends: dict[tuple[str, int], int] | None = None,
+    skipped: Callable[[str], None] | None = None,
 ) -> list[Entry]:
     """Every entry of ``cname`` in ``[since_ms, until_ms)``, in time order. ``ends``, if
-    given, receives where each partition's read stopped (for :func:`follow`)."""
+    given, receives where each partition's read stopped (for :func:`follow`). A topic that
+    does not exist is reported to ``skipped`` (else :class:`TopicMissing` is raised)."""
     entries: list[Entry] = []
     order = {s: i for i, s in enumerate(SOURCES)}
     consumer = open_consumer(client_config)
@@ -209,7 +212,15 @@ def read_timeline(
         for source in sources:
             topic = getattr(topics, source)
             key = None if source == "sessions" else cname.encode()
-            ranges = bounds(consumer, topic, key=key, since_ms=since_ms, until_ms=until_ms)
+            try:
+                ranges = bounds(consumer, topic, key=key, since_ms=since_ms, until_ms=until_ms)
+            except TopicMissing:
+                # One missing topic (e.g. no whiteboard in this deployment) must not hide
+                # the rest of the story.
+                if skipped is None:
+                    raise
+                skipped(topic)
+                continue
             if ends is not None:
                 ends.update({(topic, b.partition): b.end for b in ranges})
             for record in read_forward(consumer, topic, ranges, progress=progress):
@@ -239,13 +250,16 @@ def follow(
     consumer = open_consumer(client_config)
     try:
         by_topic: dict[str, str] = {}
-        tps = []
+        tps: list[TopicPartition] = []
         for source in sources:
             topic = getattr(topics, source)
             by_topic[topic] = source
             key = None if source == "sessions" else cname.encode()
-            for b in bounds(consumer, topic, key=key):
-                tps.append(TopicPartition(topic, b.partition))
+            try:
+                tps.extend(TopicPartition(topic, b.partition)
+                           for b in bounds(consumer, topic, key=key))
+            except TopicMissing:
+                continue  # reported by the history read
         consumer.assign(tps)
         consumer.seek_to_end(*tps)
         for tp in tps:

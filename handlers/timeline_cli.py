@@ -12,6 +12,11 @@ from handlers.timeline import SOURCES, Entry, follow, iter_lines, read_timeline
 from webhook.settings import KafkaSettings, TopicNames
 
 
+def _skipped(topic: str) -> None:
+    click.echo(f"note: topic {topic!r} does not exist; its records are not shown "
+               "(agora-events topics create, or check AGORA_TOPIC_*)", err=True)
+
+
 @click.command("timeline")
 @click.option("--cname", required=True, help="The channel.")
 @click.option("--since", "since_ms", type=TIME, is_eager=True, default="24h", show_default=True,
@@ -38,7 +43,7 @@ def timeline_command(
     with TerminalProgress() as progress:
         entries = read_timeline(kafka.client_config(), topics, cname, since_ms=since_ms,
                                 until_ms=until_ms, progress=progress, sources=chosen,
-                                ends=ends)
+                                ends=ends, skipped=_skipped)
     for line in iter_lines(entries, as_json):
         click.echo(line)
     if not as_json:

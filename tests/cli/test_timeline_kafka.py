@@ -244,3 +244,18 @@ def _line(stream: IO[str], timeout_s: float) -> str:
     ready, _, _ = select.select([stream], [], [], timeout_s)
     assert ready, f"no line within {timeout_s:g}s"
     return stream.readline()
+
+
+def test_a_missing_topic_is_noted_and_the_rest_of_the_story_shown(kafka_bootstrap: str) -> None:
+    topics = unique_topics(kafka_bootstrap)
+    cname = f"class-{uuid.uuid4().hex[:6]}"
+    publish(kafka_bootstrap, topics.events, [callback_body(
+        event_type=40, cname=cname, details={"msgName": "recorder_started"})])
+    missing = f"{topics.screenshots}-missing"
+    env = {**os.environ, **topics_env(topics), "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "AGORA_TOPIC_SCREENSHOTS": missing}
+    result = subprocess.run([str(CLI), "timeline", "--cname", cname, "--since", "1h"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"note: topic {missing!r} does not exist" in result.stderr
+    assert "callback 40 recorder_started" in result.stdout

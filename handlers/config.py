@@ -15,9 +15,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from handlers.references import RULES_FILE, ReferenceProblem, resolve
+from handlers.urls import check_http_url
 
 
 class ConfigError(Exception):
@@ -107,6 +115,11 @@ class AlertSink(_Strict):
     secret: str | None = None
     routing_key: str | None = None
     timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_http_url(url)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> AlertSink:

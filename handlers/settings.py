@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from handlers.urls import check_http_url
 from webhook.settings import KafkaSettings, TopicNames
 
 
@@ -28,6 +29,9 @@ class AgoraSettings(BaseSettings):
     api_fallbacks: str | None = None
     request_timeout_s: float = Field(default=10.0, gt=0)
 
+    # A base that can never work is a configuration error, not a transient failure.
+    _api_base = field_validator("api_base")(check_http_url)
+
     @property
     def configured(self) -> bool:
         return bool(self.app_id and self.customer_id and self.customer_secret)
@@ -44,6 +48,8 @@ class WhiteboardSettings(BaseSettings):
     access_key: str | None = None
     secret_access_key: SecretStr | None = None
     request_timeout_s: float = Field(default=10.0, gt=0)
+
+    _api_base = field_validator("api_base")(check_http_url)
 
 
 class HandlerSettings(BaseSettings):

@@ -434,7 +434,9 @@ def test_reconciler_receives_every_credential_the_client_requires(
     for name in agora:
         monkeypatch.delenv(name, raising=False)
     for name in passed:
-        monkeypatch.setenv(name, environment[name] or f"value-of-{name.lower()}")
+        # Compose fills ``${NAME:-default}`` with the default when NAME is unset.
+        value = re.sub(r"^\$\{[A-Z_]+:-(.*)\}$", r"\1", environment[name] or "")
+        monkeypatch.setenv(name, value or f"value-of-{name.lower()}")
     assert AgoraSettings().configured, f"the credentials passed ({sorted(passed)}) are not enough"
     # The check can fail: without the secret the client is not configured.
     monkeypatch.delenv("AGORA_CUSTOMER_SECRET")

@@ -263,7 +263,7 @@ def send_command(
     concurrency: int,
     timeout_s: float,
 ) -> None:
-    """Post signed Cloud Recording callbacks to URL (e.g. http://127.0.0.1:8000/ncs).
+    """Post signed Cloud Recording callbacks to URL (e.g. http://127.0.0.1:8080/ncs).
 
     Prints one line per request (status, noticeId, eventType, latency) and a summary; exits
     1 if any request did not get HTTP 200.

@@ -6,6 +6,7 @@ cleanup policy are what the catalog says.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import click
@@ -121,11 +122,16 @@ def create_command(
 
 
 @topics_group.command("list")
-def list_command() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_command(as_json: bool) -> None:
     """Print the catalog: name, cleanup policy and purpose."""
     for spec in catalog(TopicNames()):
         policy = "compact" if spec.compacted else "delete"
-        click.echo(f"{spec.name:32} {policy:8} {spec.purpose}")
+        if as_json:
+            click.echo(json.dumps({"name": spec.name, "cleanup": policy,
+                                   "retention_ms": spec.retention_ms, "purpose": spec.purpose}))
+        else:
+            click.echo(f"{spec.name:32} {policy:8} {spec.purpose}")
 
 
 topics_group.add_command(acls_command)

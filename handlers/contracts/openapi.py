@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from handlers.contracts.alert_webhook import alert_schemas, alert_webhooks
 from handlers.contracts.schemas import ModelSchema, schema_set
 from handlers.settings import HandlerSettings
 from webhook.events import Notification
@@ -338,4 +339,7 @@ def build_handlers_openapi() -> dict[str, Any]:
                 }
             },
         },
+        # What the handlers send: the alert webhook's request.
+        "webhooks": alert_webhooks(),
+        "components": {"schemas": alert_schemas()},
     }

@@ -135,6 +135,12 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
+def webhook_body(alert: Alert, now_ms: int) -> dict[str, Any]:
+    """The generic webhook's body (documented in docs/contracts/openapi-handlers.json)."""
+    kind = "triggered" if alert.transition == "trigger" else "resolved"
+    return {"type": f"agora.alert.{kind}", "timestamp": _iso(now_ms), "data": alert.describe()}
+
+
 # --- sinks ---------------------------------------------------------------------------------
 
 
@@ -161,10 +167,7 @@ class WebhookSink:
             raise SinkConfigError(f"sink {config.name!r}: {exc}") from None
 
     def render(self, alert: Alert, now_ms: int) -> bytes:
-        kind = "triggered" if alert.transition == "trigger" else "resolved"
-        return _json_bytes(
-            {"type": f"agora.alert.{kind}", "timestamp": _iso(now_ms), "data": alert.describe()}
-        )
+        return _json_bytes(webhook_body(alert, now_ms))
 
     def send(self, alert: Alert) -> None:
         now_ms = self._clock.now_ms()

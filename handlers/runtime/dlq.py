@@ -22,7 +22,7 @@ another handler, so a replay re-runs exactly one action.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from handlers.runtime.records import Headers, KafkaRecord, header_value
 
@@ -99,14 +99,23 @@ class NotReplayable(ValueError):
 
 def replay(
     *, dlq_topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-    headers: Iterable[tuple[str, bytes]],
+    headers: Iterable[tuple[str, bytes]], allowed_topics: Collection[str] | None = None,
 ) -> KafkaRecord:
-    """The record that re-injects a dead letter into its original topic."""
+    """The record that re-injects a dead letter into its original topic.
+
+    ``allowed_topics``: the topics handlers consume. A letter naming any other topic is
+    refused: anyone who can write the DLQ could otherwise have a replay write, say, the
+    registry topic."""
     headers = tuple(headers)
     source = header_value(headers, DLQ_TOPIC)
     handler = header_value(headers, DLQ_HANDLER)
     if not source:
         raise NotReplayable(f"{dlq_topic}/{partition}/{offset}: header {DLQ_TOPIC} is missing")
+    if allowed_topics is not None and source not in allowed_topics:
+        raise NotReplayable(
+            f"{dlq_topic}/{partition}/{offset}: header {DLQ_TOPIC} names {source!r}, which no "
+            f"handler consumes (expected one of {', '.join(sorted(allowed_topics))})"
+        )
     if not handler:
         raise NotReplayable(f"{dlq_topic}/{partition}/{offset}: header {DLQ_HANDLER} is missing")
     kept = tuple((k, v) for k, v in headers if k not in _RUNTIME_HEADERS)

@@ -43,7 +43,7 @@ class TransactionalPublisher:
     def publish(
         self,
         records: Sequence[KafkaRecord],
-        commits: Sequence[tuple[Any, Mapping[Partition, int]]] = (),
+        commits: Sequence[tuple[Any, Mapping[Partition, int | tuple[int, str]]]] = (),
     ) -> list[tuple[KafkaRecord, int, int]]:
         """Write ``records`` and commit offsets atomically. ``commits`` holds, per consumer
         group, its metadata (``KafkaConsumer.group_metadata()``, which lets the broker
@@ -66,7 +66,7 @@ class TransactionalPublisher:
                 if offsets:
                     producer.send_offsets_to_transaction(
                         {
-                            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                            TopicPartition(topic, partition): _offset_and_metadata(offset)
                             for (topic, partition), offset in offsets.items()
                         },
                         group_metadata,
@@ -97,3 +97,10 @@ class TransactionalPublisher:
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._producer.close(timeout=timeout_s)
+
+
+def _offset_and_metadata(offset: int | tuple[int, str]) -> OffsetAndMetadata:
+    """An offset to commit, optionally with its metadata string (DLQ replay positions)."""
+    if isinstance(offset, tuple):
+        return OffsetAndMetadata(offset[0], offset[1], -1)
+    return OffsetAndMetadata(offset, "", -1)

@@ -198,6 +198,10 @@ class HttpWhiteboardClient:
             raise WhiteboardError(
                 operation, "request timed out", status=None, retryable=True
             ) from None
+        except httpx.UnsupportedProtocol as exc:  # a bad WHITEBOARD_API_BASE: configuration
+            raise WhiteboardError(
+                operation, f"bad API base URL: {exc}", status=None, retryable=False
+            ) from None
         except httpx.TransportError as exc:
             # The exception text names the host and the OS error, never our headers.
             raise WhiteboardError(

@@ -532,8 +532,8 @@ def test_a_dead_sink_dead_letters_and_a_replay_delivers_once(
     assert [check_pagerduty(p)["event_action"] for p in fake_sinks.attempts("pd")] == ["trigger"]
     assert "replayed 0 dead letter(s)" in dlq_cli(kafka_bootstrap, names, prefix, "replay",
                                                    "--handler", "notify")
-    listed = [json.loads(line) for line in dlq_cli(kafka_bootstrap, names, prefix, "list")
-              .splitlines()]
+    listed = [json.loads(line)
+              for line in dlq_cli(kafka_bootstrap, names, prefix, "list", "--json").splitlines()]
     assert {(d["handler"], d["pending"]) for d in listed} == {("notify", False),
                                                               ("restart", True)}
 

@@ -75,7 +75,7 @@ def test_replay_dry_run_then_replay_once_for_the_right_handler(kafka_bootstrap: 
             ) == 1,
             what="X dead-lettered by scripted",
         )
-    (listed,) = [json.loads(line) for line in cli(kafka_bootstrap, names, prefix, "list")
+    (listed,) = [json.loads(line) for line in cli(kafka_bootstrap, names, prefix, "list", "--json")
                  .splitlines()]
     assert listed["handler"] == "scripted"
     assert listed["pending"] is True
@@ -125,7 +125,7 @@ def test_replay_dry_run_then_replay_once_for_the_right_handler(kafka_bootstrap: 
     out = cli(kafka_bootstrap, names, prefix, "replay")
     assert "replayed 0 dead letter(s)" in out
     assert end_offset(kafka_bootstrap, names.events) == after_replay
-    (listed,) = [json.loads(line) for line in cli(kafka_bootstrap, names, prefix, "list")
+    (listed,) = [json.loads(line) for line in cli(kafka_bootstrap, names, prefix, "list", "--json")
                  .splitlines()]
     assert listed["pending"] is False
 

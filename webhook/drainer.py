@@ -2,17 +2,20 @@
 
 Every gunicorn worker runs one drainer thread; they compete for the spool's drain lock, so
 exactly one publishes at a time, and another takes over if that worker dies. A restarted
-webhook drains whatever the previous one left.
+webhook drains whatever the previous one left. A record the topic can never take is set
+aside as a pointer on the quarantine topic, so it cannot block the records behind it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from webhook import metrics
-from webhook.publisher import Publisher
-from webhook.spool import Spool
+from webhook.publisher import Publisher, PublishRejected, PublishUnavailable
+from webhook.records import pointer_record
+from webhook.spool import Spool, SpooledRecord
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,14 @@ MAX_BACKOFF_S = 5.0
 
 
 class SpoolDrainer:
-    def __init__(self, spool: Spool, publisher: Publisher, publish_timeout_s: float) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        publisher: Publisher,
+        publish_timeout_s: float,
+        quarantine_topic: str = "agora.ncs.quarantine",
+    ) -> None:
+        self._quarantine_topic = quarantine_topic
         self._spool = spool
         self._publisher = publisher
         self._timeout_s = publish_timeout_s
@@ -45,12 +55,35 @@ class SpoolDrainer:
         batch = self._spool.read_pending(BATCH_RECORDS)
         if not batch:
             return 0, 0
-        acknowledged = self._publisher.publish_many([s.record for s in batch], self._timeout_s)
+        try:
+            acknowledged = self._publisher.publish_many([s.record for s in batch], self._timeout_s)
+        except PublishRejected as exc:
+            acknowledged = exc.index + self._set_aside(batch, exc)
         if acknowledged:
             self._spool.commit(batch[acknowledged - 1].end)
             metrics.SPOOL_DRAINED.inc(acknowledged)
             log.info("spool drained", extra={"records": acknowledged})
         return len(batch), acknowledged
+
+    def _set_aside(self, batch: list[SpooledRecord], exc: PublishRejected) -> int:
+        """Commit what came before the rejected record, publish a pointer to it; return 1
+        once the pointer is acknowledged (the record then counts as moved), else 0."""
+        if exc.index:
+            self._spool.commit(batch[exc.index - 1].end)
+        rejected = batch[exc.index]
+        pointer = pointer_record(
+            self._quarantine_topic, rejected.record, exc.reason, int(time.time() * 1000)
+        )
+        try:
+            self._publisher.publish(pointer, self._timeout_s)
+        except (PublishUnavailable, PublishRejected):
+            return 0
+        log.error(
+            "spooled record can never be published; quarantined a pointer",
+            extra={"topic": rejected.record.topic, "error": exc.reason},
+        )
+        metrics.REJECTED.inc()
+        return 1
 
     def _run(self) -> None:
         backoff = IDLE_WAIT_S

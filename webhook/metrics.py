@@ -18,7 +18,7 @@ from prometheus_client import (
 REQUESTS = Counter(
     "agora_webhook_requests",
     "Callbacks answered, by outcome (accepted, quarantined, spooled, unauthorized, stale, "
-    "too_large, unavailable, spool_full, bad_request).",
+    "too_large, unavailable, spool_full, bad_request, read_timeout, rejected).",
     ["outcome"],
 )
 SIGNATURE_FAILURES = Counter(
@@ -46,6 +46,10 @@ SPOOLED = Counter(
 )
 SPOOL_DRAINED = Counter(
     "agora_webhook_spool_drained", "Spooled records the broker acknowledged and the spool released."
+)
+REJECTED = Counter(
+    "agora_webhook_rejected_records",
+    "Records the topic can never take (too large, invalid), quarantined as a pointer.",
 )
 # Read from the spool files when /metrics is scraped, so any worker reports the same truth.
 SPOOL_PENDING_BYTES = Gauge(

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
+from webhook.metrics_dir import make_run_directory
 from webhook.settings import ServeSettings, WebhookSettings
-
-
-def _metrics_dir(configured: str | None) -> str:
-    # A fresh directory per start: stale files from a previous run would be summed in.
-    path = (
-        Path(configured)
-        if configured
-        else Path(tempfile.gettempdir()) / f"agora-webhook-metrics-{os.getpid()}"
-    )
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return str(path)
 
 
 @click.command("webhook")
@@ -32,7 +17,7 @@ def _metrics_dir(configured: str | None) -> str:
     "--bind", help="HOST:PORT to listen on (default AGORA_WEBHOOK_BIND or 127.0.0.1:8080)."
 )
 @click.option("--workers", type=int, help="gunicorn worker processes.")
-@click.option("--threads", type=int, help="threads per worker.")
+@click.option("--threads", type=int, help="threads per worker (gthread workers only).")
 def webhook_command(bind: str | None, workers: int | None, threads: int | None) -> None:
     """Receive NCS callbacks on POST /ncs and publish them to Kafka."""
     try:
@@ -45,9 +30,16 @@ def webhook_command(bind: str | None, workers: int | None, threads: int | None) 
         )
         raise click.ClickException(f"invalid webhook settings: {problems}") from None
     serve = ServeSettings()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir(serve.metrics_dir)
+    try:
+        serve.check_binds(bind or serve.bind)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    # A new directory per run inside the configured one (webhook.metrics_dir).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(make_run_directory(serve.metrics_dir))
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:webhook.gunicorn_conf"]
     argv += ["--bind", bind or serve.bind]
+    if serve.admin_bind:
+        argv += ["--bind", serve.admin_bind]
     argv += ["--workers", str(workers or serve.workers), "--threads", str(threads or serve.threads)]
     argv.append("webhook.app:create_app()")
     # Replace this process so gunicorn's master receives the service manager's signals.

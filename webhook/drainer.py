@@ -66,8 +66,9 @@ class SpoolDrainer:
         return len(batch), acknowledged
 
     def _set_aside(self, batch: list[SpooledRecord], exc: PublishRejected) -> int:
-        """Commit what came before the rejected record, publish a pointer to it; return 1
-        once the pointer is acknowledged (the record then counts as moved), else 0."""
+        """Commit what came before the rejected record and publish a pointer to it. Once the
+        pointer is acknowledged, the record and those the broker took right after it count
+        as moved; return how many that is (0 if the pointer could not be published)."""
         if exc.index:
             self._spool.commit(batch[exc.index - 1].end)
         rejected = batch[exc.index]
@@ -83,7 +84,7 @@ class SpoolDrainer:
             extra={"topic": rejected.record.topic, "error": exc.reason},
         )
         metrics.REJECTED.inc()
-        return 1
+        return 1 + exc.then_acknowledged
 
     def _run(self) -> None:
         backoff = IDLE_WAIT_S

@@ -35,13 +35,15 @@ class PublishUnavailable(Exception):
 
 class PublishRejected(Exception):
     """The record can never be published (too large for the producer or the topic, or
-    invalid): retrying cannot help. ``index`` is its position in a ``publish_many`` batch;
-    every record before it was acknowledged."""
+    invalid): retrying cannot help. In a ``publish_many`` batch, ``index`` is its position
+    (every record before it was acknowledged) and ``then_acknowledged`` how many records
+    right after it the broker acknowledged too (they need not be sent again)."""
 
-    def __init__(self, reason: str, index: int = 0) -> None:
+    def __init__(self, reason: str, index: int = 0, then_acknowledged: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.index = index
+        self.then_acknowledged = then_acknowledged
 
 
 # Errors that say "this record", not "the broker right now".
@@ -52,6 +54,20 @@ def _rejected(exc: Exception, index: int = 0) -> PublishRejected | None:
     if isinstance(exc, _PERMANENT):
         return PublishRejected(f"{type(exc).__name__}: {exc}", index)
     return None
+
+
+def _count_acknowledged(futures: Sequence[Any], deadline: float) -> int:
+    """How many of *futures*, from the first, the broker acknowledged."""
+    count = 0
+    for future in futures:
+        if isinstance(future, Exception):
+            break
+        try:
+            future.get(timeout=max(deadline - time.monotonic(), 0.001))
+        except KafkaError:
+            break
+        count += 1
+    return count
 
 
 class Publisher(Protocol):
@@ -90,7 +106,10 @@ def producer_config(
     lost on the wire; consumers deduplicate by ``noticeId`` anyway (NCS sends duplicates).
 
     ``max_request_size`` follows the body limit, with room for the key and headers, so a
-    body the webhook accepted is never refused by the producer itself.
+    body the webhook accepted is never refused by the producer itself. Batches of up to
+    256 KiB let the spool drainer's 500-record batches go out in a few produce requests
+    instead of dozens of sequential 16 KiB ones (one request in flight): fewer round trips,
+    so fewer batches expire in flight after a long outage (each such expiry can duplicate).
     """
     budget_ms = int(timeout_s * 1000)
     linger_ms = 2
@@ -101,6 +120,7 @@ def producer_config(
         "enable_idempotence": False,
         "max_in_flight_requests_per_connection": 1,
         "linger_ms": linger_ms,
+        "batch_size": 256 * 1024,
         "max_block_ms": max(int(budget_ms * 0.15), 100),
         "delivery_timeout_ms": delivery_ms,
         "request_timeout_ms": delivery_ms - linger_ms,
@@ -183,9 +203,9 @@ class KafkaPublisher:
         # so sending them all before waiting is safe and far faster than one by one.
         deadline = time.monotonic() + timeout_s
         acknowledged = 0
+        futures: list[Any] = []
         try:
             producer = self._get_producer(deadline)
-            futures = []
             for r in records:
                 try:
                     futures.append(
@@ -203,6 +223,9 @@ class KafkaPublisher:
                 acknowledged += 1
         except KafkaError as exc:
             if (rejected := _rejected(exc, acknowledged)) is not None:
+                rejected.then_acknowledged = _count_acknowledged(
+                    futures[acknowledged + 1 :], deadline
+                )
                 raise rejected from None
             self._last_failure = time.monotonic()
             return acknowledged

@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,20 @@ def bench_headers(body: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", **signature_headers(body, SECRET)}
 
 
+def workers_cpu_s(master_pid: int) -> float:
+    """CPU seconds (user + system, every thread) used so far by the master's workers."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def wrk_script(tmp: Path) -> Path:
     body = bench_body().decode()
     headers = bench_headers(body.encode())
@@ -218,15 +232,29 @@ TARGETS = [
 ]
 
 
-def measure(
+@dataclass
+class Running:
+    target: Target
+    proc: subprocess.Popen[bytes]
+    port: int
+    topic: str
+    label: str
+    acknowledged: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/ncs"
+
+
+def start(
     target: Target,
     bootstrap: str,
     tmp: Path,
-    lua: Path,
     args: argparse.Namespace,
+    stack: ExitStack,
     extra_env: dict[str, str] | None = None,
     label: str = "",
-) -> dict[str, float]:
+) -> Running:
     topic = new_topic(bootstrap)
     metrics_dir = tmp / f"metrics-{uuid.uuid4().hex[:6]}"
     metrics_dir.mkdir()
@@ -237,7 +265,6 @@ def measure(
         "AGORA_TOPIC_EVENTS": topic,
         "AGORA_LOG_LEVEL": args.log_level,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "AGORA_WEBHOOK_WORKER_CLASS": target.worker_class,
         **(extra_env or {}),
     }
     port = free_port()
@@ -258,38 +285,26 @@ def measure(
         target.app,
     ]
     log = tmp / f"{target.kind}-{target.worker_class}-{uuid.uuid4().hex[:4]}.log"
-    url = f"http://127.0.0.1:{port}/ncs"
-    body = bench_body()
-    with gunicorn(argv, env, port, log) as proc:
-        warm = run_wrk(url, lua, 3, args.connections)
-        result = run_wrk(url, lua, args.duration, args.connections)
-        rss_closed = worker_rss_mb(proc.pid)
-        fixed = run_open_loop(
-            "127.0.0.1", port, "/ncs", body, bench_headers(body), args.rate, args.rate_duration
-        )
-        result["rss_mb"] = max(rss_closed, worker_rss_mb(proc.pid))
-    result.update(
-        fixed_p50_ms=fixed.p50_ms,
-        fixed_p99_ms=fixed.p99_ms,
-        fixed_p999_ms=fixed.p999_ms,
-        fixed_answered=fixed.answered,
-        fixed_offered=fixed.offered,
-        fixed_bad=fixed.non200 + fixed.errors,
-    )
-    if target.kind != "bare":
-        acknowledged = (
-            warm["requests"] - warm["non2xx"] + result["requests"] - result["non2xx"]
-        ) + (fixed.answered - fixed.non200)
-        result["acknowledged"] = acknowledged
-        result["on_topic"] = topic_count(bootstrap, topic)
-    return result
+    proc = stack.enter_context(gunicorn(argv, env, port, log))
+    return Running(target, proc, port, topic, label or target.name)
+
+
+def count(running: Running, result: dict[str, float]) -> None:
+    running.acknowledged += int(result["requests"] - result["non2xx"])
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every target")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=1000.0, help="fixed-rate load, requests/s")
     parser.add_argument("--rate-duration", type=float, default=10.0)
@@ -302,63 +317,114 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
-        f"wrk -t2 -c{args.connections} -d{args.duration}s; fixed rate {args.rate:.0f}/s for "
-        f"{args.rate_duration:.0f}s; signed ~600-byte body"
+        f"load average {os.getloadavg()[0]:.1f}; wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s x {args.rounds} rounds, targets interleaved; fixed rate "
+        f"{args.rate:.0f}/s for {args.rate_duration:.0f}s; signed ~600-byte body"
     )
-    print(
-        f"{'target':>14} {'layout':>16} {'req/s':>7} {'p50':>6} {'p99':>7} {'non2xx':>6} "
-        f"{'RSS/w':>6} | {'@rate p50':>9} {'p99':>7} {'p99.9':>7} {'bad':>4}  check"
-    )
-    results: list[tuple[Target, dict[str, float]]] = []
-    with tempfile.TemporaryDirectory() as tmpdir, broker(Path(tmpdir)) as bootstrap:
+    body = bench_body()
+    with (
+        tempfile.TemporaryDirectory() as tmpdir,
+        broker(Path(tmpdir)) as bootstrap,
+        ExitStack() as stack,
+    ):
         tmp = Path(tmpdir)
         lua = wrk_script(tmp)
-        runs: list[tuple[Target, dict[str, str], str]] = [(t, {}, t.name) for t in TARGETS]
+        servers = [start(t, bootstrap, tmp, args, stack) for t in TARGETS]
         if args.spool:
             shipped = TARGETS[-1]
-            runs.append((shipped, {"AGORA_WEBHOOK_SPOOL_DIR": str(tmp / "spool-on")}, "spool-on"))
-            runs.append(
-                (
-                    shipped,
-                    {
-                        "AGORA_WEBHOOK_SPOOL_DIR": str(tmp / "spooling"),
-                        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-                        "AGORA_WEBHOOK_PUBLISH_TIMEOUT_S": "1",
-                    },
-                    "spooling",
-                )
+            spool_on = {"AGORA_WEBHOOK_SPOOL_DIR": str(tmp / "spool-on")}
+            spooling = {
+                "AGORA_WEBHOOK_SPOOL_DIR": str(tmp / "spooling"),
+                "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+                "AGORA_WEBHOOK_PUBLISH_TIMEOUT_S": "1",
+            }
+            servers.append(start(shipped, bootstrap, tmp, args, stack, spool_on, "spool-on"))
+            servers.append(start(shipped, bootstrap, tmp, args, stack, spooling, "spooling"))
+        for s in servers:  # warm-up: connections, producers, first metadata
+            count(s, run_wrk(s.url, lua, 2, args.connections))
+        runs: dict[int, list[dict[str, float]]] = {i: [] for i in range(len(servers))}
+        for round_no in range(args.rounds):
+            # Rotate the order, so no target always runs right after the same neighbour.
+            order = list(range(len(servers)))
+            order = order[round_no % len(order) :] + order[: round_no % len(order)]
+            for i in order:
+                cpu_before = workers_cpu_s(servers[i].proc.pid)
+                result = run_wrk(servers[i].url, lua, args.duration, args.connections)
+                cpu = workers_cpu_s(servers[i].proc.pid) - cpu_before
+                result["per_cpu_s"] = result["requests"] / cpu if cpu > 0 else float("nan")
+                count(servers[i], result)
+                runs[i].append(result)
+        rss = {i: worker_rss_mb(s.proc.pid) for i, s in enumerate(servers)}
+        fixed = {}
+        for i, s in enumerate(servers):
+            fixed[i] = run_open_loop(
+                "127.0.0.1",
+                s.port,
+                "/ncs",
+                body,
+                bench_headers(body),
+                args.rate,
+                args.rate_duration,
             )
-        for target, extra, label in runs:
-            r = measure(target, bootstrap, tmp, lua, args, extra, label)
-            results.append((target, r))
-            check = ""
-            if "on_topic" in r and label != "spooling":
-                ok = r["on_topic"] >= r["acknowledged"]
-                check = f"acked={int(r['acknowledged'])} on_topic={int(r['on_topic'])} " + (
-                    "OK" if ok else "LOST RECORDS"
-                )
-            print(
-                f"{label:>14} {target.layout:>16} {r['rps']:7.0f} {r['p50_ms']:6.1f} "
-                f"{r['p99_ms']:7.1f} {int(r['non2xx']):6d} {r['rss_mb']:6.0f} | "
-                f"{r['fixed_p50_ms']:9.1f} {r['fixed_p99_ms']:7.1f} {r['fixed_p999_ms']:7.1f} "
-                f"{int(r['fixed_bad']):4d}  {check}",
-                flush=True,
-            )
-    best_bare = max(r["rps"] for t, r in results if t.kind == "bare")
-    best_minimal = max(r["rps"] for t, r in results if t.kind == "minimal")
-    shipped_result = next(r for t, r in results if t == TARGETS[-1])
+            s.acknowledged += fixed[i].answered - fixed[i].non200
+        on_topic = {
+            i: topic_count(bootstrap, s.topic)
+            for i, s in enumerate(servers)
+            if s.target.kind != "bare" and s.label != "spooling"
+        }
+
     print(
-        f"webhook (shipped: {TARGETS[-1].layout}) / best minimal kafka-python app: "
-        f"{shipped_result['rps'] / best_minimal:.2f}   (target >= 0.9)"
+        f"{'target':>10} {'layout':>13} {'req/s':>6} {'(min-max)':>11} {'p50':>6} {'p99':>6} "
+        f"{'req/cpu-s':>9} {'RSS/w':>5} | {'@rate p50':>9} {'p99':>7} {'p99.9':>7} {'bad':>4}  check"
+    )
+    for i, s in enumerate(servers):
+        rps = [r["rps"] for r in runs[i]]
+        f = fixed[i]
+        check = ""
+        if i in on_topic:
+            ok = on_topic[i] >= s.acknowledged
+            check = f"acked={s.acknowledged} on_topic={on_topic[i]} " + (
+                "OK" if ok else "LOST RECORDS"
+            )
+        print(
+            f"{s.label:>10} {s.target.layout:>13} {median(rps):6.0f} "
+            f"{f'{min(rps):.0f}-{max(rps):.0f}':>11} "
+            f"{median([r['p50_ms'] for r in runs[i]]):6.1f} "
+            f"{median([r['p99_ms'] for r in runs[i]]):6.1f} "
+            f"{median([r['per_cpu_s'] for r in runs[i]]):9.0f} {rss[i]:5.0f} | "
+            f"{f.p50_ms:9.1f} {f.p99_ms:7.1f} {f.p999_ms:7.1f} {f.non200 + f.errors:4d}  {check}"
+        )
+    shipped_i = len(TARGETS) - 1
+    to_minimal, to_bare, cpu_to_minimal, cpu_to_bare = [], [], [], []
+    for n in range(args.rounds):
+        cpu_minimal = max(
+            runs[i][n]["per_cpu_s"] for i, t in enumerate(TARGETS) if t.kind == "minimal"
+        )
+        cpu_bare = max(runs[i][n]["per_cpu_s"] for i, t in enumerate(TARGETS) if t.kind == "bare")
+        cpu_to_minimal.append(runs[shipped_i][n]["per_cpu_s"] / cpu_minimal)
+        cpu_to_bare.append(runs[shipped_i][n]["per_cpu_s"] / cpu_bare)
+        best_minimal = max(runs[i][n]["rps"] for i, t in enumerate(TARGETS) if t.kind == "minimal")
+        best_bare = max(runs[i][n]["rps"] for i, t in enumerate(TARGETS) if t.kind == "bare")
+        to_minimal.append(runs[shipped_i][n]["rps"] / best_minimal)
+        to_bare.append(runs[shipped_i][n]["rps"] / best_bare)
+    print(
+        f"webhook (shipped: {TARGETS[shipped_i].layout}) / best minimal kafka-python app, same "
+        f"round: median {median(to_minimal):.2f} (rounds {', '.join(f'{x:.2f}' for x in to_minimal)})"
+        "   target >= 0.9"
     )
     print(
-        f"webhook (shipped) / best bare floor: {shipped_result['rps'] / best_bare:.2f}   "
-        f"(target >= 0.4)"
+        f"webhook (shipped) / best bare floor, same round: median {median(to_bare):.2f} "
+        f"(rounds {', '.join(f'{x:.2f}' for x in to_bare)})   target >= 0.4"
     )
     print(
-        f"webhook (shipped) p99 at {args.rate:.0f}/s fixed rate: "
-        f"{shipped_result['fixed_p99_ms']:.1f} ms   (target <= 20 ms); "
-        f"RSS per worker {shipped_result['rss_mb']:.0f} MB (target <= 80 MB)"
+        "requests per CPU-second of the workers (does not depend on how much of the shared "
+        f"cores the scheduler gave each target): webhook / best minimal median "
+        f"{median(cpu_to_minimal):.2f}, webhook / best bare median {median(cpu_to_bare):.2f}"
+    )
+    f = fixed[shipped_i]
+    print(
+        f"webhook (shipped) at {args.rate:.0f}/s fixed rate: p99 {f.p99_ms:.1f} ms "
+        f"(target <= 20 ms); RSS per worker {rss[shipped_i]:.0f} MB (target <= 80 MB)"
     )
 
 

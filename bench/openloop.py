@@ -53,6 +53,9 @@ async def _run(
             latencies.append(time.perf_counter() - due)
             if not head.startswith(b"HTTP/1.1 200"):
                 counts["non200"] += 1
+            if b"connection: close" in head.lower():  # sync workers close after each answer
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
         except (OSError, asyncio.IncompleteReadError):
             counts["errors"] += 1
             reader, writer = await asyncio.open_connection(host, port)

@@ -76,9 +76,10 @@ def gunicorn(
     argv: list[str], env: dict[str, str], port: int, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Same session as the load generator: with the kernel's autogroup scheduling a new
+        # session would be its own CPU group, and a server's share of a busy machine would
+        # then depend on how many other sessions are running, not on the server.
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -92,7 +93,7 @@ def gunicorn(
             time.sleep(0.2)
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # the master stops its workers
         proc.wait(timeout=30)
 
 
@@ -312,6 +313,13 @@ def main() -> None:
     parser.add_argument(
         "--spool", action="store_true", help="also measure the disk spool (broker up, and down)"
     )
+    parser.add_argument(
+        "--also-workers",
+        type=int,
+        default=0,
+        help="also run the shipped webhook with this many gevent workers (on a shared machine "
+        "more processes get a larger share of the cores)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -340,6 +348,11 @@ def main() -> None:
             }
             servers.append(start(shipped, bootstrap, tmp, args, stack, spool_on, "spool-on"))
             servers.append(start(shipped, bootstrap, tmp, args, stack, spooling, "spooling"))
+        if args.also_workers:
+            more = Target("webhook", TARGETS[-1].app, "webhook", "gevent", args.also_workers)
+            servers.append(
+                start(more, bootstrap, tmp, args, stack, label=f"webhook-x{args.also_workers}")
+            )
         for s in servers:  # warm-up: connections, producers, first metadata
             count(s, run_wrk(s.url, lua, 2, args.connections))
         runs: dict[int, list[dict[str, float]]] = {i: [] for i in range(len(servers))}

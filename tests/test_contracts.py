@@ -426,13 +426,14 @@ class BrokenPublisher(InMemoryPublisher):
 class RefusingPublisher(InMemoryPublisher):
     """The events topic refuses every record for good; the quarantine topic takes them."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, too_large: bool) -> None:
         super().__init__()
         self.reason = reason
+        self.too_large = too_large
 
     def publish(self, record: Record, timeout_s: float) -> None:
         if record.topic == "agora.ncs.events":
-            raise PublishRejected(self.reason)
+            raise PublishRejected(self.reason, too_large=self.too_large)
         super().publish(record, timeout_s)
 
 
@@ -480,8 +481,9 @@ def test_every_documented_ncs_answer_happens_and_conforms(
     down.available = False
     post(_client(down), body, signed(body))  # 503
     post(_client(BrokenPublisher()), body, signed(body))  # 500
-    post(_client(RefusingPublisher("InvalidRecordError: no")), body, signed(body))  # 422
-    refused = _client(RefusingPublisher("MessageSizeTooLargeError: big"))
+    invalid = _client(RefusingPublisher("InvalidRecordError: no", too_large=False))
+    post(invalid, body, signed(body))  # 422
+    refused = _client(RefusingPublisher("MessageSizeTooLargeError: big", too_large=True))
     post(refused, body, signed(body))  # 413 record_too_large
     assert seen[413].get_json()["error"] == "record_too_large"
     monkeypatch.setattr("webhook.views.read_deadline", _body_times_out)

@@ -77,7 +77,7 @@ class Delivery:
         if isinstance(delivered, Rejected):
             raise PublishUnavailable(f"the quarantine topic refused the pointer: {exc.reason}")
         metrics.REJECTED.inc()
-        return Rejected(exc.reason, "TooLarge" in exc.reason)
+        return Rejected(exc.reason, exc.too_large)
 
     def _to_spool(self, spool: Spool, record: Record) -> Delivered:
         try:

@@ -39,11 +39,14 @@ class PublishRejected(Exception):
     (every record before it was acknowledged) and ``then_acknowledged`` how many records
     right after it the broker acknowledged too (they need not be sent again)."""
 
-    def __init__(self, reason: str, index: int = 0, then_acknowledged: int = 0) -> None:
+    def __init__(
+        self, reason: str, index: int = 0, then_acknowledged: int = 0, too_large: bool = True
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.index = index
         self.then_acknowledged = then_acknowledged
+        self.too_large = too_large
 
 
 # Errors that say "this record", not "the broker right now".
@@ -52,7 +55,8 @@ _PERMANENT = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordEr
 
 def _rejected(exc: Exception, index: int = 0) -> PublishRejected | None:
     if isinstance(exc, _PERMANENT):
-        return PublishRejected(f"{type(exc).__name__}: {exc}", index)
+        too_large = not isinstance(exc, InvalidRecordError)
+        return PublishRejected(f"{type(exc).__name__}: {exc}", index, too_large=too_large)
     return None
 
 

@@ -1,13 +1,17 @@
-"""Ingest benchmark: the webhook (verify + parse + Kafka acks=all) against a bare Flask
-endpoint under the same gunicorn settings, in the same run, driven by wrk.
+"""Ingest benchmark, all in one run on one machine: the bare floor (a Flask endpoint that
+answers ``{}``), a minimal kafka-python app (bench/minimal_app.py: verify, parse,
+``send().get()`` with acks=all) and the webhook, each under gunicorn with the worker models
+that matter, driven by wrk (closed loop) and by a fixed-rate generator (bench/openloop.py)
+for the latency at a given rate.
 
-    python bench/ingest.py [--duration 15] [--connections 32] [--workers 2 --threads 16]
-    python bench/ingest.py --matrix      # try several worker/thread layouts
+    python bench/ingest.py [--duration 15] [--connections 32] [--rate 1000 --rate-duration 10]
     python bench/ingest.py --spool       # also: spool on (broker up), and spool only (broker down)
 
 Starts its own single-node broker unless KAFKA_BOOTSTRAP_SERVERS is set. Prints requests/s,
-p50/p99 latency, non-2xx count and worker RSS for both, the ratio, and checks that every
-acknowledged request is on the topic.
+p50/p99 latency, non-2xx count and RSS per worker for each, the webhook's ratios to the best
+minimal app and the best bare floor, the p99 at the fixed rate, and checks that every
+acknowledged request is on the topic. On a shared machine only the same-run ratios mean
+much; the absolute figures move with the neighbours' load.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from openloop import run_open_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -70,9 +76,10 @@ def gunicorn(
     argv: list[str], env: dict[str, str], port: int, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Same session as the load generator: with the kernel's autogroup scheduling a new
+        # session would be its own CPU group, and a server's share of a busy machine would
+        # then depend on how many other sessions are running, not on the server.
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -86,13 +93,13 @@ def gunicorn(
             time.sleep(0.2)
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # the master stops its workers
         proc.wait(timeout=30)
 
 
 def worker_rss_mb(master_pid: int) -> float:
-    """Sum of RSS of the gunicorn workers (children of the master)."""
-    total = 0
+    """The largest RSS among the gunicorn workers (children of the master)."""
+    largest = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
@@ -100,12 +107,12 @@ def worker_rss_mb(master_pid: int) -> float:
             continue
         if re.search(rf"^PPid:\s+{master_pid}$", text, re.M):
             match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
-            total += int(match.group(1)) if match else 0
-    return total / 1024
+            largest = max(largest, int(match.group(1)) if match else 0)
+    return largest / 1024
 
 
-def wrk_script(tmp: Path) -> Path:
-    body = json.dumps(
+def bench_body() -> bytes:
+    return json.dumps(
         {
             "noticeId": str(uuid.uuid4()),
             "productId": 3,
@@ -125,16 +132,37 @@ def wrk_script(tmp: Path) -> Path:
             },
         },
         separators=(",", ":"),
-    )
+    ).encode()
+
+
+def bench_headers(body: bytes) -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
     from webhook.signature import signature_headers
 
-    headers = signature_headers(body.encode(), SECRET)
+    return {"Content-Type": "application/json", **signature_headers(body, SECRET)}
+
+
+def workers_cpu_s(master_pid: int) -> float:
+    """CPU seconds (user + system, every thread) used so far by the master's workers."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def wrk_script(tmp: Path) -> Path:
+    body = bench_body().decode()
+    headers = bench_headers(body.encode())
     lua = tmp / "post.lua"
     lua.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
         + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
         + "done = function(summary, latency, requests)\n"
         '  io.write(string.format("JSON {\\"requests\\":%d,\\"duration_us\\":%d,\\"non2xx\\":%d,'
@@ -169,15 +197,66 @@ def topic_count(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def measure(
-    bootstrap: str, tmp: Path, lua: Path, workers: int, threads: int, args: argparse.Namespace
-) -> dict[str, dict[str, float]]:
+def new_topic(bootstrap: str) -> str:
     topic = f"bench.events.{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics(
         {topic: {"num_partitions": 3, "replication_factor": 1}}, wait_for_metadata=True
     )
     admin.close()
+    return topic
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    app: str  # gunicorn app spec
+    kind: str  # bare | minimal | webhook
+    worker_class: str
+    workers: int = 2
+    threads: int = 16
+
+    @property
+    def layout(self) -> str:
+        if self.worker_class == "gthread":
+            return f"gthread {self.workers}x{self.threads}"
+        return f"{self.worker_class} x{self.workers}"
+
+
+TARGETS = [
+    Target("bare", "bare_app:app", "bare", "sync"),
+    Target("bare", "bare_app:app", "bare", "gevent"),
+    Target("minimal", "minimal_app:app", "minimal", "gthread"),
+    Target("minimal", "minimal_app:app", "minimal", "gevent"),
+    Target("webhook", "webhook.app:create_app()", "webhook", "gthread"),
+    Target("webhook", "webhook.app:create_app()", "webhook", "gevent"),  # shipped
+]
+
+
+@dataclass
+class Running:
+    target: Target
+    proc: subprocess.Popen[bytes]
+    port: int
+    topic: str
+    label: str
+    acknowledged: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/ncs"
+
+
+def start(
+    target: Target,
+    bootstrap: str,
+    tmp: Path,
+    args: argparse.Namespace,
+    stack: ExitStack,
+    extra_env: dict[str, str] | None = None,
+    label: str = "",
+) -> Running:
+    topic = new_topic(bootstrap)
     metrics_dir = tmp / f"metrics-{uuid.uuid4().hex[:6]}"
     metrics_dir.mkdir()
     env = {
@@ -187,115 +266,179 @@ def measure(
         "AGORA_TOPIC_EVENTS": topic,
         "AGORA_LOG_LEVEL": args.log_level,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "AGORA_WEBHOOK_WORKERS": str(workers),
-        "AGORA_WEBHOOK_THREADS": str(threads),
+        **(extra_env or {}),
     }
-    common = [
+    port = free_port()
+    argv = [
         str(BIN / "gunicorn"),
         "-c",
         "python:webhook.gunicorn_conf",
+        "--worker-class",
+        target.worker_class,
         "--workers",
-        str(workers),
+        str(target.workers),
         "--threads",
-        str(threads),
+        str(target.threads),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(ROOT / "bench"),
+        target.app,
     ]
-    results: dict[str, dict[str, float]] = {}
-    port = free_port()
-    with gunicorn(
-        [*common, "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "bare_app:app"],
-        env,
-        port,
-        tmp / "bare.log",
-    ) as proc:
-        run_wrk(f"http://127.0.0.1:{port}/ncs", lua, 3, args.connections)  # warm-up
-        results["bare"] = run_wrk(
-            f"http://127.0.0.1:{port}/ncs", lua, args.duration, args.connections
-        )
-        results["bare"]["rss_mb"] = worker_rss_mb(proc.pid)
-    results["webhook"], warm = run_webhook(common, env, tmp / "webhook.log", lua, args)
-    acknowledged = (
-        warm["requests"]
-        - warm["non2xx"]
-        + results["webhook"]["requests"]
-        - results["webhook"]["non2xx"]
-    )
-    results["webhook"]["on_topic"] = topic_count(bootstrap, topic)
-    results["webhook"]["acknowledged"] = acknowledged
-    if args.spool:
-        # Spool on, broker healthy: the cost of checking the spool on every request.
-        spool_env = {**env, "AGORA_WEBHOOK_SPOOL_DIR": str(tmp / f"spool-{uuid.uuid4().hex[:6]}")}
-        results["spool-on"], _ = run_webhook(common, spool_env, tmp / "spool-on.log", lua, args)
-        # Broker unreachable: every callback is fsynced to the spool (a closed port).
-        down_env = {
-            **env,
-            "AGORA_WEBHOOK_SPOOL_DIR": str(tmp / f"spool-{uuid.uuid4().hex[:6]}"),
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-            "AGORA_WEBHOOK_PUBLISH_TIMEOUT_S": "1",
-        }
-        results["spooling"], _ = run_webhook(common, down_env, tmp / "spooling.log", lua, args)
-    return results
+    log = tmp / f"{target.kind}-{target.worker_class}-{uuid.uuid4().hex[:4]}.log"
+    proc = stack.enter_context(gunicorn(argv, env, port, log))
+    return Running(target, proc, port, topic, label or target.name)
 
 
-def run_webhook(
-    common: list[str], env: dict[str, str], log: Path, lua: Path, args: argparse.Namespace
-) -> tuple[dict[str, float], dict[str, float]]:
-    """(measured run, warm-up run) of the real webhook."""
-    port = free_port()
-    with gunicorn(
-        [*common, "--bind", f"127.0.0.1:{port}", "webhook.app:create_app()"], env, port, log
-    ) as proc:
-        warm = run_wrk(f"http://127.0.0.1:{port}/ncs", lua, 3, args.connections)
-        result = run_wrk(f"http://127.0.0.1:{port}/ncs", lua, args.duration, args.connections)
-        result["rss_mb"] = worker_rss_mb(proc.pid)
-    return result, warm
+def count(running: Running, result: dict[str, float]) -> None:
+    running.acknowledged += int(result["requests"] - result["non2xx"])
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every target")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=1000.0, help="fixed-rate load, requests/s")
+    parser.add_argument("--rate-duration", type=float, default=10.0)
     parser.add_argument("--log-level", default="WARNING", help="webhook log level during the run")
-    parser.add_argument("--matrix", action="store_true", help="try several worker/thread layouts")
     parser.add_argument(
         "--spool", action="store_true", help="also measure the disk spool (broker up, and down)"
+    )
+    parser.add_argument(
+        "--also-workers",
+        type=int,
+        default=0,
+        help="also run the shipped webhook with this many gevent workers (on a shared machine "
+        "more processes get a larger share of the cores)",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    layouts = (
-        [(1, 16), (2, 8), (2, 16), (2, 32), (4, 8)]
-        if args.matrix
-        else [(args.workers, args.threads)]
-    )
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
-        f"wrk -t2 -c{args.connections} -d{args.duration}s, 1 KB-class signed body"
+        f"load average {os.getloadavg()[0]:.1f}; wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s x {args.rounds} rounds, targets interleaved; fixed rate "
+        f"{args.rate:.0f}/s for {args.rate_duration:.0f}s; signed ~600-byte body"
     )
-    with tempfile.TemporaryDirectory() as tmpdir, broker(Path(tmpdir)) as bootstrap:
+    body = bench_body()
+    with (
+        tempfile.TemporaryDirectory() as tmpdir,
+        broker(Path(tmpdir)) as bootstrap,
+        ExitStack() as stack,
+    ):
         tmp = Path(tmpdir)
         lua = wrk_script(tmp)
-        print(
-            f"{'layout':>12} {'target':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} "
-            f"{'non2xx':>7} {'RSS MB':>7}  ratio"
-        )
-        for workers, threads in layouts:
-            res = measure(bootstrap, tmp, lua, workers, threads, args)
-            for name in res:
-                r = res[name]
-                ratio = f"{r['rps'] / res['bare']['rps']:.2f}" if name != "bare" else ""
-                print(
-                    f"{f'{workers}x{threads} gthread':>12} {name:>9} {r['rps']:9.0f} {r['p50_ms']:8.2f} "
-                    f"{r['p99_ms']:8.2f} {r['p999_ms']:8.2f} {int(r['non2xx']):7d} {r['rss_mb']:7.0f}  {ratio}"
-                )
-            w = res["webhook"]
-            print(
-                f"{'':>12} acknowledged={int(w['acknowledged'])} on_topic={int(w['on_topic'])} "
-                f"{'OK' if w['on_topic'] >= w['acknowledged'] else 'LOST RECORDS'}"
+        servers = [start(t, bootstrap, tmp, args, stack) for t in TARGETS]
+        if args.spool:
+            shipped = TARGETS[-1]
+            spool_on = {"AGORA_WEBHOOK_SPOOL_DIR": str(tmp / "spool-on")}
+            spooling = {
+                "AGORA_WEBHOOK_SPOOL_DIR": str(tmp / "spooling"),
+                "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+                "AGORA_WEBHOOK_PUBLISH_TIMEOUT_S": "1",
+            }
+            servers.append(start(shipped, bootstrap, tmp, args, stack, spool_on, "spool-on"))
+            servers.append(start(shipped, bootstrap, tmp, args, stack, spooling, "spooling"))
+        if args.also_workers:
+            more = Target("webhook", TARGETS[-1].app, "webhook", "gevent", args.also_workers)
+            servers.append(
+                start(more, bootstrap, tmp, args, stack, label=f"webhook-x{args.also_workers}")
             )
+        for s in servers:  # warm-up: connections, producers, first metadata
+            count(s, run_wrk(s.url, lua, 2, args.connections))
+        runs: dict[int, list[dict[str, float]]] = {i: [] for i in range(len(servers))}
+        for round_no in range(args.rounds):
+            # Rotate the order, so no target always runs right after the same neighbour.
+            order = list(range(len(servers)))
+            order = order[round_no % len(order) :] + order[: round_no % len(order)]
+            for i in order:
+                cpu_before = workers_cpu_s(servers[i].proc.pid)
+                result = run_wrk(servers[i].url, lua, args.duration, args.connections)
+                cpu = workers_cpu_s(servers[i].proc.pid) - cpu_before
+                result["per_cpu_s"] = result["requests"] / cpu if cpu > 0 else float("nan")
+                count(servers[i], result)
+                runs[i].append(result)
+        rss = {i: worker_rss_mb(s.proc.pid) for i, s in enumerate(servers)}
+        fixed = {}
+        for i, s in enumerate(servers):
+            fixed[i] = run_open_loop(
+                "127.0.0.1",
+                s.port,
+                "/ncs",
+                body,
+                bench_headers(body),
+                args.rate,
+                args.rate_duration,
+            )
+            s.acknowledged += fixed[i].answered - fixed[i].non200
+        on_topic = {
+            i: topic_count(bootstrap, s.topic)
+            for i, s in enumerate(servers)
+            if s.target.kind != "bare" and s.label != "spooling"
+        }
+
+    print(
+        f"{'target':>10} {'layout':>13} {'req/s':>6} {'(min-max)':>11} {'p50':>6} {'p99':>6} "
+        f"{'req/cpu-s':>9} {'RSS/w':>5} | {'@rate p50':>9} {'p99':>7} {'p99.9':>7} {'bad':>4}  check"
+    )
+    for i, s in enumerate(servers):
+        rps = [r["rps"] for r in runs[i]]
+        f = fixed[i]
+        check = ""
+        if i in on_topic:
+            ok = on_topic[i] >= s.acknowledged
+            check = f"acked={s.acknowledged} on_topic={on_topic[i]} " + (
+                "OK" if ok else "LOST RECORDS"
+            )
+        print(
+            f"{s.label:>10} {s.target.layout:>13} {median(rps):6.0f} "
+            f"{f'{min(rps):.0f}-{max(rps):.0f}':>11} "
+            f"{median([r['p50_ms'] for r in runs[i]]):6.1f} "
+            f"{median([r['p99_ms'] for r in runs[i]]):6.1f} "
+            f"{median([r['per_cpu_s'] for r in runs[i]]):9.0f} {rss[i]:5.0f} | "
+            f"{f.p50_ms:9.1f} {f.p99_ms:7.1f} {f.p999_ms:7.1f} {f.non200 + f.errors:4d}  {check}"
+        )
+    shipped_i = len(TARGETS) - 1
+    to_minimal, to_bare, cpu_to_minimal, cpu_to_bare = [], [], [], []
+    for n in range(args.rounds):
+        cpu_minimal = max(
+            runs[i][n]["per_cpu_s"] for i, t in enumerate(TARGETS) if t.kind == "minimal"
+        )
+        cpu_bare = max(runs[i][n]["per_cpu_s"] for i, t in enumerate(TARGETS) if t.kind == "bare")
+        cpu_to_minimal.append(runs[shipped_i][n]["per_cpu_s"] / cpu_minimal)
+        cpu_to_bare.append(runs[shipped_i][n]["per_cpu_s"] / cpu_bare)
+        best_minimal = max(runs[i][n]["rps"] for i, t in enumerate(TARGETS) if t.kind == "minimal")
+        best_bare = max(runs[i][n]["rps"] for i, t in enumerate(TARGETS) if t.kind == "bare")
+        to_minimal.append(runs[shipped_i][n]["rps"] / best_minimal)
+        to_bare.append(runs[shipped_i][n]["rps"] / best_bare)
+    print(
+        f"webhook (shipped: {TARGETS[shipped_i].layout}) / best minimal kafka-python app, same "
+        f"round: median {median(to_minimal):.2f} (rounds {', '.join(f'{x:.2f}' for x in to_minimal)})"
+        "   target >= 0.9"
+    )
+    print(
+        f"webhook (shipped) / best bare floor, same round: median {median(to_bare):.2f} "
+        f"(rounds {', '.join(f'{x:.2f}' for x in to_bare)})   target >= 0.4"
+    )
+    print(
+        "requests per CPU-second of the workers (does not depend on how much of the shared "
+        f"cores the scheduler gave each target): webhook / best minimal median "
+        f"{median(cpu_to_minimal):.2f}, webhook / best bare median {median(cpu_to_bare):.2f}"
+    )
+    f = fixed[shipped_i]
+    print(
+        f"webhook (shipped) at {args.rate:.0f}/s fixed rate: p99 {f.p99_ms:.1f} ms "
+        f"(target <= 20 ms); RSS per worker {rss[shipped_i]:.0f} MB (target <= 80 MB)"
+    )
 
 
 if __name__ == "__main__":

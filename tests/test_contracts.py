@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ from handlers.whiteboard.tokens import StaticToken
 from webhook.app import create_app
 from webhook.clock import FakeClock
 from webhook.events import Notification, parse_notification
-from webhook.publisher import InMemoryPublisher, PublishUnavailable
+from webhook.publisher import InMemoryPublisher, PublishRejected, PublishUnavailable
+from webhook.read_deadline import ReadTimedOut
 from webhook.records import Record
 from webhook.samples import all_event_types, encode, sample
 from webhook.settings import TopicNames, WebhookSettings
@@ -429,6 +431,26 @@ class BrokenPublisher(InMemoryPublisher):
         raise RuntimeError("unexpected")
 
 
+class RefusingPublisher(InMemoryPublisher):
+    """The events topic refuses every record for good; the quarantine topic takes them."""
+
+    def __init__(self, reason: str, too_large: bool) -> None:
+        super().__init__()
+        self.reason = reason
+        self.too_large = too_large
+
+    def publish(self, record: Record, timeout_s: float) -> None:
+        if record.topic == "agora.ncs.events":
+            raise PublishRejected(self.reason, too_large=self.too_large)
+        super().publish(record, timeout_s)
+
+
+@contextmanager
+def _body_times_out(timeout_s: float) -> Iterator[None]:
+    raise ReadTimedOut
+    yield
+
+
 def _response_content(openapi: dict[str, Any], path: str, method: str, status: int) -> Any:
     return openapi["paths"][path][method]["responses"][str(status)].get("content", {})
 
@@ -442,7 +464,9 @@ def _check_json(openapi: dict[str, Any], path: str, method: str, status: int, bo
         assert not errors(example, content["application/json"]["schema"], openapi), example
 
 
-def test_every_documented_ncs_answer_happens_and_conforms(openapi: dict[str, Any]) -> None:
+def test_every_documented_ncs_answer_happens_and_conforms(
+    openapi: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = encode(sample(40))
     publisher = InMemoryPublisher()
     client = _client(publisher)
@@ -465,6 +489,13 @@ def test_every_documented_ncs_answer_happens_and_conforms(openapi: dict[str, Any
     down.available = False
     post(_client(down), body, signed(body))  # 503
     post(_client(BrokenPublisher()), body, signed(body))  # 500
+    invalid = _client(RefusingPublisher("InvalidRecordError: no", too_large=False))
+    post(invalid, body, signed(body))  # 422
+    refused = _client(RefusingPublisher("MessageSizeTooLargeError: big", too_large=True))
+    post(refused, body, signed(body))  # 413 record_too_large
+    assert seen[413].get_json()["error"] == "record_too_large"
+    monkeypatch.setattr("webhook.views.read_deadline", _body_times_out)
+    post(client, body, signed(body))  # 408
     documented = {int(code) for code in openapi["paths"]["/ncs"]["post"]["responses"]}
     assert set(seen) == documented
     retry_after = seen[503].headers["Retry-After"]

@@ -452,6 +452,11 @@ def test_kafka_health_check_uses_the_inside_listener(services: dict[str, dict[st
 # --- compose: Prometheus -------------------------------------------------------------------------
 
 
+def _webhook_metrics_port(webhook: dict[str, Any]) -> int:
+    admin = webhook.get("environment", {}).get("AGORA_WEBHOOK_ADMIN_BIND")
+    return int(admin.rsplit(":", 1)[1]) if admin else _bind_port(webhook["command"])
+
+
 def test_prometheus_is_optional_and_scrapes_both_services(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -473,7 +478,8 @@ def test_prometheus_is_optional_and_scrapes_both_services(
         targets[job["job_name"]] = (name, sd["port"], job["metrics_path"])
     webhook, handlers = services["webhook"], services["handlers"]
     assert targets == {
-        "agora-webhook": ("webhook", _bind_port(webhook["command"]), "/metrics"),
+        # /metrics is on the admin bind when compose sets one, else on the callback bind.
+        "agora-webhook": ("webhook", _webhook_metrics_port(webhook), "/metrics"),
         "agora-handlers": ("handlers", handlers["environment"]["AGORA_HANDLERS_METRICS_PORT"],
                            "/metrics"),
     }
@@ -484,6 +490,16 @@ def test_handlers_metrics_port_is_the_settings_default(
 ) -> None:
     port = services["handlers"]["environment"]["AGORA_HANDLERS_METRICS_PORT"]
     assert port == HandlerSettings.model_fields["metrics_port"].default
+
+
+def test_webhook_admin_endpoints_stay_on_the_compose_network(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    webhook = services["webhook"]
+    admin_port = _webhook_metrics_port(webhook)
+    assert admin_port != _bind_port(webhook["command"]), "compose sets an admin bind"
+    published = {str(p).rsplit(":", 1)[-1] for p in webhook.get("ports", [])}
+    assert str(admin_port) not in published, "/metrics and /readyz are not published"
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from webhook.admin import AdminSplit
 from webhook.clock import Clock, SystemClock
 from webhook.drainer import SpoolDrainer, register_drainer
 from webhook.logs import configure_json_logging
 from webhook.publisher import KafkaPublisher, Publisher
-from webhook.settings import WebhookSettings
+from webhook.settings import ServeSettings, WebhookSettings
 from webhook.spool import Spool
 from webhook.tracing import configure_tracing, instrument_flask
 from webhook.views import Ingress, register
@@ -20,12 +21,14 @@ def create_app(
     clock: Clock | None = None,
     configure_logging: bool = True,
     start_drainer: bool = True,
+    serve: ServeSettings | None = None,
 ) -> Flask:
     """Build the app. Reads the environment only through :class:`WebhookSettings`.
 
     Nothing connects to Kafka here: the publisher connects on first use, inside the worker.
     """
     settings = settings or WebhookSettings()  # from the environment
+    serve = serve or ServeSettings()
     if configure_logging:
         configure_json_logging(settings.log_level)
     configure_tracing("agora-events-webhook")  # off unless OTEL_* variables ask for it
@@ -33,7 +36,9 @@ def create_app(
     instrument_flask(app)
     # Werkzeug enforces this while reading the stream, so chunked bodies are bounded too.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    publisher = publisher or KafkaPublisher(settings.kafka, settings.publish_timeout_s)
+    publisher = publisher or KafkaPublisher(
+        settings.kafka, settings.publish_timeout_s, max_body_bytes=settings.max_body_bytes
+    )
     spool = None
     if settings.spool_dir is not None:
         spool = Spool(settings.spool_dir, settings.spool_max_bytes)
@@ -44,12 +49,21 @@ def create_app(
                 publisher,
                 settings.publish_timeout_s,
                 (settings.topics.events, settings.topics.quarantine),
+                settings.topics.quarantine,
             )
             register_drainer(drainer)
             drainer.start()
     ingress = Ingress(
-        settings=settings, publisher=publisher, clock=clock or SystemClock(), spool=spool
+        settings=settings,
+        publisher=publisher,
+        clock=clock or SystemClock(),
+        spool=spool,
+        read_timeout_s=serve.read_timeout_s,
     )
     register(app, ingress)
+    if (admin_port := serve.admin_port()) is not None:
+        app.wsgi_app = AdminSplit(app.wsgi_app, admin_port)  # type: ignore[method-assign]
+    if isinstance(publisher, KafkaPublisher):
+        publisher.ready()  # start connecting now, off the request path
     app.extensions["agora_events.spool"] = spool  # lets the owner close it
     return app

@@ -5,19 +5,22 @@ exactly one publishes at a time, and another takes over if that worker dies. A r
 webhook drains whatever the previous one left.
 
 Frames are published only to the topics the webhook itself writes (events and quarantine).
-A frame that can never be published (unreadable, another topic, or refused by the broker for
-good, e.g. too large) is moved to ``spool.rejected`` with an error log and the
-``agora_webhook_spool_rejected`` counter (alert on it), so it does not block the queue.
+A frame that is unreadable or names another topic is moved to ``spool.rejected`` with an
+error log and the ``agora_webhook_spool_rejected`` counter (alert on it). A record the broker
+refuses for good (too large, invalid) is set aside as a pointer on the quarantine topic.
+Neither blocks the records behind it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Collection
 
 from webhook import metrics
-from webhook.publisher import Publisher, RecordRefused
+from webhook.publisher import Publisher, PublishRejected, PublishUnavailable
+from webhook.records import pointer_record
 from webhook.spool import Spool, SpooledRecord
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,9 @@ class SpoolDrainer:
         publisher: Publisher,
         publish_timeout_s: float,
         allowed_topics: Collection[str],
+        quarantine_topic: str = "agora.ncs.quarantine",
     ) -> None:
+        self._quarantine_topic = quarantine_topic
         self._spool = spool
         self._allowed = frozenset(allowed_topics)
         self._publisher = publisher
@@ -68,17 +73,11 @@ class SpoolDrainer:
             if spooled.record is None or self._problem(spooled) is not None:
                 break
             records.append(spooled.record)
+        batch = batch[: len(records)]
         try:
             acknowledged = self._publisher.publish_many(records, self._timeout_s)
-        except RecordRefused as refused:
-            acknowledged = refused.acknowledged
-            if acknowledged:
-                self._spool.commit(batch[acknowledged - 1].end)
-            self._reject(batch[acknowledged], refused.reason)
-            moved = acknowledged + 1 + refused.acknowledged_after
-            if refused.acknowledged_after:
-                self._spool.commit(batch[moved - 1].end)
-            return moved, moved
+        except PublishRejected as exc:
+            acknowledged = exc.index + self._set_aside(batch, exc)
         if acknowledged:
             self._spool.commit(batch[acknowledged - 1].end)
             metrics.SPOOL_DRAINED.inc(acknowledged)
@@ -100,6 +99,28 @@ class SpoolDrainer:
             "spool frame can never be published; moved aside",
             extra={"reason": reason, "file": str(self._spool.directory / "spool.rejected")},
         )
+
+    def _set_aside(self, batch: list[SpooledRecord], exc: PublishRejected) -> int:
+        """Commit what came before the rejected record and publish a pointer to it. Once the
+        pointer is acknowledged, the record and those the broker took right after it count
+        as moved; return how many that is (0 if the pointer could not be published)."""
+        if exc.index:
+            self._spool.commit(batch[exc.index - 1].end)
+        rejected = batch[exc.index]
+        assert rejected.record is not None  # only readable frames are published
+        pointer = pointer_record(
+            self._quarantine_topic, rejected.record, exc.reason, int(time.time() * 1000)
+        )
+        try:
+            self._publisher.publish(pointer, self._timeout_s)
+        except (PublishUnavailable, PublishRejected):
+            return 0
+        log.error(
+            "spooled record can never be published; quarantined a pointer",
+            extra={"topic": rejected.record.topic, "error": exc.reason},
+        )
+        metrics.REJECTED.inc()
+        return 1 + exc.then_acknowledged
 
     def _run(self) -> None:
         backoff = IDLE_WAIT_S

@@ -1,25 +1,36 @@
 """gunicorn settings for the webhook (``gunicorn -c python:webhook.gunicorn_conf``).
 
-gthread workers: each request blocks on the broker's acknowledgement, so threads keep the
-CPU busy while others wait; one producer per worker batches their records together. No
-``preload_app``: the Kafka producer must be created after the fork (webhook.publisher).
+gevent workers by default (docs/performance.md has the measurements): each request waits on
+the broker's acknowledgement, and a greenlet per connection waits for it far more cheaply
+than a thread; one producer per worker batches the records of all its connections. A slow
+or idle connection costs a greenlet, not a worker thread, so hundreds of them cannot starve
+callbacks. gunicorn's gevent worker patches the standard library in the worker, before the
+app (and kafka-python) is imported: hence no ``preload_app``, which also keeps the Kafka
+producer from being created before the fork (webhook.publisher). Nothing here imports
+kafka-python or prometheus_client at module level, since this file loads in the master.
+
+Deadlines for clients: the request head must arrive within ``keepalive`` seconds (gunicorn's
+gevent worker bounds the wait for each request, the first one included); the body within
+``AGORA_WEBHOOK_READ_TIMEOUT_S`` after it (webhook.read_deadline); otherwise the connection
+is closed.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
-
-from prometheus_client import multiprocess
 
 from webhook.logs import configure_json_logging
 from webhook.settings import ServeSettings
 
 _serve = ServeSettings()
 
-bind = [_serve.bind]
-worker_class = "gthread"
+bind = [_serve.bind] + ([_serve.admin_bind] if _serve.admin_bind else [])
+worker_class = _serve.worker_class
 workers = _serve.workers
 threads = _serve.threads
+worker_connections = _serve.worker_connections
 # Agora asks receivers to keep connections alive for at least 10 s.
 keepalive = _serve.keepalive_s
 timeout = _serve.timeout_s
@@ -49,4 +60,15 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     # Drop a dead worker's live gauges from the aggregated /metrics view.
+    from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    # The metrics directory was made for this run (webhook.serve): remove its files only.
+    from webhook.metrics_dir import remove_run_directory
+
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        remove_run_directory(Path(configured))

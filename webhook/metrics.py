@@ -18,7 +18,7 @@ from prometheus_client import (
 REQUESTS = Counter(
     "agora_webhook_requests",
     "Callbacks answered, by outcome (accepted, quarantined, spooled, unauthorized, stale, "
-    "too_large, unavailable, spool_full, bad_request, duplicate).",
+    "too_large, unavailable, spool_full, bad_request, duplicate, read_timeout, rejected).",
     ["outcome"],
 )
 SIGNATURE_FAILURES = Counter(
@@ -49,8 +49,12 @@ SPOOL_DRAINED = Counter(
 )
 SPOOL_REJECTED = Counter(
     "agora_webhook_spool_rejected",
-    "Spooled frames that can never be published (unreadable, a topic the webhook does not "
-    "write, refused by the broker for good), moved to spool.rejected.",
+    "Spooled frames that can never be published (unreadable, or a topic the webhook does not "
+    "write), moved to spool.rejected.",
+)
+REJECTED = Counter(
+    "agora_webhook_rejected_records",
+    "Records the topic can never take (too large, invalid), quarantined as a pointer.",
 )
 # Read from the spool files when /metrics is scraped, so any worker reports the same truth.
 SPOOL_PENDING_BYTES = Gauge(

@@ -12,6 +12,8 @@ read it without knowing NCS; the value is the data, unchanged.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -118,5 +120,32 @@ def quarantine_record(topic: str, body: bytes, reason: str, received_at_ms: int)
             (HEADER_QUARANTINE_REASON, reason[:1000].encode()),
             (HEADER_RECEIVED_AT, str(received_at_ms).encode()),
             (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
+        ),
+    )
+
+
+def pointer_record(topic: str, record: Record, reason: str, received_at_ms: int) -> Record:
+    """What the quarantine topic gets for a record that can never be published (too large
+    for the topic): its size, digest, destination and headers, never its body."""
+    value = {
+        "reason": reason[:1000],
+        "topic": record.topic,
+        "key": record.key.decode(errors="replace") if record.key is not None else None,
+        "sizeBytes": len(record.value),
+        "sha256": hashlib.sha256(record.value).hexdigest(),
+        "headers": {name: v.decode(errors="replace") for name, v in record.headers},
+    }
+    carried = tuple(
+        (name, v) for name, v in record.headers if name in (HEADER_NOTICE_ID, HEADER_EVENT_TYPE)
+    )
+    return Record(
+        topic=topic,
+        key=None,
+        value=json.dumps(value, separators=(",", ":")).encode(),
+        headers=(
+            (HEADER_QUARANTINE_REASON, reason[:1000].encode()),
+            (HEADER_RECEIVED_AT, str(received_at_ms).encode()),
+            (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
+            *carried,
         ),
     )

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
 from webhook.cli_contract import ConfigurationError, settings_problems
+from webhook.metrics_dir import make_run_directory
 from webhook.settings import ServeSettings, WebhookSettings
 from webhook.spool import UnsafeSpoolDirectory, check_directory
-
-
-def _metrics_dir(configured: str | None) -> str:
-    # A fresh directory per start: stale files from a previous run would be summed in.
-    path = (
-        Path(configured)
-        if configured
-        else Path(tempfile.gettempdir()) / f"agora-webhook-metrics-{os.getpid()}"
-    )
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return str(path)
 
 
 @click.command("webhook")
@@ -38,8 +23,8 @@ def _metrics_dir(configured: str | None) -> str:
     "AGORA_WEBHOOK_WORKERS or 2)."
 )
 @click.option(
-    "--threads", type=click.IntRange(min=1), help="threads per worker (default "
-    "AGORA_WEBHOOK_THREADS or 16)."
+    "--threads", type=click.IntRange(min=1), help="threads per worker, gthread workers only "
+    "(default AGORA_WEBHOOK_THREADS or 16)."
 )
 def webhook_command(bind: str | None, workers: int | None, threads: int | None) -> None:
     """Receive NCS callbacks on POST /ncs and publish them to Kafka."""
@@ -55,9 +40,16 @@ def webhook_command(bind: str | None, workers: int | None, threads: int | None) 
         except UnsafeSpoolDirectory as exc:
             raise ConfigurationError(str(exc)) from None
     serve = ServeSettings()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir(serve.metrics_dir)
+    try:
+        serve.check_binds(bind or serve.bind)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    # A new directory per run inside the configured one (webhook.metrics_dir).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(make_run_directory(serve.metrics_dir))
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:webhook.gunicorn_conf"]
     argv += ["--bind", bind or serve.bind]
+    if serve.admin_bind:
+        argv += ["--bind", serve.admin_bind]
     workers = serve.workers if workers is None else workers
     threads = serve.threads if threads is None else threads
     argv += ["--workers", str(workers), "--threads", str(threads)]

@@ -158,15 +158,49 @@ class WebhookSettings(BaseSettings):
         return [s.get_secret_value() for s in self.ncs_secrets]
 
 
+# Room the producer allows beyond the body for the key, the headers and the batch framing:
+# the body limit and ``max_request_size`` move together, so a body that passed the limit
+# always fits the producer (docs/reliability.md, "Oversized records").
+RECORD_ROOM_BYTES = 16 * 1024
+
+
+def _port_of(bind: str) -> str:
+    return bind.rsplit(":", 1)[-1]
+
+
 class ServeSettings(BaseSettings):
     """How gunicorn runs the webhook (``AGORA_WEBHOOK_*``). The defaults were chosen by
-    measurement on 2 cores (docs/performance.md): threads hide the broker round trip."""
+    measurement on 2 cores (docs/performance.md): gevent workers hide the broker round trip
+    and hold idle or slow connections without tying up a thread each."""
 
     model_config = SettingsConfigDict(env_prefix="AGORA_WEBHOOK_", extra="ignore")
 
     bind: str = "127.0.0.1:8080"
+    # /metrics, /readyz and /healthz on their own address; the callback bind then serves
+    # only /ncs and /healthz.
+    admin_bind: str | None = None
+    worker_class: Literal["gevent", "gthread"] = "gevent"
     workers: int = Field(default=2, ge=1)
-    threads: int = Field(default=16, ge=1)
-    keepalive_s: int = Field(default=15, ge=0)
+    threads: int = Field(default=16, ge=1)  # gthread only
+    worker_connections: int = Field(default=1000, ge=1)  # gevent only: open connections
+    keepalive_s: int = Field(default=15, ge=1)
+    # A request body must arrive within this many seconds of its headers (gevent).
+    read_timeout_s: float = Field(default=10.0, gt=0, le=60)
     timeout_s: int = Field(default=30, ge=5)
     metrics_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+
+    @field_validator("admin_bind", mode="before")
+    @classmethod
+    def _empty_is_none(cls, raw: object) -> object:
+        return None if raw == "" else raw
+
+    def admin_port(self) -> str | None:
+        return _port_of(self.admin_bind) if self.admin_bind else None
+
+    def check_binds(self, bind: str) -> None:
+        """The admin endpoints are told apart by port, so the two binds need different ones."""
+        if self.admin_bind and _port_of(self.admin_bind) == _port_of(bind):
+            raise ValueError(
+                f"AGORA_WEBHOOK_ADMIN_BIND ({self.admin_bind}) needs a port other than the "
+                f"callback bind's ({bind})"
+            )

@@ -3,11 +3,13 @@
 Answers (what NCS does with them): 200 ``{}`` once the broker acknowledged (done); 200 without
 publishing for a callback this worker already published within the freshness window (a
 replay, or NCS retrying after a lost answer: webhook.dedup); 401 bad or missing signature
-(nothing published); 403 signed but outside the freshness window; 413 body over the limit;
-503 + ``Retry-After`` when the broker cannot acknowledge within the budget (NCS retries).
-With the disk spool on (``AGORA_WEBHOOK_SPOOL_DIR``), a callback the broker cannot take is
-fsynced to the spool and answered 200; 503 then means the spool is full or the disk failed.
-Every error body is JSON: ``{"error": code, "detail": text}``.
+(nothing published); 403 signed but outside the freshness window; 413 body over the limit,
+or a record the topic can never take (422 for another permanent refusal; a pointer is
+quarantined, see webhook.delivery); 408 body not received within the read timeout; 503 +
+``Retry-After`` when the broker cannot acknowledge within the budget (NCS retries). With the
+disk spool on (``AGORA_WEBHOOK_SPOOL_DIR``), a callback the broker cannot take is fsynced to
+the spool and answered 200; 503 then means the spool is full or the disk failed. Every error
+body is JSON: ``{"error": code, "detail": text}``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from werkzeug.exceptions import HTTPException
 from webhook import metrics, tracing
 from webhook.clock import Clock
 from webhook.dedup import MARGIN_MS, RecentNotices
-from webhook.delivery import Delivered, Delivery, SpoolUnavailable
+from webhook.delivery import Delivered, Delivery, Rejected, SpoolUnavailable
 from webhook.freshness import StaleNotification
 from webhook.ingest import Accepted, Quarantined, ingest
 from webhook.publisher import Publisher, PublishUnavailable
+from webhook.read_deadline import ReadTimedOut, read_deadline, stop_reading
 from webhook.settings import WebhookSettings
 from webhook.signature import SignatureError
 from webhook.spool import Spool, SpoolFull
@@ -40,12 +43,17 @@ class Ingress:
     publisher: Publisher
     clock: Clock
     spool: Spool | None = None
+    read_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         # Decoding secrets once per worker keeps them off the request path.
         self.secrets = self.settings.secret_values()
         self.delivery = Delivery(
-            self.publisher, self.spool, self.settings.publish_timeout_s, self.clock
+            self.publisher,
+            self.spool,
+            self.settings.publish_timeout_s,
+            self.clock,
+            self.settings.topics.quarantine,
         )
         self.recent = RecentNotices(
             self.settings.dedup_capacity, self.settings.freshness_tolerance_s * 1000 + MARGIN_MS
@@ -71,7 +79,14 @@ def register(app: Flask, ingress: Ingress) -> None:
 
     def _handle() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
         try:
-            body = _read_body(settings.max_body_bytes)
+            with read_deadline(ingress.read_timeout_s):
+                body = _read_body(settings.max_body_bytes)
+        except ReadTimedOut:
+            metrics.REQUESTS.labels("read_timeout").inc()
+            stop_reading(request.environ.get("gunicorn.socket"))
+            return _error(
+                408, "request_timeout", f"body not received within {ingress.read_timeout_s} s"
+            )
         except BodyTooLarge:
             metrics.REQUESTS.labels("too_large").inc()
             return _error(
@@ -154,6 +169,13 @@ def register(app: Flask, ingress: Ingress) -> None:
             return _error(
                 503, "spool_unavailable", "the broker and the spool are unavailable", **retry_after
             )
+        if isinstance(delivered, Rejected):
+            metrics.REQUESTS.labels("rejected").inc()
+            if delivered.size_related:
+                return _error(
+                    413, "record_too_large", f"the event log cannot take it: {delivered.reason}"
+                )
+            return _error(422, "record_rejected", f"the event log refused it: {delivered.reason}")
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - sent)
         if delivered is Delivered.SPOOLED:
             metrics.REQUESTS.labels("spooled").inc()

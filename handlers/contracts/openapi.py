@@ -41,6 +41,17 @@ def _error(code: str, description: str, detail_example: str) -> dict[str, Any]:
     }
 
 
+def _errors(codes: list[str], description: str, detail_example: str) -> dict[str, Any]:
+    """A documented error answer with one of several codes."""
+    schema = {
+        "allOf": [_ERROR_REF, {"properties": {"error": {"enum": codes}}}],
+    }
+    return {
+        "description": description,
+        "content": _json(schema, {"error": codes[0], "detail": detail_example}),
+    }
+
+
 def _status(value: str, description: str, **extra: Any) -> dict[str, Any]:
     properties: dict[str, Any] = {"status": {"const": value}}
     properties.update(extra)
@@ -183,10 +194,27 @@ def build_openapi() -> dict[str, Any]:
                     "check). Nothing was published.",
                     "notifyMs is 600000 ms from now, tolerance is 300000 ms",
                 ),
-                "413": _error(
-                    "request_entity_too_large",
-                    "The body is over the limit. Nothing was published.",
+                "408": _error(
+                    "request_timeout",
+                    "The body did not arrive within AGORA_WEBHOOK_READ_TIMEOUT_S of the "
+                    "request head (gevent workers); the connection is closed. Nothing was "
+                    "published.",
+                    "body not received within 10.0 s",
+                ),
+                "413": _errors(
+                    ["request_entity_too_large", "record_too_large"],
+                    "`request_entity_too_large`: the body is over the limit; nothing was "
+                    "published. `record_too_large`: the events topic refuses a record this "
+                    "large (its max.message.bytes is below the body limit); a pointer to it "
+                    "(size, SHA-256, headers, never the body) was published to "
+                    "agora.ncs.quarantine instead.",
                     f"body exceeds {max_body} bytes",
+                ),
+                "422": _error(
+                    "record_rejected",
+                    "Kafka refuses the record for good (not for its size); a pointer to it "
+                    "was published to agora.ncs.quarantine instead.",
+                    "the event log refused it: InvalidRecordError",
                 ),
                 "500": _error(
                     "internal_server_error",

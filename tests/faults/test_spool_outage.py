@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 from support.callbacks import callback_body, signed
 from support.figures import Figure
 from support.kafka_broker import KafkaClusterFactory, consume_all, create_topics, unique_topic
@@ -105,9 +106,19 @@ def order_violations(on_topic: list[str], answered: dict[str, list[str]]) -> int
 
 
 def topic_notice_ids(bootstrap: str, topic: str, expected: int) -> list[str]:
-    records = consume_all(bootstrap, topic, expected, timeout_s=120)
+    # Read to the topic's end: duplicates (allowed) would otherwise end the read early, with
+    # records still unread that would then look lost.
+    records = consume_all(bootstrap, topic, max(expected, end_offset(bootstrap, topic)), 120)
     # One partition: topic order is arrival order across every channel.
     return [dict(r.headers)["noticeId"].decode() for r in records]
+
+
+def end_offset(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return sum(consumer.end_offsets([TopicPartition(topic, 0)]).values())
+    finally:
+        consumer.close()
 
 
 def spool_metric(url: str, name: str) -> float:

@@ -26,3 +26,48 @@ def test_order_is_kept_without_the_idempotent_producer() -> None:
     # batch); one request in flight per broker keeps a retried batch from being overtaken.
     assert config["enable_idempotence"] is False
     assert config["max_in_flight_requests_per_connection"] == 1
+
+
+def test_neither_a_probe_nor_a_request_waits_for_the_producer_build() -> None:
+    """The build runs in the background: ready() answers at once, and publish() waits only
+    for its own budget, even while the build is stuck connecting."""
+    import threading
+    import time
+
+    from webhook.publisher import KafkaPublisher, PublishUnavailable
+    from webhook.records import Record
+
+    release = threading.Event()
+    built: list[object] = []
+
+    class SlowProducer:
+        def __init__(self, **config: object) -> None:
+            release.wait(10)  # a broker that does not answer yet
+            built.append(self)
+
+        def send(self, *args: object, **kwargs: object) -> SlowProducer:
+            return self  # acknowledged at once, once built
+
+        def get(self, timeout: float) -> None:
+            return None
+
+        def close(self, timeout: float) -> None:
+            return None
+
+    publisher = KafkaPublisher(KafkaSettings(), 5.0, producer_factory=SlowProducer)
+    started = time.monotonic()
+    assert publisher.ready() is False
+    assert publisher.ready() is False
+    assert time.monotonic() - started < 0.5
+    started = time.monotonic()
+    with pytest.raises(PublishUnavailable, match="cannot reach Kafka"):
+        publisher.publish(Record("t", None, b"v", ()), timeout_s=0.3)
+    assert 0.25 <= time.monotonic() - started < 1.5
+    release.set()
+    deadline = time.monotonic() + 5
+    while not built and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(built) == 1, "one build, shared by every caller"
+    publisher.publish(Record("t", None, b"v", ()), timeout_s=1)
+    assert publisher.ready() is True
+    publisher.close()

@@ -125,7 +125,7 @@ def known_label_values() -> dict[tuple[str, str], frozenset[str]]:
     """(sample-name prefix, label) -> every value the code sets, where the code says."""
     requests = _labels_in_source(ROOT / "webhook" / "views.py", "REQUESTS", ("outcome",))
     transactions = _labels_in_source(
-        ROOT / "handlers" / "runtime" / "runner.py", "transactions", ("action", "result")
+        ROOT / "handlers" / "runtime" / "commits.py", "transactions", ("action", "result")
     )
     actions = frozenset(default_registry().names())
     found = {

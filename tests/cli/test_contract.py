@@ -113,6 +113,7 @@ BAD_RULES = """
 [[recording.profiles]]
 name = "main"
 mode = "mix"
+cnames = ["class-*"]
 uid = "999"
 backup_uid = "abc"
 [recording.profiles.client_request.recordingConfig]

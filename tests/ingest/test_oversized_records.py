@@ -78,7 +78,7 @@ def test_the_spool_sets_an_unpublishable_record_aside_and_drains_the_rest_in_ord
     with Spool(tmp_path / "spool", 64 * 1024 * 1024) as spool:
         for value in values:
             spool.append(Record(events, b"class-big", value, (("noticeId", b"n"),)), 1)
-        drainer = SpoolDrainer(spool, publisher, 5.0, quarantine)
+        drainer = SpoolDrainer(spool, publisher, 5.0, (events, quarantine), quarantine)
         for _ in range(10):
             if not spool.has_pending():
                 break

@@ -1,16 +1,20 @@
 """The session registry's schema: one record per recording task on the compacted topic
 ``agora.recording.sessions`` (the store is :mod:`.store`, requests :mod:`.prepare`).
 
-One record per channel: key = ``cname`` (UTF-8), value = a :class:`SessionRecord` as JSON,
-header ``schema-version``. A tombstone (no value) removes the channel. The latest record
+One record per recording task (schema version 2): key = the JSON array ``[cname, task]``
+(UTF-8; ``task`` is the profile name, else ``uid-<uid>``), value = a :class:`SessionRecord`
+as JSON, header ``schema-version``. Version-1 records (key = ``cname``, one task per
+channel) are still read, as that channel's one task, and keep their key when rewritten.
+A tombstone (no value) removes the task. The latest record
 per key is the truth; it is written by ``agora-events recording start/stop``, by the
 restart action (after each restart) and by any application that follows this schema.
 ``SessionRecord.model_json_schema(by_alias=True)`` (or ``agora-events recording schema``)
 prints the published JSON Schema.
 
-Schema version 1, field by field:
+Field by field:
 
-- ``schema_version``: ``1``.
+- ``schema_version``: ``2`` (``1`` for records written before tasks).
+- ``task``: the task's name within the channel (version 2).
 - ``cname``: the channel (equals the record key).
 - ``mode``: ``individual`` | ``mix`` | ``web`` (the Cloud Recording mode in the URLs).
 - ``profile``: the rules-file profile the session was started from, or ``null``.
@@ -45,8 +49,9 @@ own.
 ``acquire_client_request``, every credential field (``accessKey``, ``secretKey``,
 ``stsToken``, ``token``, ``secret``, ``salt``, ``password``...) must be a reference
 ``"${NAME}"`` (any string may also contain references). :func:`resolve_references`
-replaces them with the environment variables of the process that sends the request, at
-send time; the resolved request never leaves that process. Records that carry a clear
+replaces them, at send time, with the environment variables the rules file allows
+(``[recording] allow_references``, never the service's own credentials); the resolved
+request never leaves that process. Records that carry a clear
 credential are refused with an error naming the field.
 """
 

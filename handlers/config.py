@@ -119,7 +119,11 @@ class AlertSink(_Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
-        return None if url is None else check_http_url(url)
+        if url is None or "${" in url:
+            # A reference still in the text: the file was read with references kept
+            # (recording.prepare.raw_rules, for the profiles); resolved reads check it.
+            return url
+        return check_http_url(url)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> AlertSink:

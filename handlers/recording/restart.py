@@ -105,6 +105,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
@@ -235,6 +236,9 @@ class RestartAction(Ladder, Records):
         self._token_valid_s = token_valid_s
         self._metrics = metrics or RestartMetrics()
         self._ledger: OrderedDict[str, Attempt] = OrderedDict()
+        # The runtime runs different keys on worker threads at once: one lock keeps the
+        # ledger's check-then-evict steps whole.
+        self._ledger_lock = threading.Lock()
 
     @property
     def metrics(self) -> RestartMetrics:
@@ -349,7 +353,9 @@ class RestartAction(Ladder, Records):
         if current is not None and current.status in ("stopping", "stopped"):
             return self._not_needed(cmd, f"stopped by us (status {current.status})",
                                     mark="stopped")
-        attempt = self._ledger.get(failure.key) or self._resumed(cmd, current)
+        with self._ledger_lock:
+            remembered = self._ledger.get(failure.key)
+        attempt = remembered or self._resumed(cmd, current)
         if attempt is None:
             if cmd.confirm:
                 alive = self._confirm(cmd)
@@ -362,9 +368,9 @@ class RestartAction(Ladder, Records):
         except TransientError:
             raise
         except BaseException:
-            self._ledger.pop(failure.key, None)
+            self._forget(failure.key)
             raise
-        self._ledger.pop(failure.key, None)
+        self._forget(failure.key)
         return effects
 
     def _current(self, cmd: RestartCommand) -> SessionRecord | None:
@@ -384,10 +390,15 @@ class RestartAction(Ladder, Records):
         )
 
     def _remember(self, key: str, attempt: Attempt) -> None:
-        self._ledger[key] = attempt
-        self._ledger.move_to_end(key)
-        while len(self._ledger) > LEDGER_SIZE:
-            self._ledger.popitem(last=False)
+        with self._ledger_lock:
+            self._ledger[key] = attempt
+            self._ledger.move_to_end(key)
+            while len(self._ledger) > LEDGER_SIZE:
+                self._ledger.popitem(last=False)
+
+    def _forget(self, key: str) -> None:
+        with self._ledger_lock:
+            self._ledger.pop(key, None)
 
     # ------------------------------------------------------------------- confirmation
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,3 +174,13 @@ def test_records_that_are_not_outcomes_are_ignored(raw: bytes) -> None:
 def test_an_unreadable_alerting_record_is_invalid() -> None:
     with pytest.raises(InvalidEvent, match="outcome"):
         parse_action_record(b'{"action": "restart", "alert": true}')
+
+
+def test_a_sink_url_given_by_reference_loads_with_references_kept(tmp_path: Path) -> None:
+    # The restart action reads the rules file with ${NAME} kept (its profiles go to the
+    # registry as written); a sink whose whole URL is a reference must not stop that read.
+    from handlers.recording.prepare import raw_rules
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[alerts.sinks]]\nname = "ops"\nkind = "webhook"\nurl = "${OPS_URL}"\n')
+    assert raw_rules(rules).alerts.sinks[0].url == "${OPS_URL}"

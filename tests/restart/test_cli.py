@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,8 +74,27 @@ def rules_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def answering_address() -> Iterator[str]:
+    """An address that accepts TCP connections: the CLI checks that the broker answers
+    before a command runs, and the tests without Kafka are about what fails after that,
+    before anything is sent."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def _broker_address(answering_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # agora_env() reads it; the Kafka tests below replace it with the real broker's.
+    monkeypatch.setitem(globals(), "ANSWERING_ADDRESS", answering_address)
+
+
+ANSWERING_ADDRESS = "127.0.0.1:9092"
+
+
 def agora_env(fake: FakeAgora, rules: Path, **extra: str) -> dict[str, str]:
-    return {"AGORA_APP_ID": fake.app_id, "AGORA_CUSTOMER_ID": fake.customer_id,
+    return {"KAFKA_BOOTSTRAP_SERVERS": ANSWERING_ADDRESS,
+            "AGORA_APP_ID": fake.app_id, "AGORA_CUSTOMER_ID": fake.customer_id,
             "AGORA_CUSTOMER_SECRET": fake.customer_secret, "AGORA_API_BASE": fake.base_url,
             "AGORA_EVENTS_CONFIG": str(rules), **ENV, **extra}
 

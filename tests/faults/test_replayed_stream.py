@@ -193,7 +193,8 @@ def test_replayed_stream_restarts_each_failed_session_once(
     rules = tmp_path / "rules.toml"
     rules.write_text(f"[recording]\nallow_references = {json.dumps(sorted(ENV))}\n")
     env = handlers_env(kafka_bootstrap, topics, group_prefix, {
-        **ENV, "AGORA_EVENTS_CONFIG": str(rules), "AGORA_API_BASE": fake.base_url, "AGORA_APP_ID": fake.app_id,
+        **ENV, "AGORA_EVENTS_CONFIG": str(rules),
+        "AGORA_API_BASE": fake.base_url, "AGORA_APP_ID": fake.app_id,
         "AGORA_CUSTOMER_ID": fake.customer_id, "AGORA_CUSTOMER_SECRET": fake.customer_secret,
     })
     started_at = time.monotonic()

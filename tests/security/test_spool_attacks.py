@@ -133,8 +133,8 @@ def _rejected(directory: Path) -> list[dict[str, object]]:
 def test_forged_and_unpublishable_frames_are_moved_aside_and_the_rest_flows(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    events, sessions = unique_topic("events"), unique_topic("sessions")
-    create_topics(kafka_bootstrap, [sessions])
+    events, sessions, quarantine = (unique_topic(n) for n in ("events", "sessions", "quarantine"))
+    create_topics(kafka_bootstrap, [sessions, quarantine])
     # A topic whose broker-side limit one frame exceeds: refused for good, not for now.
     create_topics(kafka_bootstrap, [events], configs={"max.message.bytes": "4000"})
     directory = _private(tmp_path / "spool")
@@ -150,7 +150,7 @@ def test_forged_and_unpublishable_frames_are_moved_aside_and_the_rest_flows(
     )
     publisher = KafkaPublisher(KafkaSettings(bootstrap_servers=kafka_bootstrap), 10)
     with Spool(directory, max_bytes=1 << 20) as spool:
-        drainer = SpoolDrainer(spool, publisher, 10, (events, "agora.ncs.quarantine"))
+        drainer = SpoolDrainer(spool, publisher, 10, (events, quarantine), quarantine)
         deadline = time.monotonic() + 60
         while spool.has_pending() and time.monotonic() < deadline:
             drainer.drain_once()
@@ -159,12 +159,19 @@ def test_forged_and_unpublishable_frames_are_moved_aside_and_the_rest_flows(
     published = consume_all(kafka_bootstrap, events, expected=2, timeout_s=20)
     assert [json.loads(r.value)["noticeId"] for r in published] == ["n-1", "n-4"]
     assert consume_all(kafka_bootstrap, sessions, expected=1, timeout_s=3) == []
+    # Frames the webhook must never publish are kept aside on disk for the operator...
     rejected = _rejected(directory)
     assert rejected[0]["reason"] == f"topic {sessions!r} is not one the webhook writes"
     assert str(rejected[1]["reason"]).startswith("unreadable spool frame")
-    assert str(rejected[2]["reason"]).startswith("MessageSizeTooLargeError")
+    assert len(rejected) == 2
     kept = json.loads(base64.b64decode(str(rejected[0]["payload"])))
     assert kept["topic"] == sessions  # kept for the operator, byte for byte
+    # ...and the record the broker refuses for good is quarantined as a pointer, no body.
+    (pointer,) = consume_all(kafka_bootstrap, quarantine, expected=1, timeout_s=20)
+    described = json.loads(pointer.value)
+    assert described["topic"] == events
+    assert described["reason"].startswith("MessageSizeTooLargeError")
+    assert described["sizeBytes"] > 4000
 
 
 @pytest.mark.kafka

@@ -13,17 +13,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from support.callbacks import callback_body, signed
 from support.fake_agora import FakeAgora
 from support.restart_env import BACKUP_UID, ENV, PROFILE, start_session
 from support.runtime_helpers import (
     committed_offsets,
     fast_config,
+    read_to_end,
     running,
     topics_env,
     unique_topics,
@@ -56,23 +55,6 @@ GRACE_S = 2
 def fake() -> Iterator[FakeAgora]:
     with FakeAgora(clock=SystemClock()) as server:
         yield server
-
-
-def read_to_end(bootstrap: str, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        records: list[Any] = []
-        while consumer.position(tp) < end:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def exit_cb(cname: str, sid: str, status: int) -> bytes:

@@ -9,11 +9,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from support.callbacks import callback_body, signed
 from support.fake_agora import FakeAgora
 from support.kafka_broker import consume_all
@@ -28,6 +26,7 @@ from support.restart_env import (
 from support.runtime_helpers import (
     committed_offsets,
     fast_config,
+    read_to_end,
     running,
     topics_env,
     unique_topics,
@@ -55,24 +54,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 def fake() -> Iterator[FakeAgora]:
     with FakeAgora(clock=SystemClock()) as server:
         yield server
-
-
-def read_to_end(bootstrap: str, topic: str) -> list[Any]:
-    """Every committed record of ``topic`` up to its current end (single partition)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        records: list[Any] = []
-        while consumer.position(tp) < end:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def post(url: str, body: bytes) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,11 +119,7 @@ class AlertSink(_Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
-        if url is None or "${" in url:
-            # A reference still in the text: the file was read with references kept
-            # (recording.prepare.raw_rules, for the profiles); resolved reads check it.
-            return url
-        return check_http_url(url)
+        return None if url is None else check_http_url(url)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> AlertSink:
@@ -173,12 +169,17 @@ def _substitute(value: Any, env: Mapping[str, str], where: str) -> Any:
         raise ConfigError(str(exc)) from None
 
 
-def parse_rules(text: str, env: Mapping[str, str], source: str = "<rules>") -> RulesConfig:
-    """Parse TOML text into :class:`RulesConfig`; raises :class:`ConfigError`."""
+def parse_rules(text: str, env: Mapping[str, str], source: str = "<rules>",
+                sections: Collection[str] | None = None) -> RulesConfig:
+    """Parse TOML text into :class:`RulesConfig`; raises :class:`ConfigError`.
+
+    ``sections``: only these top-level tables are read (the others keep their defaults)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    if sections is not None:
+        raw = {name: table for name, table in raw.items() if name in sections}
     resolved = _substitute(raw, env, source)
     try:
         return RulesConfig.model_validate(resolved)

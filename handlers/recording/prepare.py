@@ -74,15 +74,18 @@ class KeepReferences(Mapping[str, str]):
 
 
 def raw_rules(path: Path | None) -> RulesConfig:
-    """The rules file with ``${NAME}`` references kept as written (profiles as the
-    registry stores them). Raises ``ConfigError``; the built-in defaults without a path."""
+    """The rules file's ``[recording]`` table with ``${NAME}`` references kept as written
+    (profiles as the registry stores them). Raises ``ConfigError``; the built-in defaults
+    without a path."""
     if path is None:
         return RulesConfig()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read rules file: {exc.strerror}") from None
-    return parse_rules(text, KeepReferences(), str(path))
+    # Only the recording table: references elsewhere (a sink URL given as ${NAME}) are
+    # checked where they are resolved.
+    return parse_rules(text, KeepReferences(), str(path), sections=("recording",))
 
 
 def check_profile(profile: RecordingProfile, *, env: Mapping[str, str],

@@ -131,6 +131,17 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int |
         consumer.close()
 
 
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset per partition of ``topic``, as of the call."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
 def wait_until(
     predicate: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition"
 ) -> None:

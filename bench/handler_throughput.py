@@ -29,14 +29,12 @@ import cProfile
 import json
 import os
 import pstats
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -50,7 +48,6 @@ from webhook.records import event_record
 from webhook.settings import KafkaSettings, TopicNames
 from webhook.topics import create_topics
 
-ROOT = Path(__file__).resolve().parent.parent
 EVENT_TYPES = (40, 41, 30, 31, 32, 11, 4, 1)
 
 
@@ -209,36 +206,19 @@ def restart_setup(
 ) -> Iterator[tuple[dict[int, bytes], Any, list[Any]]]:
     """Registered recordings at a zero-latency fake Agora, a failure body for one record
     in ``every``, and the restart action reading the registry."""
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    from support.callbacks import callback_body
-    from support.fake_agora import FakeAgora
-    from support.restart_env import ENV, PROFILE, start_session
+    from shared_setup import failed_recordings, restart_action
 
-    from handlers.config import RecordingRules, RestartRules
-    from handlers.recording.registry import SessionWriter, TableSessions
-    from handlers.recording.restart import RestartAction
     from handlers.runtime.state import Table
+    from handlers.testing.fake_agora import FakeAgora
     from webhook.clock import SystemClock
 
     with FakeAgora(clock=SystemClock()) as fake:
-        writer = SessionWriter({"bootstrap_servers": bootstrap}, names.sessions)
-        failures: dict[int, bytes] = {}
-        for index in range(0, count, every):
-            record = start_session(fake, f"bench-{index}")
-            writer.publish(record)
-            fake.end_session(str(record.sid))
-            failures[index] = callback_body(
-                event_type=11, cname=record.cname, sid=str(record.sid),
-                details={"msgName": "session_exit", "exitStatus": 1})
-        writer.close()
+        by_cname = failed_recordings(fake, bootstrap, names.sessions,
+                                     (f"bench-{index}" for index in range(0, count, every)))
+        failures = {int(cname.removeprefix("bench-")): body for cname, body in by_cname.items()}
         table = Table(names.sessions)
         client = fake.client()
-        action = RestartAction(
-            client, sessions=TableSessions(table, lambda: SessionWriter(
-                {"bootstrap_servers": bootstrap}, names.sessions)),
-            profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(), topics=names,
-            app_id=fake.app_id, clock=SystemClock(), env=ENV,
-        )
+        action = restart_action(client, table, bootstrap, names, fake.app_id)
         try:
             yield failures, action, [table]
         finally:

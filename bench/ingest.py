@@ -23,7 +23,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,37 +37,13 @@ import httpx
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from openloop import run_open_loop
+from shared_setup import ROOT, kafka_broker
 
-ROOT = Path(__file__).resolve().parent.parent
+from handlers.testing.webhook_process import free_port
+from webhook.signature import signature_headers
+
 BIN = Path(sys.executable).parent
 SECRET = "bench-ncs-secret-0123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def broker(tmp: Path) -> Iterator[str]:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-        return
-    script = [sys.executable, str(ROOT / "docker" / "kafka_local.py")]
-    out = subprocess.run(
-        [*script, "up", "--port", "0", "--dir", str(tmp / "kafka"), "--json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    info = json.loads(out.strip().splitlines()[-1])
-    try:
-        yield info["bootstrap"]
-    finally:
-        subprocess.run(
-            [*script, "down", "--dir", str(tmp / "kafka")], check=False, capture_output=True
-        )
 
 
 @contextmanager
@@ -136,9 +111,6 @@ def bench_body() -> bytes:
 
 
 def bench_headers(body: bytes) -> dict[str, str]:
-    sys.path.insert(0, str(ROOT))
-    from webhook.signature import signature_headers
-
     return {"Content-Type": "application/json", **signature_headers(body, SECRET)}
 
 
@@ -332,7 +304,7 @@ def main() -> None:
     body = bench_body()
     with (
         tempfile.TemporaryDirectory() as tmpdir,
-        broker(Path(tmpdir)) as bootstrap,
+        kafka_broker(Path(tmpdir)) as bootstrap,
         ExitStack() as stack,
     ):
         tmp = Path(tmpdir)

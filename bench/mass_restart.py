@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -37,26 +35,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from shared_setup import (
+    failed_recordings,
+    kafka_broker,
+    percentiles,
+    restart_action,
+    running_action,
+    warm_up,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
-
-from restart_latency import broker, percentiles  # noqa: E402
-from support.callbacks import callback_body, signed  # noqa: E402
-from support.fake_agora import FakeAgora  # noqa: E402
-from support.restart_env import ENV, PROFILE, start_session  # noqa: E402
-from support.runtime_helpers import topics_env, unique_topics  # noqa: E402
-from support.webhook_server import run_webhook  # noqa: E402
-
-from handlers.config import RecordingRules, RestartRules  # noqa: E402
-from handlers.recording.pacer import Pacer  # noqa: E402
-from handlers.recording.registry import SessionWriter, TableSessions  # noqa: E402
-from handlers.recording.restart import RestartAction  # noqa: E402
-from handlers.runtime.metrics import RuntimeMetrics  # noqa: E402
-from handlers.runtime.retry import RetryPolicy  # noqa: E402
-from handlers.runtime.runner import ActionRunner, RunnerConfig  # noqa: E402
-from handlers.runtime.state import Table  # noqa: E402
-from webhook.clock import SystemClock  # noqa: E402
+from handlers.recording.pacer import Pacer
+from handlers.runtime.retry import RetryPolicy
+from handlers.runtime.state import Table
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import signed
+from handlers.testing.webhook_process import run_webhook
+from webhook.clock import SystemClock
 
 QPS = 10
 
@@ -89,50 +84,26 @@ def main() -> None:
     args = parser.parse_args()
     n = args.channels
 
-    with tempfile.TemporaryDirectory() as tmp_name, broker(Path(tmp_name)) as bootstrap, \
+    with tempfile.TemporaryDirectory() as tmp_name, kafka_broker(Path(tmp_name)) as bootstrap, \
             HangingAgora(clock=SystemClock()) as fake:
         tmp = Path(tmp_name)
         topics = unique_topics(bootstrap, partitions=args.partitions)
         tag = uuid.uuid4().hex[:6]
-        writer = SessionWriter({"bootstrap_servers": bootstrap}, topics.sessions)
-        failures: dict[str, bytes] = {}
-        for i in range(n):
-            record = start_session(fake, f"mass-{tag}-{i}")
-            writer.publish(record)
-            fake.end_session(str(record.sid))
-            failures[record.cname] = callback_body(
-                event_type=11, cname=record.cname, sid=str(record.sid),
-                details={"msgName": "session_exit", "exitStatus": 1})
-        writer.close()
+        failures = failed_recordings(fake, bootstrap, topics.sessions,
+                                     (f"mass-{tag}-{i}" for i in range(n)))
         hung = next(iter(failures)) if args.hang else None
 
         table = Table(topics.sessions)
         pacer = None if args.no_pacer else Pacer(QPS)
         client = fake.client(pacer=pacer, timeout_s=args.hang + 5.0)
-        action = RestartAction(
-            client, sessions=TableSessions(table, lambda: SessionWriter(
-                {"bootstrap_servers": bootstrap}, topics.sessions)),
-            profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(), topics=topics,
-            app_id=fake.app_id, clock=SystemClock(), env=ENV,
-        )
-        group = f"bench-mass-{tag}"
-        config = RunnerConfig(
-            group_id=group, transactional_id=f"{group}.0", topics=topics,
-            retry=RetryPolicy(max_attempts=8, budget_s=600),
-            client_config={"bootstrap_servers": bootstrap.split(",")},
-            concurrency=args.concurrency,
-        )
-        stop = threading.Event()
-        runner = ActionRunner(action, config, metrics=RuntimeMetrics(), stop=stop,
-                              tables=[table])
-        thread = threading.Thread(target=runner.run, daemon=True)
-        thread.start()
+        action = restart_action(client, table, bootstrap, topics, fake.app_id)
         try:
-            with run_webhook(bootstrap, tmp, env=topics_env(topics)) as webhook, \
+            with running_action(action, table, bootstrap, topics, f"bench-mass-{tag}",
+                                RetryPolicy(max_attempts=8, budget_s=600),
+                                concurrency=args.concurrency), \
+                    run_webhook(bootstrap, tmp, env=topics_env(topics)) as webhook, \
                     httpx.Client(timeout=10) as http:
-                warm = callback_body(event_type=40, cname=f"warm-{tag}")
-                http.post(webhook.ncs_url, content=warm, headers=signed(warm))
-                time.sleep(5)  # a benchmark, not a test: let the consumer settle
+                warm_up(http, webhook.ncs_url, tag)
                 # From here on Agora is slow and counts requests per second.
                 setup_calls = len(fake.calls)
                 fake.latency_s = {"acquire": args.acquire_ms / 1000,
@@ -157,8 +128,6 @@ def main() -> None:
                     time.sleep(0.05)
                 time.sleep(args.hang + 1.0)  # let stragglers show up (second starts...)
         finally:
-            stop.set()
-            thread.join(60)
             client.close()
 
         calls = fake.calls[setup_calls:]

@@ -18,23 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from kafka import KafkaProducer
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from support.kafka_broker import create_topics  # noqa: E402
-from support.runtime_helpers import unique_topics  # noqa: E402
-
-from handlers.runtime import dlq  # noqa: E402
-from handlers.runtime.replay import DlqReader, LetterFilter  # noqa: E402
-from handlers.runtime.scan import bounds, open_consumer, read_forward  # noqa: E402
-from handlers.timeline import read_timeline  # noqa: E402
+from handlers.runtime import dlq
+from handlers.runtime.replay import DlqReader, LetterFilter
+from handlers.runtime.scan import bounds, open_consumer, read_forward
+from handlers.testing.fresh_topics import create_topics, unique_topics
+from handlers.timeline import read_timeline
 
 CHANNELS = 200
 

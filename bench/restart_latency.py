@@ -17,64 +17,28 @@ and checks that every channel got exactly one acquire and one start.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from shared_setup import (
+    failed_recordings,
+    kafka_broker,
+    percentiles,
+    restart_action,
+    running_action,
+    warm_up,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from support.callbacks import callback_body, signed  # noqa: E402
-from support.fake_agora import FakeAgora  # noqa: E402
-from support.restart_env import ENV, PROFILE, start_session  # noqa: E402
-from support.runtime_helpers import topics_env, unique_topics  # noqa: E402
-from support.webhook_server import run_webhook  # noqa: E402
-
-from handlers.config import RecordingRules, RestartRules  # noqa: E402
-from handlers.recording.registry import SessionWriter, TableSessions  # noqa: E402
-from handlers.recording.restart import RestartAction  # noqa: E402
-from handlers.runtime.metrics import RuntimeMetrics  # noqa: E402
-from handlers.runtime.retry import RetryPolicy  # noqa: E402
-from handlers.runtime.runner import ActionRunner, RunnerConfig  # noqa: E402
-from handlers.runtime.state import Table  # noqa: E402
-from webhook.clock import SystemClock  # noqa: E402
-
-
-@contextmanager
-def broker(tmp: Path) -> Iterator[str]:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-        return
-    script = [sys.executable, str(ROOT / "docker" / "kafka_local.py")]
-    out = subprocess.run(
-        [*script, "up", "--port", "0", "--dir", str(tmp / "kafka"), "--json"],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    try:
-        yield json.loads(out.strip().splitlines()[-1])["bootstrap"]
-    finally:
-        subprocess.run([*script, "down", "--dir", str(tmp / "kafka")], check=False,
-                       capture_output=True)
-
-
-def percentiles(values: list[float]) -> str:
-    ordered = sorted(values)
-    if len(ordered) < 2:
-        return f"n={len(ordered)} values={ordered}"
-    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-    return (f"n={len(ordered)} p50={cuts[49]:.1f} p90={cuts[89]:.1f} p99={cuts[98]:.1f} "
-            f"max={ordered[-1]:.1f}")
+from handlers.runtime.retry import RetryPolicy
+from handlers.runtime.state import Table
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import signed
+from handlers.testing.webhook_process import run_webhook
+from webhook.clock import SystemClock
 
 
 def wait_for_start(fake: FakeAgora, cname: str, deadline_s: float = 60.0) -> None:
@@ -92,51 +56,27 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="post every failure at once")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp_name, broker(Path(tmp_name)) as bootstrap, \
+    with tempfile.TemporaryDirectory() as tmp_name, kafka_broker(Path(tmp_name)) as bootstrap, \
             FakeAgora(clock=SystemClock()) as fake:
         tmp = Path(tmp_name)
         topics = unique_topics(bootstrap)
         tag = uuid.uuid4().hex[:6]
-        writer = SessionWriter({"bootstrap_servers": bootstrap}, topics.sessions)
-        failures: dict[str, bytes] = {}
-        for i in range(args.channels + 1):  # the first one warms up
-            record = start_session(fake, f"class-{tag}-{i}")
-            writer.publish(record)
-            fake.end_session(str(record.sid))
-            failures[record.cname] = callback_body(
-                event_type=11, cname=record.cname, sid=str(record.sid),
-                details={"msgName": "session_exit", "exitStatus": 1})
-        writer.close()
+        # The first one warms up.
+        failures = failed_recordings(fake, bootstrap, topics.sessions,
+                                     (f"class-{tag}-{i}" for i in range(args.channels + 1)))
         setup_calls = len(fake.calls)
 
         table = Table(topics.sessions)
         client = fake.client()
-        action = RestartAction(
-            client, sessions=TableSessions(table, lambda: SessionWriter(
-                {"bootstrap_servers": bootstrap}, topics.sessions)),
-            profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(), topics=topics,
-            app_id=fake.app_id, clock=SystemClock(), env=ENV,
-        )
-        group = f"bench-restart-{tag}"
-        config = RunnerConfig(
-            group_id=group, transactional_id=f"{group}.0", topics=topics,
-            retry=RetryPolicy(max_attempts=6, budget_s=120),
-            client_config={"bootstrap_servers": bootstrap.split(",")},
-        )
-        stop = threading.Event()
-        runner = ActionRunner(action, config, metrics=RuntimeMetrics(), stop=stop,
-                              tables=[table])
-        thread = threading.Thread(target=runner.run, daemon=True)
-        thread.start()
+        action = restart_action(client, table, bootstrap, topics, fake.app_id)
         posted: dict[str, float] = {}
         acked: dict[str, float] = {}
         try:
-            with run_webhook(bootstrap, tmp, env=topics_env(topics)) as webhook, \
+            with running_action(action, table, bootstrap, topics, f"bench-restart-{tag}",
+                                RetryPolicy(max_attempts=6, budget_s=120)), \
+                    run_webhook(bootstrap, tmp, env=topics_env(topics)) as webhook, \
                     httpx.Client(timeout=10) as http:
-                # Warm-up: the runner joins its group and reads its tables first.
-                warm = callback_body(event_type=40, cname=f"warm-{tag}")
-                http.post(webhook.ncs_url, content=warm, headers=signed(warm))
-                time.sleep(5)  # a benchmark, not a test: let the consumer settle
+                warm_up(http, webhook.ncs_url, tag)
                 warm_cname, warm_failure = failures.popitem()
                 http.post(webhook.ncs_url, content=warm_failure, headers=signed(warm_failure))
                 wait_for_start(fake, warm_cname)
@@ -151,8 +91,6 @@ def main() -> None:
                 for cname in failures:
                     wait_for_start(fake, cname)
         finally:
-            stop.set()
-            thread.join(60)
             client.close()
 
         calls = fake.calls[setup_calls:]

@@ -37,7 +37,6 @@ state keys written and still live at the end, and the registry records.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -60,12 +59,16 @@ import httpx
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
+from shared_setup import BROKER_GIVEN, kafka_broker
 
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fake_sinks import FakeSinks
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
+from webhook.clock import SystemClock
 from webhook.samples import encode, lifecycle, sample
 from webhook.settings import TopicNames
 from webhook.signature import signature_headers
 
-ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("agora-events")
 SECRET = "soak-ncs-secret-0123"
 RECORDER_UID = "900001"
@@ -82,26 +85,6 @@ def free_port() -> int:
 
 
 # --- processes -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def broker(tmp: Path) -> Iterator[tuple[str, str]]:
-    """(bootstrap, where it came from)."""
-    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if given:
-        yield given, "given"
-        return
-    script = [sys.executable, str(ROOT / "docker" / "kafka_local.py")]
-    out = subprocess.run(
-        [*script, "up", "--port", "0", "--dir", str(tmp / "kafka"), "--json"],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    info = json.loads(out.strip().splitlines()[-1])
-    try:
-        yield info["bootstrap"], "started by this script"
-    finally:
-        subprocess.run([*script, "down", "--dir", str(tmp / "kafka")], check=False,
-                       capture_output=True)
 
 
 @contextmanager
@@ -230,14 +213,6 @@ sinks = ["ops"]
 
 @contextmanager
 def fakes(tmp: Path, retain_s: int) -> Iterator[Fakes]:
-    # The fakes live with the tests (they import pytest, a dev dependency of the venv).
-    sys.path.insert(0, str(ROOT / "tests"))
-    from support.fake_agora import FakeAgora
-    from support.fake_sinks import FakeSinks
-    from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
-
-    from webhook.clock import SystemClock
-
     room = uuid.uuid4().hex
     sink_secret = "soak-sink-secret"
     with ExitStack() as stack:
@@ -252,10 +227,7 @@ def fakes(tmp: Path, retain_s: int) -> Iterator[Fakes]:
             reconcile_s=RECONCILE_EVERY_S, retain_s=retain_s))
         env = {
             "AGORA_EVENTS_CONFIG": str(rules),
-            "AGORA_APP_ID": agora.app_id,
-            "AGORA_CUSTOMER_ID": agora.customer_id,
-            "AGORA_CUSTOMER_SECRET": agora.customer_secret,
-            "AGORA_API_BASE": agora.base_url,
+            **agora.env(),
             "WHITEBOARD_TOKEN": FAKE_TOKEN,
             "WHITEBOARD_API_BASE": whiteboard.url,
             "S3_KEY": "AKIASOAKEXAMPLE",
@@ -649,7 +621,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="agora-soak-") as tmpdir, ExitStack() as stack:
         tmp = Path(tmpdir)
-        bootstrap, origin = stack.enter_context(broker(tmp))
+        bootstrap = stack.enter_context(kafka_broker(tmp))
+        origin = "given" if BROKER_GIVEN else "started by this script"
         base_env = {**os.environ, **topics_env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                     "AGORA_LOG_LEVEL": args.log_level}
         subprocess.run([str(CLI), "topics", "create", "--partitions", "3"], env=base_env,

@@ -3,8 +3,6 @@
 pytest_plugins = [
     "support.kafka_broker",
     "support.secure_kafka",
-    "support.fake_whiteboard",
-    "support.fake_sinks",
-    "support.fake_agora",
+    "support.fake_servers",
     "support.figures",
 ]

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
-from support.callbacks import signed
-from support.kafka_broker import consume_all, create_topics, unique_topic
-from support.webhook_server import run_webhook
+from support.kafka_broker import consume_all
 
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.ncs_callbacks import signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.events import parse_notification
 from webhook.records import cloudevent_headers, event_record
 from webhook.samples import encode, sample

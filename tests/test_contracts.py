@@ -24,8 +24,6 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from pydantic import AliasChoices, BaseModel, SecretStr
-from support.callbacks import SECRET, signed
-from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
 from support.json_schema import errors, resolve
 
 from handlers.base import ActionFailed, Output, Received
@@ -42,6 +40,8 @@ from handlers.runtime.health import HealthServer, Liveness
 from handlers.runtime.outcomes import ActionOutcome
 from handlers.runtime.records import KafkaRecord
 from handlers.runtime.state import StateStore
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
+from handlers.testing.ncs_callbacks import SECRET, signed
 from handlers.whiteboard.action import WhiteboardCaptureAction
 from handlers.whiteboard.client import HttpWhiteboardClient
 from handlers.whiteboard.tokens import StaticToken

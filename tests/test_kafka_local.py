@@ -13,14 +13,9 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from support.kafka_broker import (
-    SCRIPT,
-    KafkaClusterFactory,
-    consume_all,
-    create_topics,
-    run_script,
-    unique_topic,
-)
+from support.kafka_broker import SCRIPT, KafkaClusterFactory, consume_all, run_script
+
+from handlers.testing.fresh_topics import create_topics, unique_topic
 
 
 def _load_script() -> ModuleType:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support.ncs_receiver import NcsReceiver, running_receiver
 
+from handlers.testing.ncs_receiver import NcsReceiver, running_receiver
 from webhook.cli import main
 from webhook.events import EVENT_TYPES
 from webhook.sender import Outgoing, Plan, describe, request_headers, schedule, summarize

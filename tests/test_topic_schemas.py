@@ -23,10 +23,6 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 from pydantic import SecretStr, ValidationError
-from support.callbacks import SECRET, signed
-from support.fake_agora import FakeAgora
-from support.fake_sinks import FakeSinks
-from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
 from support.restart_env import (
     MemoryState,
     clock_ms,
@@ -35,7 +31,6 @@ from support.restart_env import (
     failed_session,
     make_action,
     received,
-    start_session,
 )
 
 from handlers.base import ActionFailed, Output, Received
@@ -54,6 +49,11 @@ from handlers.runtime.dispatch import work_from_record
 from handlers.runtime.outcomes import outcome_of
 from handlers.runtime.records import KafkaRecord
 from handlers.runtime.state import StateStore
+from handlers.testing.agora_recordings import start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fake_sinks import FakeSinks
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
+from handlers.testing.ncs_callbacks import SECRET, signed
 from handlers.whiteboard.action import WhiteboardCaptureAction
 from handlers.whiteboard.client import HttpWhiteboardClient
 from handlers.whiteboard.tokens import StaticToken

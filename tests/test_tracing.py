@@ -10,24 +10,23 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from support.callbacks import callback_body, signed
-from support.fake_agora import FakeAgora
 from support.handlers_process import HandlersProcess, handlers_env
 from support.otlp_receiver import ReceivedSpan, otlp_receiver
-from support.restart_env import ENV, start_session
-from support.runtime_helpers import topics_env, unique_topics, wait_until
-from support.webhook_server import run_webhook
+from support.runtime_helpers import wait_until
 
 from handlers.recording.registry import SessionWriter
 from handlers.runtime.dispatch import work_from_record
 from handlers.runtime.outcomes import outcome_of
-from webhook.clock import SystemClock
+from handlers.testing.agora_recordings import ENV, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.events import parse_notification
 from webhook.records import event_record
 from webhook.samples import encode, sample
@@ -125,11 +124,6 @@ def test_an_outcome_of_a_traced_attempt_carries_its_traceparent() -> None:
 # --- one failure callback, one trace ------------------------------------------------------------
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
-
 
 def _read(bootstrap: str, topic: str) -> list[object]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
@@ -165,18 +159,18 @@ def _trace_of(spans: list[ReceivedSpan], notice_id: str) -> list[ReceivedSpan]:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_one_failure_callback_gives_one_trace_from_webhook_to_agora(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora,
 ) -> None:
     topics = unique_topics(kafka_bootstrap)
     prefix = f"trace-{uuid.uuid4().hex[:6]}"
     cname = f"{prefix}-1"
-    record = start_session(fake, cname)
+    record = start_session(live_agora, cname)
     writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
     try:
         writer.publish(record)
     finally:
         writer.close()
-    fake.end_session(str(record.sid))
+    live_agora.end_session(str(record.sid))
     config = tmp_path / "rules.toml"
     config.write_text(RULES.format(prefix=prefix))
     notice_id = f"n-{uuid.uuid4().hex[:8]}"
@@ -189,9 +183,7 @@ def test_one_failure_callback_gives_one_trace_from_webhook_to_agora(
                 "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_TRACES_SAMPLER": "always_on"}
         env = handlers_env(kafka_bootstrap, topics, f"g-{prefix}", {
             **ENV, **otel,
-            "AGORA_EVENTS_CONFIG": str(config), "AGORA_API_BASE": fake.base_url,
-            "AGORA_APP_ID": fake.app_id, "AGORA_CUSTOMER_ID": fake.customer_id,
-            "AGORA_CUSTOMER_SECRET": fake.customer_secret,
+            "AGORA_EVENTS_CONFIG": str(config), **live_agora.env(),
         })
         with run_webhook(kafka_bootstrap, tmp_path, env={**topics_env(topics), **otel},
                          workers=1, threads=2) as webhook, \
@@ -226,7 +218,7 @@ def test_one_failure_callback_gives_one_trace_from_webhook_to_agora(
         span = calls[endpoint]
         assert span.service == "agora-events-handlers"
         assert span.parent_span_id == handler.span_id, endpoint
-        assert _url(span).startswith(fake.base_url)
+        assert _url(span).startswith(live_agora.base_url)
     assert all(s.parent_span_id in by_id or s is server for s in trace), "one connected tree"
     assert {s.trace_id for s in trace} == {server.trace_id}
     # Only this callback's trace holds these spans: nothing else started a trace with them.

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from support.callbacks import callback_body
-from support.kafka_broker import create_topics
-from support.runtime_helpers import header, read_to_end, topics_env, unique_topics
+from support.runtime_helpers import header, read_to_end
 
 from handlers.runtime import dlq
+from handlers.testing.fresh_topics import create_topics, topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.events import EVENT_TYPES
 from webhook.settings import TopicNames
 

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
-from support.callbacks import callback_body
 from support.runtime_helpers import (
     ScriptedAction,
     fast_config,
     header,
     read_to_end,
     running,
-    topics_env,
-    unique_topics,
     wait_until,
 )
 
 from handlers.runtime import dlq
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.events import parse_notification
 from webhook.records import event_record
 

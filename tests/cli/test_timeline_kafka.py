@@ -17,27 +17,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import pytest
 from kafka import KafkaProducer
-from support.callbacks import callback_body
-from support.fake_agora import FakeAgora
-from support.fake_sinks import FakeSinks
 from support.json_schema import errors
-from support.restart_env import BACKUP_UID, ENV, PROFILE, UID, start_session
-from support.runtime_helpers import (
-    fast_config,
-    json_values,
-    read_to_end,
-    running,
-    topics_env,
-    unique_topics,
-    wait_until,
-)
+from support.runtime_helpers import fast_config, json_values, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules, parse_rules
 from handlers.contracts.openapi import build_handlers_openapi
@@ -45,6 +32,11 @@ from handlers.notify.action import NotifyAction
 from handlers.recording.registry import SessionWriter, TableSessions
 from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
+from handlers.testing.agora_recordings import BACKUP_UID, ENV, PROFILE, UID, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fake_sinks import FakeSinks
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.clock import SystemClock
 from webhook.events import parse_notification
 from webhook.records import event_record
@@ -67,11 +59,6 @@ sinks = ["ops"]
 """
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
-
 
 def publish(bootstrap: str, topic: str, bodies: list[bytes]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
@@ -93,26 +80,26 @@ def with_uid(raw: bytes, uid: str) -> bytes:
 
 
 def test_the_timeline_of_a_restarted_recording(
-    kafka_bootstrap: str, fake: FakeAgora, fake_sinks: FakeSinks,
+    kafka_bootstrap: str, live_agora: FakeAgora, fake_sinks: FakeSinks,
 ) -> None:
     topics = unique_topics(kafka_bootstrap)
     cname = f"class-{uuid.uuid4().hex[:6]}"
     writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
     try:
-        first = start_session(fake, cname)
+        first = start_session(live_agora, cname)
         writer.publish(first)
     finally:
         writer.close()
     assert first.sid is not None
-    fake.end_session(first.sid)
+    live_agora.end_session(first.sid)
 
     table = Table(topics.sessions)
-    agora = fake.client()
+    agora = live_agora.client()
     restart = RestartAction(
         agora, sessions=TableSessions(table, lambda: SessionWriter(
             {"bootstrap_servers": kafka_bootstrap}, topics.sessions)),
         profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(), topics=topics,
-        app_id=fake.app_id, clock=SystemClock(), env=ENV,
+        app_id=live_agora.app_id, clock=SystemClock(), env=ENV,
     )
     notify = NotifyAction(
         alerts=parse_rules(RULES, {"OPS_URL": fake_sinks.webhook_url("ops", SECRET)}).alerts,
@@ -128,7 +115,7 @@ def test_the_timeline_of_a_restarted_recording(
                    what="the alert at the sink")
         wait_until(lambda: any(v.get("outcome") == "restarted" for v in json_values(
             read_to_end(kafka_bootstrap, topics.actions))), timeout_s=60, what="the restart")
-        (second,) = [s for s in fake.running() if s.cname == cname]
+        (second,) = [s for s in live_agora.running() if s.cname == cname]
         assert second.uid == BACKUP_UID
         upload = callback_body(event_type=31, cname=cname, sid=second.sid,
                                notice_id=f"{cname}-uploaded", details={

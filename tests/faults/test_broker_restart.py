@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.figures import Figure
-from support.kafka_broker import KafkaClusterFactory, create_topics, unique_topic
+from support.kafka_broker import KafkaClusterFactory
 from support.ncs_load import (
     NcsLoad,
     check_delivery,
@@ -22,7 +22,9 @@ from support.ncs_load import (
     notice_ids_on_topic,
     recovery_probe,
 )
-from support.webhook_server import run_webhook
+
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.webhook_process import run_webhook
 
 # The timeout leaves room for a loaded machine: retries then take long to settle.
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]

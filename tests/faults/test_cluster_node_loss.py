@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.figures import Figure
-from support.kafka_broker import KafkaClusterFactory, create_topics, unique_topic
+from support.kafka_broker import KafkaClusterFactory
 from support.ncs_load import (
     NcsLoad,
     check_delivery,
@@ -23,7 +23,9 @@ from support.ncs_load import (
     notice_ids_on_topic,
     recovery_probe,
 )
-from support.webhook_server import run_webhook
+
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.webhook_process import run_webhook
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -29,23 +29,18 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from support.callbacks import callback_body
-from support.fake_agora import FakeAgora
-from support.fake_sinks import FakeSinks
-from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
 from support.figures import Figure
 from support.handlers_process import HandlersProcess, handlers_env
-from support.restart_env import BACKUP_UID, ENV, UID, start_session
-from support.runtime_helpers import (
-    committed_offsets,
-    read_to_end,
-    unique_topics,
-    wait_until,
-)
+from support.runtime_helpers import committed_offsets, read_to_end, wait_until
 
 from handlers.recording.registry import SessionWriter, parse_session
 from handlers.settings import HandlerSettings
-from webhook.clock import SystemClock
+from handlers.testing.agora_recordings import BACKUP_UID, ENV, UID, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fake_sinks import FakeSinks
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
+from handlers.testing.fresh_topics import unique_topics
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.events import parse_notification
 from webhook.records import event_record
 from webhook.settings import TopicNames
@@ -98,11 +93,6 @@ class Channel:
     room: str
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
-
 
 @pytest.fixture
 def whiteboard() -> Iterator[FakeWhiteboard]:
@@ -124,9 +114,9 @@ def produce(bootstrap: str, topic: str, bodies: list[bytes]) -> None:
         producer.close()
 
 
-def register(fake: FakeAgora, bootstrap: str, topics: TopicNames, prefix: str,
+def register(live_agora: FakeAgora, bootstrap: str, topics: TopicNames, prefix: str,
              wb: FakeWhiteboard) -> list[Channel]:
-    """Channels whose recording runs at the fake, registered with a whiteboard room each;
+    """Channels whose recording runs at the live_agora, registered with a whiteboard room each;
     then every task dies (its failure callback is in the stream)."""
     writer = SessionWriter({"bootstrap_servers": bootstrap}, topics.sessions)
     channels = []
@@ -134,14 +124,14 @@ def register(fake: FakeAgora, bootstrap: str, topics: TopicNames, prefix: str,
         for i in range(CHANNELS):
             cname, room = f"{prefix}-{i:02d}", uuid.uuid4().hex
             wb.add_room(room, scenes=SCENES)
-            started = start_session(fake, cname)
+            started = start_session(live_agora, cname)
             link = {"room_uuid": room, "path": "/lesson", "region": "us-sv", "on_events": [11]}
             writer.publish(parse_session({**started.to_json(), "whiteboard": link}))
             channels.append(Channel(cname, str(started.sid), room))
     finally:
         writer.close()
     for channel in channels:
-        fake.end_session(channel.sid)
+        live_agora.end_session(channel.sid)
     return channels
 
 
@@ -175,8 +165,8 @@ def chunks(items: list[bytes], count: int) -> list[list[bytes]]:
 class SideEffects:
     """Counts every call the handlers made to the fake services (for the kill points)."""
 
-    def __init__(self, fake: FakeAgora, wb: FakeWhiteboard, sinks: FakeSinks) -> None:
-        self._fake, self._wb, self._sinks = fake, wb, sinks
+    def __init__(self, live_agora: FakeAgora, wb: FakeWhiteboard, sinks: FakeSinks) -> None:
+        self._fake, self._wb, self._sinks = live_agora, wb, sinks
 
     def total(self) -> int:
         return len(self._fake.calls) + len(self._wb.calls) + len(self._sinks.attempts())
@@ -256,26 +246,26 @@ def capture_notes(bootstrap: str, state_topic: str) -> Notes:
     return Notes(written, {cname for cname, present in last.items() if present})
 
 
-def check_recordings(fake: FakeAgora, setup_calls: int, channels: list[Channel],
+def check_recordings(live_agora: FakeAgora, setup_calls: int, channels: list[Channel],
                      bootstrap: str, topics: TopicNames) -> dict[str, int]:
     """One new task per failure, the registry pointing at it, one ``restarted`` outcome;
     returns the figures."""
     cnames = {c.cname for c in channels}
     answers: dict[str, Counter[str]] = {c: Counter() for c in cnames}
-    for call in fake.calls[setup_calls:]:
+    for call in live_agora.calls[setup_calls:]:
         cname = (call.body or {}).get("cname")
         if call.endpoint in ("acquire", "start") and cname in answers:
             answer = call.endpoint if call.status == 200 else f"{call.endpoint}_{call.status}"
             answers[cname][answer] += 1
-    new_tasks = {s.cname: s.sid for s in fake.sessions.values()
+    new_tasks = {s.cname: s.sid for s in live_agora.sessions.values()
                  if s.cname in cnames and s.uid == BACKUP_UID}
-    started = Counter(s.cname for s in fake.sessions.values()
+    started = Counter(s.cname for s in live_agora.sessions.values()
                       if s.cname in cnames and s.uid == BACKUP_UID)
     assert started == Counter(cnames), "one new recording per failure"
     assert all(a["start"] == 1 for a in answers.values()), answers
     # A start beyond the first is answered 7 (201): the task it names is ours already.
     assert set().union(*answers.values()) <= {"acquire", "start", "start_201"}, answers
-    assert not [s for s in fake.sessions.values()
+    assert not [s for s in live_agora.sessions.values()
                 if s.cname in cnames and s.uid == UID and not s.ended], "failed tasks stay dead"
 
     registry = {r.key.decode(): parse_session(r.value, r.key.decode())
@@ -339,15 +329,14 @@ def check_alerts(sinks: FakeSinks, alert_cnames: list[str]) -> dict[str, int]:
 
 
 def handlers_for(tmp_path: Path, bootstrap: str, topics: TopicNames, group_prefix: str,
-                 prefix: str, fake: FakeAgora, whiteboard: FakeWhiteboard,
+                 prefix: str, live_agora: FakeAgora, whiteboard: FakeWhiteboard,
                  sinks: FakeSinks) -> HandlersProcess:
     config = tmp_path / "rules.toml"
     config.write_text(RULES.format(prefix=prefix))
     env = handlers_env(bootstrap, topics, group_prefix, {
         **ENV,
         "AGORA_EVENTS_CONFIG": str(config),
-        "AGORA_API_BASE": fake.base_url, "AGORA_APP_ID": fake.app_id,
-        "AGORA_CUSTOMER_ID": fake.customer_id, "AGORA_CUSTOMER_SECRET": fake.customer_secret,
+        **live_agora.env(),
         "WHITEBOARD_API_BASE": whiteboard.url, "WHITEBOARD_TOKEN": FAKE_TOKEN,
         "WHITEBOARD_REGION": "us-sv",
         "OPS_URL": sinks.webhook_url("ops", HOOK_SECRET), "OPS_SECRET": HOOK_SECRET,
@@ -356,22 +345,22 @@ def handlers_for(tmp_path: Path, bootstrap: str, topics: TopicNames, group_prefi
 
 
 def test_handlers_killed_mid_stream_act_once_per_failure(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora, whiteboard: FakeWhiteboard,
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora, whiteboard: FakeWhiteboard,
     fake_sinks: FakeSinks, figure: Figure,
 ) -> None:
     rng = random.Random(SEED)
     tag = uuid.uuid4().hex[:6]
     prefix, group_prefix = f"class-{tag}", f"faults-{tag}"
     topics = unique_topics(kafka_bootstrap, partitions=3)
-    channels = register(fake, kafka_bootstrap, topics, prefix, whiteboard)
-    setup_calls = len(fake.calls)
+    channels = register(live_agora, kafka_bootstrap, topics, prefix, whiteboard)
+    setup_calls = len(live_agora.calls)
     alert_cnames = [f"alert-{tag}-{i:02d}" for i in range(ALERT_CHANNELS)]
     kills = rng.randint(3, 5)
     parts = chunks(stream(channels, alert_cnames, rng), kills + 1)
-    effects = SideEffects(fake, whiteboard, fake_sinks)
+    effects = SideEffects(live_agora, whiteboard, fake_sinks)
     points: list[str] = []
     started_at = time.monotonic()
-    with handlers_for(tmp_path, kafka_bootstrap, topics, group_prefix, prefix, fake,
+    with handlers_for(tmp_path, kafka_bootstrap, topics, group_prefix, prefix, live_agora,
                       whiteboard, fake_sinks) as handlers:
         for number, part in enumerate(parts):
             # Later parts arrive while the process is down: a backlog when it is back.
@@ -390,7 +379,7 @@ def test_handlers_killed_mid_stream_act_once_per_failure(
     figure(
         "handlers SIGKILLed mid-stream", seed=SEED, kills=kills, points="/".join(points),
         failures=len(channels),
-        **check_recordings(fake, setup_calls, channels, kafka_bootstrap, topics),
+        **check_recordings(live_agora, setup_calls, channels, kafka_bootstrap, topics),
         **check_captures(whiteboard, channels, kills, kafka_bootstrap, topics),
         **check_alerts(fake_sinks, alert_cnames),
         seconds=round(elapsed, 1),

@@ -19,30 +19,24 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
-from support.fake_agora import FakeAgora
 from support.figures import Figure
 from support.handlers_process import HandlersProcess, handlers_env
 from support.kafka_broker import consume_all
-from support.restart_env import BACKUP_UID, ENV, start_session
-from support.runtime_helpers import (
-    committed_offsets,
-    read_to_end,
-    topics_env,
-    unique_topics,
-    wait_until,
-)
-from support.webhook_server import run_webhook
+from support.runtime_helpers import committed_offsets, read_to_end, wait_until
 
 from handlers.recording.registry import SessionRecord, SessionWriter
-from webhook.clock import SystemClock
+from handlers.testing.agora_recordings import BACKUP_UID, ENV, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.settings import TopicNames
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -110,13 +104,8 @@ KINDS: dict[str, tuple[bool, Events, str]] = {
 }
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
 
-
-def register(fake: FakeAgora, bootstrap: str, topic: str, tag: str) -> list[Session]:
+def register(live_agora: FakeAgora, bootstrap: str, topic: str, tag: str) -> list[Session]:
     """Sessions running at the fake and in the registry; then each task ends up the way
     its kind says (dead, exited abnormally per ``query``, or still running)."""
     sessions = []
@@ -125,15 +114,15 @@ def register(fake: FakeAgora, bootstrap: str, topic: str, tag: str) -> list[Sess
         for kind, (failed, events, fate) in KINDS.items():
             for n in range(SESSIONS_PER_KIND):
                 cname = f"rep-{tag}-{kind}-{n}"
-                record: SessionRecord = start_session(fake, cname)
+                record: SessionRecord = start_session(live_agora, cname)
                 if kind == "our-stop":
                     record = record.model_copy(update={"status": "stopping"})
                 writer.publish(record)
                 sid = str(record.sid)
                 if fate == "ended":
-                    fake.end_session(sid)
+                    live_agora.end_session(sid)
                 elif fate == "status20":
-                    fake.set_status(sid, 20)
+                    live_agora.set_status(sid, 20)
                 sessions.append(Session(kind, cname, sid, failed,
                                         [started(cname, sid), *events(cname, sid)]))
     finally:
@@ -180,13 +169,13 @@ def post_all(url: str, bodies: list[bytes]) -> int:
 
 
 def test_replayed_stream_restarts_each_failed_session_once(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora, figure: Figure
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora, figure: Figure
 ) -> None:
     rng = random.Random(SEED)
     tag = uuid.uuid4().hex[:6]
     topics: TopicNames = unique_topics(kafka_bootstrap, partitions=3)
-    sessions = register(fake, kafka_bootstrap, topics.sessions, tag)
-    setup_calls = len(fake.calls)
+    sessions = register(live_agora, kafka_bootstrap, topics.sessions, tag)
+    setup_calls = len(live_agora.calls)
     stream = replay(sessions, rng)
     group_prefix = f"replay-{tag}"
     # The registry's requests name their storage keys by reference: the operator allows them.
@@ -194,8 +183,7 @@ def test_replayed_stream_restarts_each_failed_session_once(
     rules.write_text(f"[recording]\nallow_references = {json.dumps(sorted(ENV))}\n")
     env = handlers_env(kafka_bootstrap, topics, group_prefix, {
         **ENV, "AGORA_EVENTS_CONFIG": str(rules),
-        "AGORA_API_BASE": fake.base_url, "AGORA_APP_ID": fake.app_id,
-        "AGORA_CUSTOMER_ID": fake.customer_id, "AGORA_CUSTOMER_SECRET": fake.customer_secret,
+        **live_agora.env(),
     })
     started_at = time.monotonic()
     # No names: the default set, as deployed (whiteboard is off without its credentials).
@@ -215,13 +203,13 @@ def test_replayed_stream_restarts_each_failed_session_once(
         assert handlers.terminate() == 0, handlers.log_text()[-3000:]
     elapsed = time.monotonic() - started_at
 
-    calls = fake.calls[setup_calls:]
+    calls = live_agora.calls[setup_calls:]
     by_cname: dict[str, Counter[str]] = {s.cname: Counter() for s in sessions}
     for call in calls:
         cname = (call.body or {}).get("cname")
         if call.endpoint in ("acquire", "start") and cname in by_cname:
             by_cname[cname][f"{call.endpoint}_{call.status}"] += 1
-    new_tasks = Counter(s.cname for s in fake.sessions.values() if s.uid == BACKUP_UID)
+    new_tasks = Counter(s.cname for s in live_agora.sessions.values() if s.uid == BACKUP_UID)
     failed = {s.cname for s in sessions if s.failed}
     healthy = {s.cname for s in sessions if not s.failed}
     assert new_tasks == Counter(failed), "exactly one restart per failed session"

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
 from support.figures import Figure
-from support.kafka_broker import consume_all, create_topics, unique_topic
-from support.webhook_server import run_webhook
+from support.kafka_broker import consume_all
 
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.settings import ServeSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]

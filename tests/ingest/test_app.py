@@ -9,8 +9,8 @@ import time
 
 import pytest
 from flask.testing import FlaskClient
-from support.callbacks import SECRET, callback_body, signed
 
+from handlers.testing.ncs_callbacks import SECRET, callback_body, signed
 from webhook.app import create_app
 from webhook.clock import FakeClock
 from webhook.publisher import InMemoryPublisher

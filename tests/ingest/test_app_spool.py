@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from support.callbacks import SECRET, callback_body, signed
 
+from handlers.testing.ncs_callbacks import SECRET, callback_body, signed
 from webhook.app import create_app
 from webhook.clock import FakeClock
 from webhook.drainer import SpoolDrainer

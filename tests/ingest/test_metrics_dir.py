@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
-from support.kafka_broker import create_topics, unique_topic
-from support.webhook_server import run_webhook
 
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.metrics_dir import MARKER, PREFIX, make_run_directory, remove_run_directory
 
 

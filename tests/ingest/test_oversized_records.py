@@ -10,10 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
-from support.kafka_broker import consume_all, create_topics, unique_topic
-from support.webhook_server import run_webhook
+from support.kafka_broker import consume_all
 
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.drainer import SpoolDrainer
 from webhook.publisher import KafkaPublisher, PublishRejected, producer_config
 from webhook.records import Record

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from support.fake_sinks import FakeSinks
 
 from handlers.base import Action, ActionFailed, Effects, InvalidEvent, Received, TransientError
 from handlers.config import ConfigError, parse_rules
@@ -19,6 +18,7 @@ from handlers.notify.sinks import SinkConfigError
 from handlers.registry import ActionContext, default_registry
 from handlers.runtime.dispatch import Handled, Transient, attempt, work_from_record
 from handlers.settings import HandlerSettings
+from handlers.testing.fake_sinks import FakeSinks
 from webhook.clock import SystemClock
 from webhook.settings import TopicNames
 

@@ -30,7 +30,6 @@ from typing import Any
 import httpx
 import pytest
 from kafka import KafkaProducer
-from support.fake_sinks import Attempt, FakeSinks, verify_standard_webhook
 from support.figures import Figure
 from support.runtime_helpers import (
     RunningRunner,
@@ -42,8 +41,6 @@ from support.runtime_helpers import (
     produce_raw,
     read_to_end,
     running,
-    topics_env,
-    unique_topics,
     wait_until,
 )
 
@@ -53,6 +50,8 @@ from handlers.runtime import dlq
 from handlers.runtime.outcomes import ActionOutcome
 from handlers.runtime.records import KafkaRecord
 from handlers.runtime.runner import RunnerExit
+from handlers.testing.fake_sinks import Attempt, FakeSinks, verify_standard_webhook
+from handlers.testing.fresh_topics import topics_env, unique_topics
 from webhook.clock import SystemClock
 from webhook.events import parse_notification
 from webhook.records import event_record

@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from kafka import KafkaProducer
-from support.fake_sinks import FakeSinks
 from support.kafka_broker import consume_all
-from support.runtime_helpers import fast_config, read_to_end, running, unique_topics, wait_until
+from support.runtime_helpers import fast_config, read_to_end, running, wait_until
 
 from handlers.config import parse_rules
 from handlers.notify.action import NotifyAction
 from handlers.runtime.runner import RunnerExit
+from handlers.testing.fake_sinks import FakeSinks
+from handlers.testing.fresh_topics import unique_topics
 from webhook.clock import SystemClock
 from webhook.events import parse_notification
 from webhook.records import event_record

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from support.fake_sinks import FakeSinks, verify_standard_webhook
 
 from handlers.base import ActionFailed, TransientError
 from handlers.config import AlertSink
@@ -22,6 +21,7 @@ from handlers.notify.sinks import (
     sign,
     signing_key,
 )
+from handlers.testing.fake_sinks import FakeSinks, verify_standard_webhook
 from webhook.clock import SystemClock
 
 # The Standard Webhooks specification's published test vector.

@@ -11,18 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from support.fake_agora import (
-    FakeAgora,
-    agora_error,
-    bad_gateway,
-    disconnect,
-    hang,
-    no_recorded_data_435,
-    no_worker_502,
-    rate_limited,
-    response_timeout_65,
-    upstream_timeout_62,
-)
 from support.recording_requests import valid_request
 
 from handlers.recording.client import CONTENT_TYPE, CloudRecordingClient, failover_bases
@@ -34,6 +22,18 @@ from handlers.recording.validation import (
     UpdateRequestInvalid,
 )
 from handlers.settings import AgoraSettings
+from handlers.testing.agora_faults import (
+    agora_error,
+    bad_gateway,
+    disconnect,
+    hang,
+    no_recorded_data_435,
+    no_worker_502,
+    rate_limited,
+    response_timeout_65,
+    upstream_timeout_62,
+)
+from handlers.testing.fake_agora import FakeAgora
 from webhook.clock import FakeClock
 
 CNAME = "class-1"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support.fake_agora import FakeAgora, response_timeout_65
 
 from handlers.recording.errors import Advice, RecordingApiError
 from handlers.recording.models import ChannelUsers, UnexpectedResponse, parse_channel_users
+from handlers.testing.agora_faults import response_timeout_65
+from handlers.testing.fake_agora import FakeAgora
 
 
 def test_missing_auth_unknown_route_and_bad_content_type(fake_agora: FakeAgora) -> None:

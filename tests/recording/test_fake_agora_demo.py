@@ -1,20 +1,17 @@
-"""``python -m support.fake_agora`` serves a usable fake and stops on SIGTERM."""
+"""``python -m handlers.testing.fake_agora`` serves a usable fake and stops on SIGTERM."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from handlers.recording.client import CloudRecordingClient
-
-TESTS = Path(__file__).resolve().parents[1]
 
 
 def test_demo_prints_its_url_and_credentials() -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "support.fake_agora", "--port", "0"],
-        cwd=TESTS, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "handlers.testing.fake_agora", "--port", "0"],
+        stdout=subprocess.PIPE, text=True,
     ) as process:
         try:
             assert process.stdout is not None

@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
-from support.fake_agora import FakeAgora
 
 from handlers.recording.errors import RecordingApiError
 from handlers.recording.pacer import HEADROOM, MIN_FRACTION, SLOW_DOWN, Pacer, shared_pacer
+from handlers.testing.fake_agora import FakeAgora
 from webhook.clock import SystemClock
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.fake_agora import FakeAgora
 from support.recording_requests import valid_request
 
 from handlers.recording.errors import Advice, RecordingApiError
 from handlers.recording.updates import LAYOUT_KEYS, fold_layout, fold_update
+from handlers.testing.fake_agora import FakeAgora
 
 BASE: dict[str, Any] = {
     "recordingConfig": {"channelType": 0, "unsubscribeAudioUids": ["7"],

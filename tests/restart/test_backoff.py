@@ -8,9 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from support.fake_agora import FakeAgora, Fault, bad_gateway, rate_limited, upstream_timeout_62
 from support.restart_env import (
-    BACKUP_UID,
     MemoryState,
     calls_after_setup,
     clock,
@@ -27,6 +25,9 @@ from handlers.cli import runner_config
 from handlers.recording.restart import RestartAction, RestartCommand
 from handlers.runtime.retry import RetryPolicy
 from handlers.settings import HandlerSettings
+from handlers.testing.agora_faults import Fault, bad_gateway, rate_limited, upstream_timeout_62
+from handlers.testing.agora_recordings import BACKUP_UID
+from handlers.testing.fake_agora import FakeAgora
 
 
 @dataclass

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support.fake_agora import FakeAgora, agora_error
-from support.kafka_broker import consume_all, create_topics, unique_topic
-from support.restart_env import ENV, RESOLVED_REQUEST, registered
+from support.kafka_broker import consume_all
 
 from handlers.recording.cli import recording_group
 from handlers.recording.registry import SessionWriter, parse_session
+from handlers.testing.agora_faults import agora_error
+from handlers.testing.agora_recordings import ENV, RESOLVED_REQUEST, registered
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import create_topics, unique_topic
 from webhook.cli import main
 
 RULES = """
@@ -94,8 +96,7 @@ ANSWERING_ADDRESS = "127.0.0.1:9092"
 
 def agora_env(fake: FakeAgora, rules: Path, **extra: str) -> dict[str, str]:
     return {"KAFKA_BOOTSTRAP_SERVERS": ANSWERING_ADDRESS,
-            "AGORA_APP_ID": fake.app_id, "AGORA_CUSTOMER_ID": fake.customer_id,
-            "AGORA_CUSTOMER_SECRET": fake.customer_secret, "AGORA_API_BASE": fake.base_url,
+            **fake.env(),
             "AGORA_EVENTS_CONFIG": str(rules), **ENV, **extra}
 
 

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.fake_agora import FakeAgora
-from support.restart_env import (
-    BACKUP_UID,
-    UID,
-    MemoryState,
-    exit_event,
-    make_action,
-    received,
-    registered,
-)
+from support.restart_env import MemoryState, exit_event, make_action, received
 
 from handlers.base import InvalidEvent, TransientError
 from handlers.config import RecordingRules, RestartRules
@@ -26,6 +17,8 @@ from handlers.recording.restart import (
     failover_key,
     failure_key,
 )
+from handlers.testing.agora_recordings import BACKUP_UID, UID, registered
+from handlers.testing.fake_agora import FakeAgora
 
 T0 = 1_700_000_000_000
 

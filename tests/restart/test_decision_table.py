@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.restart_env import received, registered
+from support.restart_env import received
 
 from handlers.recording.decide import (
     ChannelUnavailable,
@@ -22,6 +22,7 @@ from handlers.recording.decide import (
 )
 from handlers.recording.models import ChannelUsers
 from handlers.recording.signals import Signal, classify
+from handlers.testing.agora_recordings import registered
 
 OURS = frozenset({"900001", "900002"})
 

@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
-from support.fake_agora import FakeAgora
-from support.restart_env import BACKUP_UID, ENV, PROFILE, start_session
 from support.runtime_helpers import (
     committed_offsets,
     end_offsets,
     fast_config,
     read_to_end,
     running,
-    topics_env,
-    unique_topics,
     wait_until,
 )
-from support.webhook_server import run_webhook
 
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.reconciler import EventPublisher, Reconciler
@@ -43,6 +36,11 @@ from handlers.recording.registry import (
 )
 from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
+from handlers.testing.agora_recordings import BACKUP_UID, ENV, PROFILE, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.clock import SystemClock
 from webhook.settings import TopicNames
 
@@ -51,11 +49,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 GRACE_S = 2
 """The wait for a vanished task's session_exit (90 s in production)."""
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
 
 
 def exit_cb(cname: str, sid: str, status: int) -> bytes:
@@ -76,7 +69,7 @@ def leave_cb(cname: str, sid: str, code: int) -> bytes:
 
 
 def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora,
 ) -> None:
     topics: TopicNames = unique_topics(kafka_bootstrap)
     tag = uuid.uuid4().hex[:6]
@@ -87,7 +80,7 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
     tasks: dict[str, SessionRecord] = {}
     try:
         for n in names:
-            tasks[n] = start_session(fake, cname[n])
+            tasks[n] = start_session(live_agora, cname[n])
             writer.publish(tasks[n])
     finally:
         writer.close()
@@ -95,10 +88,10 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
     # Every task vanishes (query answers 404 from now on). The channels of "people" and
     # "rec-people" still hold people; the others closed with their last user.
     for n in names:
-        fake.end_session(sid[n])
-    fake.join(cname["people"], "1001", "1002")
-    fake.join(cname["rec-people"], "1001")
-    setup_calls = len(fake.calls)
+        live_agora.end_session(sid[n])
+    live_agora.join(cname["people"], "1001", "1002")
+    live_agora.join(cname["rec-people"], "1001")
+    setup_calls = len(live_agora.calls)
 
     bodies = [
         # maxIdleTime fired: a fatal error and the idle leave; the session_exit was lost.
@@ -118,19 +111,19 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
         fatal_cb(cname["people"], sid["people"]),
     ]
     table = Table(topics.sessions)
-    client = fake.client()
+    client = live_agora.client()
     action = RestartAction(
         client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
                                          topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE]),
         rules=RestartRules(failover_grace_s=GRACE_S),
-        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+        topics=topics, app_id=live_agora.app_id, clock=SystemClock(), env=ENV,
     )
     client_config = {"bootstrap_servers": kafka_bootstrap}
     publisher = EventPublisher(client_config)
     registry_writer = SessionWriter(client_config, topics.sessions)
-    reconciler_client = fake.client()
+    reconciler_client = live_agora.client()
     reconciler = Reconciler(
         reconciler_client,
         snapshot=lambda: {k: v for k, v in load_sessions(client_config, topics.sessions).items()
@@ -167,12 +160,12 @@ def test_ended_with_the_channel_is_never_restarted_and_a_wanted_one_is_once(
         registry_writer.close()
         reconciler_client.close()
 
-    calls = fake.calls[setup_calls:]
+    calls = live_agora.calls[setup_calls:]
     starts = [c for c in calls if c.endpoint == "start"]
     assert sorted(c.body["cname"] for c in starts) == sorted(
         [cname["people"], cname["rec-people"]])
     assert {c.body["uid"] for c in starts} == {BACKUP_UID}
-    running_now = {s.cname: s for s in fake.running()}
+    running_now = {s.cname: s for s in live_agora.running()}
     assert set(running_now) == {cname["people"], cname["rec-people"]}
 
     registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}

@@ -9,21 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.fake_agora import (
-    FakeAgora,
-    Fault,
-    agora_error,
-    bad_gateway,
-    disconnect,
-    gateway_error,
-    no_worker_502,
-    rate_limited,
-    response_timeout_65,
-    upstream_timeout_62,
-)
 from support.restart_env import (
-    BACKUP_UID,
-    RESOLVED_REQUEST,
     MemoryState,
     calls_after_setup,
     clock_ms,
@@ -35,7 +21,6 @@ from support.restart_env import (
     live_tasks,
     make_action,
     received,
-    start_session,
 )
 
 from handlers.base import ActionFailed, TransientError
@@ -46,6 +31,19 @@ from handlers.recording.restart import (
     RestartAction,
     RestartCommand,
 )
+from handlers.testing.agora_faults import (
+    Fault,
+    agora_error,
+    bad_gateway,
+    disconnect,
+    gateway_error,
+    no_worker_502,
+    rate_limited,
+    response_timeout_65,
+    upstream_timeout_62,
+)
+from handlers.testing.agora_recordings import BACKUP_UID, RESOLVED_REQUEST, start_session
+from handlers.testing.fake_agora import FakeAgora
 
 
 def case(fault: Fault, name: str) -> Any:

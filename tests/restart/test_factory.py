@@ -7,8 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.fake_agora import FakeAgora
-from support.restart_env import ENV, registered
 
 from handlers.cli import build_runners
 from handlers.config import ConfigError
@@ -17,6 +15,8 @@ from handlers.registry import ActionContext, ActionDisabled, default_registry
 from handlers.runtime.health import HealthServer, Liveness
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.settings import HandlerSettings
+from handlers.testing.agora_recordings import ENV, registered
+from handlers.testing.fake_agora import FakeAgora
 
 PROFILE = """
 [[recording.profiles]]
@@ -42,10 +42,7 @@ max_restarts = 5
 
 @pytest.fixture
 def agora_env(monkeypatch: pytest.MonkeyPatch, fake_agora: FakeAgora, tmp_path: Path) -> Path:
-    for name, value in {"AGORA_APP_ID": fake_agora.app_id,
-                        "AGORA_CUSTOMER_ID": fake_agora.customer_id,
-                        "AGORA_CUSTOMER_SECRET": fake_agora.customer_secret,
-                        "AGORA_API_BASE": fake_agora.base_url, **ENV}.items():
+    for name, value in {**fake_agora.env(), **ENV}.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "rules.toml"
     monkeypatch.setenv("AGORA_EVENTS_CONFIG", str(path))

@@ -13,25 +13,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from kafka import KafkaProducer
-from support.callbacks import callback_body
-from support.fake_agora import FakeAgora, agora_error
-from support.fake_sinks import FakeSinks
 from support.figures import Figure
-from support.restart_env import BACKUP_UID, ENV, PROFILE, UID, start_session
-from support.runtime_helpers import (
-    fast_config,
-    json_values,
-    read_to_end,
-    running,
-    unique_topics,
-    wait_until,
-)
+from support.runtime_helpers import fast_config, json_values, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules, parse_rules
 from handlers.notify.action import NotifyAction
@@ -39,6 +27,12 @@ from handlers.recording.registry import SessionWriter, TableSessions, parse_sess
 from handlers.recording.restart import RestartAction
 from handlers.runtime.runner import RunnerExit
 from handlers.runtime.state import Table
+from handlers.testing.agora_faults import agora_error
+from handlers.testing.agora_recordings import BACKUP_UID, ENV, PROFILE, UID, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fake_sinks import FakeSinks
+from handlers.testing.fresh_topics import unique_topics
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.clock import SystemClock
 from webhook.events import parse_notification
 from webhook.records import event_record
@@ -60,11 +54,6 @@ outcomes = ["restart gave up"]
 sinks = ["ops"]
 """
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
 
 
 def publish(bootstrap: str, topic: str, bodies: list[bytes]) -> None:
@@ -95,28 +84,28 @@ def restart_reports(bootstrap: str, topics: TopicNames, cname: str) -> list[dict
 
 
 def test_a_channel_that_keeps_failing_gives_up_with_one_alert(
-    kafka_bootstrap: str, fake: FakeAgora, fake_sinks: FakeSinks, figure: Figure,
+    kafka_bootstrap: str, live_agora: FakeAgora, fake_sinks: FakeSinks, figure: Figure,
 ) -> None:
     started_at = time.monotonic()
     topics = unique_topics(kafka_bootstrap)
     cname = f"class-{uuid.uuid4().hex[:6]}"
     writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
     try:
-        first = start_session(fake, cname)
+        first = start_session(live_agora, cname)
         writer.publish(first)
     finally:
         writer.close()
     assert first.sid is not None
-    fake.end_session(first.sid)  # the task the first failure callbacks report
-    setup_calls = len(fake.calls)
+    live_agora.end_session(first.sid)  # the task the first failure callbacks report
+    setup_calls = len(live_agora.calls)
 
     table = Table(topics.sessions)
-    agora = fake.client()
+    agora = live_agora.client()
     restart = RestartAction(
         agora, sessions=TableSessions(table, lambda: SessionWriter(
             {"bootstrap_servers": kafka_bootstrap}, topics.sessions)),
         profiles=RecordingRules(profiles=[PROFILE]),
-        rules=RestartRules(max_restarts=1, window_s=600), topics=topics, app_id=fake.app_id,
+        rules=RestartRules(max_restarts=1, window_s=600), topics=topics, app_id=live_agora.app_id,
         clock=SystemClock(), env=ENV,
     )
     notify = NotifyAction(
@@ -130,18 +119,18 @@ def test_a_channel_that_keeps_failing_gives_up_with_one_alert(
             running(notify, notify_config) as notify_run:
         # 1. The first task dies: restarted once (its first resourceId refused), whatever
         #    the duplicates.
-        fake.fail_next("start", agora_error(400, 433, "resource expired"))
+        live_agora.fail_next("start", agora_error(400, 433, "resource expired"))
         exit_1 = session_exit(cname, first.sid, UID, f"{cname}-exit-1")
         publish(kafka_bootstrap, topics.events, [
             exit_1, exit_1, session_exit(cname, first.sid, UID, f"{cname}-exit-1-copy")])
         wait_until(lambda: [r["outcome"] for r in restart_reports(
             kafka_bootstrap, topics, cname)] == ["restarted"], timeout_s=60,
             what="the first failure restarted")
-        (second,) = [s for s in fake.running() if s.cname == cname]
+        (second,) = [s for s in live_agora.running() if s.cname == cname]
         assert second.uid == BACKUP_UID
 
         # 2. The replacement dies too: the cap (1 restart per 600 s) is reached.
-        fake.end_session(second.sid)
+        live_agora.end_session(second.sid)
         exit_2 = session_exit(cname, second.sid, BACKUP_UID, f"{cname}-exit-2")
         publish(kafka_bootstrap, topics.events, [
             exit_2, exit_2, session_exit(cname, second.sid, BACKUP_UID,
@@ -174,10 +163,10 @@ def test_a_channel_that_keeps_failing_gives_up_with_one_alert(
         "agora_restart_gave_up_total", {"reason": "max_restarts"}) == 1.0
 
     # Agora: one acquire refused at start, one more acquire and start; nothing after.
-    calls = [(c.endpoint, c.status) for c in fake.calls[setup_calls:]]
+    calls = [(c.endpoint, c.status) for c in live_agora.calls[setup_calls:]]
     assert calls == [("acquire", 200), ("start", 400), ("acquire", 200), ("start", 200),
                      ("query", 200)]  # the new task confirmed running
-    assert [s for s in fake.running() if s.cname == cname] == []
+    assert [s for s in live_agora.running() if s.cname == cname] == []
 
     sessions = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
     key = task_key(cname, "classes")

@@ -13,20 +13,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.fake_agora import FakeAgora
-from support.restart_env import (
-    BACKUP_UID,
-    MemoryState,
-    clock,
-    commit,
-    make_action,
-    received,
-    start_session,
-)
+from support.restart_env import MemoryState, clock, commit, make_action, received
 
 from handlers.base import ActionFailed, Effects, Received, TransientError
 from handlers.recording.registry import MemorySessions
 from handlers.recording.restart import RestartAction
+from handlers.testing.agora_recordings import BACKUP_UID, start_session
+from handlers.testing.fake_agora import FakeAgora
 from webhook.clock import FakeClock
 
 # (eventType, details, noticeId suffix, whether it reports a failure)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from support.fake_agora import FakeAgora
 from support.restart_env import (
     MemoryState,
     Published,
@@ -17,8 +16,6 @@ from support.restart_env import (
     make_action,
     received,
     reconciler,
-    registered,
-    start_session,
 )
 
 from handlers.config import ReconcilerRules
@@ -26,6 +23,8 @@ from handlers.recording.reconciler import prunable
 from handlers.recording.registry import MemorySessions, SessionRecord, task_key, utc_from_ms
 from handlers.recording.restart import EndedCommand
 from handlers.recording.signals import Signal, classify
+from handlers.testing.agora_recordings import registered, start_session
+from handlers.testing.fake_agora import FakeAgora
 
 T0 = 1_700_000_000_000
 DAY_S = 86_400

@@ -7,17 +7,7 @@ import json
 import threading
 
 import pytest
-from support.fake_agora import FakeAgora, upstream_timeout_62
-from support.restart_env import (
-    BACKUP_UID,
-    MemoryState,
-    Published,
-    clock,
-    make_action,
-    reconciler,
-    registered,
-    start_session,
-)
+from support.restart_env import MemoryState, Published, clock, make_action, reconciler
 from support.runtime_helpers import wait_until
 
 from handlers.base import Received
@@ -31,6 +21,9 @@ from handlers.recording.reconciler import (
 from handlers.recording.registry import MemorySessions
 from handlers.recording.restart import RestartCommand
 from handlers.recording.signals import Signal, classify
+from handlers.testing.agora_faults import upstream_timeout_62
+from handlers.testing.agora_recordings import BACKUP_UID, registered, start_session
+from handlers.testing.fake_agora import FakeAgora
 from webhook.events import parse_notification
 
 T0 = 1_700_000_000_000

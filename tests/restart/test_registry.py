@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.restart_env import CLIENT_REQUEST, ENV, RESOLVED_REQUEST, registered
 
 from handlers.config import ConfigError, parse_rules
 from handlers.recording.registry import (
@@ -23,6 +22,7 @@ from handlers.recording.registry import (
     resolve_references,
     task_key,
 )
+from handlers.testing.agora_recordings import CLIENT_REQUEST, ENV, RESOLVED_REQUEST, registered
 
 RULES_TOML = """
 [[recording.profiles]]

@@ -6,33 +6,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
-from support.fake_agora import FakeAgora
 from support.kafka_broker import consume_all
-from support.restart_env import (
-    BACKUP_UID,
-    ENV,
-    PROFILE,
-    RESOLVED_REQUEST,
-    TOPICS,
-    start_session,
-)
-from support.runtime_helpers import (
-    committed_offsets,
-    fast_config,
-    read_to_end,
-    running,
-    topics_env,
-    unique_topics,
-    wait_until,
-)
-from support.webhook_server import run_webhook
+from support.restart_env import TOPICS
+from support.runtime_helpers import committed_offsets, fast_config, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.registry import (
@@ -44,16 +25,22 @@ from handlers.recording.registry import (
 )
 from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
+from handlers.testing.agora_recordings import (
+    BACKUP_UID,
+    ENV,
+    PROFILE,
+    RESOLVED_REQUEST,
+    start_session,
+)
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.clock import SystemClock
 from webhook.settings import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
 
 
 def post(url: str, body: bytes) -> None:
@@ -66,39 +53,39 @@ def exit_body(cname: str, sid: str, status: int, notice_id: str | None = None) -
                          details={"msgName": "session_exit", "exitStatus": status})
 
 
-def registered(fake: FakeAgora, writer: SessionWriter, cname: str,
+def registered(live_agora: FakeAgora, writer: SessionWriter, cname: str,
                status: str = "running") -> SessionRecord:
-    record = start_session(fake, cname)
+    record = start_session(live_agora, cname)
     record = record.model_copy(update={"status": status})
     writer.publish(record)
     return record
 
 
 def test_a_failure_callback_restarts_once_and_nothing_else_does(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora,
 ) -> None:
     topics: TopicNames = unique_topics(kafka_bootstrap)
     tag = uuid.uuid4().hex[:6]
     failing, normal, stopping, moving = (f"class-{tag}-{n}" for n in ("a", "b", "c", "d"))
     writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
     try:
-        a = registered(fake, writer, failing)
-        b = registered(fake, writer, normal)
-        c = registered(fake, writer, stopping, status="stopping")
-        d = registered(fake, writer, moving)
+        a = registered(live_agora, writer, failing)
+        b = registered(live_agora, writer, normal)
+        c = registered(live_agora, writer, stopping, status="stopping")
+        d = registered(live_agora, writer, moving)
     finally:
         writer.close()
-    fake.end_session(str(a.sid))  # the task that the failure callback reports
-    setup_calls = len(fake.calls)
+    live_agora.end_session(str(a.sid))  # the task that the failure callback reports
+    setup_calls = len(live_agora.calls)
 
     table = Table(topics.sessions)
-    client = fake.client()
+    client = live_agora.client()
     action = RestartAction(
         client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
                                          topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(),
-        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+        topics=topics, app_id=live_agora.app_id, clock=SystemClock(), env=ENV,
     )
     failure = exit_body(failing, str(a.sid), 1, notice_id=f"n-{tag}")
     bodies = [
@@ -127,13 +114,13 @@ def test_a_failure_callback_restarts_once_and_nothing_else_does(
             timeout_s=90, what="every callback handled",
         )
 
-    calls = fake.calls[setup_calls:]
+    calls = live_agora.calls[setup_calls:]
     assert [(c.endpoint, c.body and c.body["uid"]) for c in calls] == [
         ("acquire", BACKUP_UID), ("start", BACKUP_UID), ("query", None)]  # query: confirmed
     start = calls[1]
     assert start.body["cname"] == failing
     assert start.body["clientRequest"] == RESOLVED_REQUEST
-    (new_task,) = [s for s in fake.running() if s.cname == failing]
+    (new_task,) = [s for s in live_agora.running() if s.cname == failing]
     assert new_task.uid == BACKUP_UID
 
     registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}

@@ -12,18 +12,8 @@ import struct
 import zlib
 
 import pytest
-from support.fake_agora import (
-    FakeAgora,
-    Fault,
-    disconnect,
-    response_timeout_65,
-    upstream_timeout_62,
-)
 from support.restart_env import (
-    BACKUP_UID,
     OPEN_CLIENTS,
-    RESOLVED_REQUEST,
-    UID,
     MemoryState,
     Published,
     calls_after_setup,
@@ -37,7 +27,6 @@ from support.restart_env import (
     live_tasks,
     make_action,
     received,
-    start_session,
 )
 
 from handlers.base import ActionFailed, TransientError
@@ -50,6 +39,14 @@ from handlers.recording.restart import (
     channel_key,
     failure_key,
 )
+from handlers.testing.agora_faults import (
+    Fault,
+    disconnect,
+    response_timeout_65,
+    upstream_timeout_62,
+)
+from handlers.testing.agora_recordings import BACKUP_UID, RESOLVED_REQUEST, UID, start_session
+from handlers.testing.fake_agora import FakeAgora
 
 CERTIFICATE = "5cfd2fd1755d40ecb72977518be15d3b"
 

@@ -11,19 +11,7 @@ import logging
 from typing import Any
 
 import pytest
-from support.fake_agora import FakeAgora, agora_error
-from support.restart_env import (
-    CLIENT_REQUEST,
-    ENV,
-    PROFILE,
-    MemoryState,
-    clock_ms,
-    commit,
-    exit_event,
-    make_action,
-    registered,
-    start_session,
-)
+from support.restart_env import MemoryState, clock_ms, commit, exit_event, make_action
 
 from handlers.base import ActionFailed, Effects
 from handlers.config import ConfigError, RecordingRules, parse_rules
@@ -34,6 +22,15 @@ from handlers.recording.registry import (
     resolve_references,
 )
 from handlers.references import SERVICE_CREDENTIALS, names
+from handlers.testing.agora_faults import agora_error
+from handlers.testing.agora_recordings import (
+    CLIENT_REQUEST,
+    ENV,
+    PROFILE,
+    registered,
+    start_session,
+)
+from handlers.testing.fake_agora import FakeAgora
 
 CERTIFICATE = "5cfd2fd1755d40ecb72977518be15d3b"
 SECRETS_ENV = {**ENV, "AGORA_CUSTOMER_SECRET": "customer-secret-value",

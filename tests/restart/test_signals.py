@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.restart_env import received, registered
+from support.restart_env import received
 
 from handlers.recording.registry import SessionRecord
 from handlers.recording.signals import Signal, classify
+from handlers.testing.agora_recordings import registered
 from webhook.events import EventError
 
 F, C, B, X = (Signal.FAILURE, Signal.NEEDS_CONFIRMATION, Signal.BENIGN, Signal.IRRELEVANT)

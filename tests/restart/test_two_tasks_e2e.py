@@ -6,30 +6,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
-from support.fake_agora import FakeAgora
-from support.restart_env import BACKUP_UID, ENV, PROFILE, UID, start_session
-from support.runtime_helpers import (
-    committed_offsets,
-    fast_config,
-    read_to_end,
-    running,
-    topics_env,
-    unique_topics,
-    wait_until,
-)
-from support.webhook_server import run_webhook
+from support.runtime_helpers import committed_offsets, fast_config, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.registry import SessionWriter, TableSessions, parse_session, task_key
 from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
+from handlers.testing.agora_recordings import BACKUP_UID, ENV, PROFILE, UID, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.clock import SystemClock
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -38,11 +30,6 @@ SHOT_UID, SHOT_BACKUP = "800001", "800002"
 SHOTS = PROFILE.model_copy(update={"name": "shots", "uid": SHOT_UID,
                                    "backup_uid": SHOT_BACKUP})
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
 
 
 def exit_1(cname: str, sid: str, uid: str) -> bytes:
@@ -53,12 +40,12 @@ def exit_1(cname: str, sid: str, uid: str) -> bytes:
 
 
 def test_two_tasks_on_one_channel_fail_and_restart_independently(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora,
 ) -> None:
     topics = unique_topics(kafka_bootstrap)
     cname = f"class-{uuid.uuid4().hex[:6]}"
-    composite = start_session(fake, cname).model_copy(update={"task": "classes"})
-    shots = start_session(fake, cname, uid=SHOT_UID, backup_uid=SHOT_BACKUP).model_copy(
+    composite = start_session(live_agora, cname).model_copy(update={"task": "classes"})
+    shots = start_session(live_agora, cname, uid=SHOT_UID, backup_uid=SHOT_BACKUP).model_copy(
         update={"profile": "shots", "task": "shots"})
     writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
     try:
@@ -66,18 +53,18 @@ def test_two_tasks_on_one_channel_fail_and_restart_independently(
         writer.publish(shots)
     finally:
         writer.close()
-    fake.join(cname, "1001")
-    fake.end_session(str(shots.sid))  # the screenshot task dies first
-    setup_calls = len(fake.calls)
+    live_agora.join(cname, "1001")
+    live_agora.end_session(str(shots.sid))  # the screenshot task dies first
+    setup_calls = len(live_agora.calls)
 
     table = Table(topics.sessions)
-    client = fake.client()
+    client = live_agora.client()
     action = RestartAction(
         client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
                                          topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE, SHOTS]), rules=RestartRules(),
-        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+        topics=topics, app_id=live_agora.app_id, clock=SystemClock(), env=ENV,
     )
     config = fast_config(kafka_bootstrap, topics, "restart")
     with client, closing(sessions), \
@@ -93,14 +80,14 @@ def test_two_tasks_on_one_channel_fail_and_restart_independently(
         wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
                    == {0: 2}, timeout_s=60, what="the screenshot task's failure handled")
         # Then the composite task dies too: it is its own task, not "an older sid".
-        fake.end_session(str(composite.sid))
+        live_agora.end_session(str(composite.sid))
         post(exit_1(cname, str(composite.sid), UID))
         wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
                    == {0: 3}, timeout_s=60, what="the composite task's failure handled")
 
-    starts = [c for c in fake.calls[setup_calls:] if c.endpoint == "start"]
+    starts = [c for c in live_agora.calls[setup_calls:] if c.endpoint == "start"]
     assert sorted(c.body["uid"] for c in starts) == sorted([SHOT_BACKUP, BACKUP_UID])
-    live = {s.uid: s.sid for s in fake.running() if s.cname == cname}
+    live = {s.uid: s.sid for s in live_agora.running() if s.cname == cname}
     assert set(live) == {SHOT_BACKUP, BACKUP_UID}
 
     registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
@@ -133,29 +120,29 @@ def closed_port_url() -> str:
 
 
 def test_a_failover_to_the_other_api_host_completes_a_restart(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora,
 ) -> None:
     """The primary host is unreachable (connection refused on every call): each call goes
     on to the next host, and the restart completes there."""
     topics = unique_topics(kafka_bootstrap)
     cname = f"class-{uuid.uuid4().hex[:6]}"
-    record = start_session(fake, cname)
+    record = start_session(live_agora, cname)
     writer = SessionWriter({"bootstrap_servers": kafka_bootstrap}, topics.sessions)
     try:
         writer.publish(record)
     finally:
         writer.close()
-    fake.end_session(str(record.sid))
-    setup_calls = len(fake.calls)
+    live_agora.end_session(str(record.sid))
+    setup_calls = len(live_agora.calls)
     dead = closed_port_url()
     table = Table(topics.sessions)
-    client = fake.client(api_base=dead, api_bases=(dead, fake.base_url))
+    client = live_agora.client(api_base=dead, api_bases=(dead, live_agora.base_url))
     action = RestartAction(
         client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
                                          topics.sessions))),
         profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(),
-        topics=topics, app_id=fake.app_id, clock=SystemClock(), env=ENV,
+        topics=topics, app_id=live_agora.app_id, clock=SystemClock(), env=ENV,
     )
     config = fast_config(kafka_bootstrap, topics, "restart")
     with client, closing(sessions), \
@@ -167,8 +154,8 @@ def test_a_failover_to_the_other_api_host_completes_a_restart(
         wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events)
                    == {0: 1}, timeout_s=60, what="the failure handled")
 
-    assert [c.endpoint for c in fake.calls[setup_calls:]] == ["acquire", "start", "query"]
-    (task,) = [s for s in fake.running() if s.cname == cname]
+    assert [c.endpoint for c in live_agora.calls[setup_calls:]] == ["acquire", "start", "query"]
+    (task,) = [s for s in live_agora.running() if s.cname == cname]
     registry = {r.key.decode(): r for r in read_to_end(kafka_bootstrap, topics.sessions)}
     key = task_key(cname, "classes")
     stored = parse_session(registry[key].value, key)

@@ -7,30 +7,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from support.callbacks import callback_body, signed
-from support.fake_agora import FakeAgora
-from support.restart_env import ENV
-from support.runtime_helpers import (
-    committed_offsets,
-    fast_config,
-    running,
-    topics_env,
-    unique_topics,
-    wait_until,
-)
-from support.webhook_server import run_webhook
+from support.runtime_helpers import committed_offsets, fast_config, running, wait_until
 
 from handlers.config import RestartRules
 from handlers.recording.registry import SessionWriter, TableSessions, raw_rules
 from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
+from handlers.testing.agora_recordings import ENV
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import run_webhook
 from webhook.cli import main
 from webhook.clock import SystemClock
 
@@ -83,11 +76,6 @@ SUBSCRIBE = {"streamSubscribe": {"audioUidList": {"subscribeAudioUids": ["1001"]
 LAYOUT = {"mixedVideoLayout": 2, "maxResolutionUid": "1001", "backgroundColor": "#FF0000"}
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAgora]:
-    with FakeAgora(clock=SystemClock()) as server:
-        yield server
-
 
 def invoke(args: list[str], env: dict[str, str]) -> Result:
     return CliRunner().invoke(main, ["recording", *args], env=env)
@@ -101,20 +89,18 @@ def exit_1(cname: str, sid: str, uid: str) -> bytes:
 
 
 def test_updates_made_before_a_failure_are_in_force_after_the_restart(
-    kafka_bootstrap: str, tmp_path: Path, fake: FakeAgora,
+    kafka_bootstrap: str, tmp_path: Path, live_agora: FakeAgora,
 ) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
     topics = unique_topics(kafka_bootstrap)
-    env = {"AGORA_APP_ID": fake.app_id, "AGORA_CUSTOMER_ID": fake.customer_id,
-           "AGORA_CUSTOMER_SECRET": fake.customer_secret, "AGORA_API_BASE": fake.base_url,
-           "AGORA_EVENTS_CONFIG": str(rules), "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           **topics_env(topics), **ENV}
+    env = {**live_agora.env(), "AGORA_EVENTS_CONFIG": str(rules),
+           "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, **topics_env(topics), **ENV}
     cname = f"class-{uuid.uuid4().hex[:6]}"
     for profile in ("classes", "composite"):
         started = invoke(["start", "--profile", profile, "--cname", cname], env)
         assert started.exit_code == 0, started.output
-    assert sorted(s.uid for s in fake.running()) == ["800001", "900001"]
+    assert sorted(s.uid for s in live_agora.running()) == ["800001", "900001"]
 
     # Two tasks on the channel: the operator must say which one.
     ambiguous = invoke(["update", "--cname", cname, "--request", json.dumps(SUBSCRIBE)], env)
@@ -129,21 +115,21 @@ def test_updates_made_before_a_failure_are_in_force_after_the_restart(
     refused = invoke(["layout", "--cname", cname, "--profile", "composite",
                       "--request", json.dumps({"mixedVideoLayout": 7})], env)
     assert refused.exit_code != 0
-    before = {s.uid: s for s in fake.running()}
+    before = {s.uid: s for s in live_agora.running()}
     assert before["900001"].updates == [SUBSCRIBE]
     assert before["800001"].layout == LAYOUT
 
     for session in before.values():
-        fake.end_session(session.sid)
-    setup_calls = len(fake.calls)
+        live_agora.end_session(session.sid)
+    setup_calls = len(live_agora.calls)
     table = Table(topics.sessions)
-    client = fake.client()
+    client = live_agora.client()
     action = RestartAction(
         client, sessions=(sessions := TableSessions(
             table, lambda: SessionWriter({"bootstrap_servers": kafka_bootstrap},
                                          topics.sessions))),
         profiles=raw_rules(rules).recording, rules=RestartRules(), topics=topics,
-        app_id=fake.app_id, clock=SystemClock(), env=ENV,
+        app_id=live_agora.app_id, clock=SystemClock(), env=ENV,
     )
     config = fast_config(kafka_bootstrap, topics, "restart")
     with client, closing(sessions), \
@@ -158,7 +144,7 @@ def test_updates_made_before_a_failure_are_in_force_after_the_restart(
                    == {0: 2}, timeout_s=90, what="both failures handled")
 
     starts = {c.body["uid"]: c.body["clientRequest"]
-              for c in fake.calls[setup_calls:] if c.endpoint == "start"}
+              for c in live_agora.calls[setup_calls:] if c.endpoint == "start"}
     assert sorted(starts) == ["800002", "900002"]
     individual = starts["900002"]["recordingConfig"]
     assert individual["subscribeAudioUids"] == ["1001"]
@@ -166,7 +152,7 @@ def test_updates_made_before_a_failure_are_in_force_after_the_restart(
     transcoding = starts["800002"]["recordingConfig"]["transcodingConfig"]
     assert {k: transcoding.get(k) for k in LAYOUT} == LAYOUT
     assert (transcoding["width"], transcoding["height"]) == (640, 360)  # the rest is kept
-    after = {s.uid for s in fake.running() if s.cname == cname}
+    after = {s.uid for s in live_agora.running() if s.cname == cname}
     assert after == {"800002", "900002"}
 
     # Each task is stopped and queried on its own.
@@ -175,7 +161,7 @@ def test_updates_made_before_a_failure_are_in_force_after_the_restart(
     assert json.loads(queried.stdout)["task"] == "composite"
     stopped = invoke(["stop", "--cname", cname, "--profile", "classes"], env)
     assert stopped.exit_code == 0, stopped.output
-    assert {s.uid for s in fake.running() if s.cname == cname} == {"800002"}
+    assert {s.uid for s in live_agora.running() if s.cname == cname} == {"800002"}
     listed = invoke(["list", "--json"], env)
     statuses = {json.loads(line)["task"]: json.loads(line)["status"]
                 for line in listed.stdout.splitlines()}

@@ -4,10 +4,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from support.callbacks import callback_body
 
 from handlers.base import ActionFailed, Effects, InvalidEvent, Received, StateView, TransientError
 from handlers.runtime.dispatch import Handled, Invalid, Transient, Work, attempt, work_from_record
+from handlers.testing.ncs_callbacks import callback_body
 
 
 class EmptyState:

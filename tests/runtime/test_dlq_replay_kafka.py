@@ -21,13 +21,12 @@ from support.runtime_helpers import (
     produce_events,
     produce_raw,
     running,
-    topics_env,
-    unique_topics,
     wait_until,
 )
 
 from handlers.runtime import dlq
 from handlers.runtime.replay import DlqReader, replay_dead_letters, replay_group
+from handlers.testing.fresh_topics import topics_env, unique_topics
 from webhook.settings import TopicNames
 
 pytestmark = pytest.mark.kafka

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from support.runtime_helpers import unique_topics
 
 from handlers.runtime.notes import StateNotes
 from handlers.runtime.state import StateStore
+from handlers.testing.fresh_topics import unique_topics
 
 pytestmark = pytest.mark.kafka
 

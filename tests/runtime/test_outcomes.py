@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import json
 
-from support.callbacks import callback_body
-
 from handlers.runtime.dispatch import work_from_record
 from handlers.runtime.outcomes import ActionOutcome, outcome_of
+from handlers.testing.ncs_callbacks import callback_body
 
 
 def test_an_outcome_record_is_keyed_by_cname_with_descriptive_headers() -> None:

@@ -19,11 +19,10 @@ from support.runtime_helpers import (
     consume_all_uncommitted,
     produce_events,
     read_to_end,
-    topics_env,
-    unique_topics,
     wait_until,
 )
 
+from handlers.testing.fresh_topics import topics_env, unique_topics
 from webhook.settings import TopicNames
 
 pytestmark = pytest.mark.kafka

@@ -17,7 +17,6 @@ from support.runtime_helpers import (
     produce_events,
     produce_raw,
     running,
-    unique_topics,
     wait_until,
 )
 
@@ -26,6 +25,7 @@ from handlers.runtime import dlq
 from handlers.runtime.echo import EchoAction
 from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.runner import RunnerExit
+from handlers.testing.fresh_topics import unique_topics
 
 pytestmark = pytest.mark.kafka
 

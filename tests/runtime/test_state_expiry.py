@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from support.callbacks import callback_body
-
 from handlers.base import Received
 from handlers.config import AlertRule, AlertRules, AlertSink
 from handlers.notify.action import NotifyAction
 from handlers.runtime.state import CompactedView, StateStore, Table
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.events import parse_notification
 from webhook.settings import TopicNames
 

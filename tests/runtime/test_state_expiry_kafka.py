@@ -14,11 +14,11 @@ from support.runtime_helpers import (
     produce_events,
     read_to_end,
     running,
-    unique_topics,
     wait_until,
 )
 
 from handlers.runtime.runner import RunnerExit
+from handlers.testing.fresh_topics import unique_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 from kafka import KafkaProducer
-from support.runtime_helpers import produce_raw, unique_topics, wait_until
+from support.runtime_helpers import produce_raw, wait_until
 
 from handlers.runtime.state import Table, TopicMissing
+from handlers.testing.fresh_topics import unique_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from support.callbacks import callback_body, signed
 from support.handlers_process import HandlersProcess, handlers_env
-from support.runtime_helpers import topics_env
 from support.secure_kafka import SecureKafka
-from support.webhook_server import console_script, run_webhook
 
+from handlers.testing.fresh_topics import topics_env
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import console_script, run_webhook
 from webhook.acls import apply_acls, component_acls
 from webhook.settings import KafkaSettings, TopicNames
 from webhook.topics import create_topics

@@ -7,8 +7,8 @@ import time
 
 import pytest
 from flask.testing import FlaskClient
-from support.callbacks import callback_body, signed
 
+from handlers.testing.ncs_callbacks import callback_body, signed
 from webhook.app import create_app
 from webhook.clock import FakeClock
 from webhook.dedup import RecentNotices, body_key

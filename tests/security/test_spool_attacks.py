@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.callbacks import SECRET, callback_body, signed
-from support.kafka_broker import consume_all, create_topics, unique_topic
-from support.webhook_server import console_script, run_webhook
+from support.kafka_broker import consume_all
 
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.ncs_callbacks import SECRET, callback_body, signed
+from handlers.testing.webhook_process import console_script, run_webhook
 from webhook.drainer import SpoolDrainer
 from webhook.publisher import KafkaPublisher
 from webhook.records import Record

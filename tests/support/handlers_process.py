@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from support.runtime_helpers import topics_env
+from handlers.testing.fresh_topics import topics_env
 from webhook.settings import TopicNames
 
 CLI = Path(sys.executable).with_name("agora-events")

@@ -7,7 +7,7 @@ Fixtures:
     ``kafka_cluster`` (per test): a factory for separate 1- or 3-node clusters that tests may stop
         and restart node by node; every cluster it made is stopped at test end.
 
-Helpers: :func:`create_topics`, :func:`unique_topic`, :func:`consume_all`.
+Helper: :func:`consume_all` (topics are made with :mod:`handlers.testing.fresh_topics`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ with warnings.catch_warnings():
     # importlib.resources.read_text. The warning is attributed to importlib, not kafka, so
     # pyproject's "kafka.*" filter misses it and this plugin (loaded first) would fail to load.
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition
     from kafka.consumer.fetcher import ConsumerRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,36 +189,6 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
         yield factory
     finally:
         factory.close()
-
-
-def unique_topic(prefix: str = "test") -> str:
-    """A topic name no other test (or earlier run against a shared broker) uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def create_topics(
-    bootstrap: str,
-    names: Sequence[str],
-    partitions: int = 1,
-    configs: dict[str, str] | None = None,
-) -> None:
-    """Create ``names`` with ``partitions`` partitions each (broker-default replication).
-
-    Returns once every partition has a leader in the broker's metadata.
-    """
-    if isinstance(names, str):
-        raise TypeError(f"names: expected a sequence of topic names, got the string {names!r}")
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests-admin")
-    try:
-        admin.create_topics(
-            {
-                name: {"num_partitions": partitions, "configs": dict(configs or {})}
-                for name in names
-            },
-            wait_for_metadata=True,
-        )
-    finally:
-        admin.close()
 
 
 def consume_all(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from support.callbacks import SECRET, callback_body, signed
+from handlers.testing.ncs_callbacks import SECRET, callback_body, signed
 
 with warnings.catch_warnings():
     # See support.kafka_broker: kafka-python's import warns through importlib.

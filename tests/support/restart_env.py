@@ -1,52 +1,32 @@
-"""Helpers for the restart tests: events as the runtime hands them over, a session
-really started on the fake Agora and registered, an in-memory action state, and the
-restart action wired to all of them."""
+"""Helpers for the restart tests: events as the runtime hands them over, an in-memory
+action state, and the restart action wired to all of them (the profile and the tasks
+started on the fake Agora come from :mod:`handlers.testing.agora_recordings`)."""
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from handlers.base import Effects, Received
-from handlers.config import RecordingProfile, RecordingRules, RestartRules
+from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import CloudRecordingClient
 from handlers.recording.reconciler import Reconciler
-from handlers.recording.registry import (
-    MemorySessions,
-    SessionRecord,
-    resolve_references,
-    utc_from_ms,
-)
+from handlers.recording.registry import MemorySessions, SessionRecord
 from handlers.recording.restart import RestartAction, RestartCommand
-from support.callbacks import callback_body
-from support.fake_agora import FakeAgora
+from handlers.testing.agora_recordings import ENV, PROFILE, UID, start_session
+from handlers.testing.fake_agora import FakeAgora
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.clock import FakeClock
 from webhook.events import parse_notification
 from webhook.records import Record
 from webhook.settings import TopicNames
 
-UID = "900001"
-BACKUP_UID = "900002"
-ENV = {"S3_KEY": "AKIAEXAMPLEKEY", "S3_SECRET": "storage-secret-value"}
 TOPICS = TopicNames(sessions="t.sessions", actions="t.actions", events="t.events")
-
-CLIENT_REQUEST: dict[str, Any] = {
-    "recordingConfig": {"channelType": 0, "streamTypes": 2, "subscribeUidGroup": 0,
-                        "maxIdleTime": 300},
-    "recordingFileConfig": {"avFileType": ["hls"]},
-    "storageConfig": {"vendor": 1, "region": 0, "bucket": "rec", "accessKey": "${S3_KEY}",
-                      "secretKey": "${S3_SECRET}", "fileNamePrefix": ["rec"]},
-}
-RESOLVED_REQUEST: dict[str, Any] = resolve_references(CLIENT_REQUEST, ENV)
 
 OPEN_CLIENTS: list[CloudRecordingClient] = []
 """Clients made by :func:`make_action`; ``close_clients`` (autouse in tests/restart)
 closes them after each test."""
-
-PROFILE = RecordingProfile(name="classes", cnames=["class-*"], mode="individual", uid=UID,
-                           backup_uid=BACKUP_UID, client_request=CLIENT_REQUEST)
 
 
 def close_clients() -> None:
@@ -115,29 +95,6 @@ def apply_outputs(effects: Effects, sessions: MemorySessions, topics: TopicNames
         elif output.topic == topics.actions:
             outcomes.append(value)
     return outcomes
-
-
-def start_session(fake: FakeAgora, cname: str = "class-1", uid: str = UID,
-                  backup_uid: str = BACKUP_UID, status: str = "running") -> SessionRecord:
-    """A task really started on the fake, as its registry record."""
-    with fake.client() as client:
-        acquired = client.acquire(cname, uid, {})
-        started = client.start("individual", acquired.resource_id, cname, uid,
-                               RESOLVED_REQUEST)
-    return registered(cname, uid=uid, backup_uid=backup_uid, resource_id=acquired.resource_id,
-                      sid=started.sid, status=status, now_ms=fake.clock.now_ms())
-
-
-def registered(cname: str = "class-1", *, uid: str = UID, backup_uid: str = BACKUP_UID,
-               resource_id: str | None = None, sid: str | None = "sid-1",
-               status: str = "running", now_ms: int = 1_700_000_000_000,
-               **fields: Any) -> SessionRecord:
-    return SessionRecord.model_validate({
-        "cname": cname, "mode": "individual", "profile": "classes", "uid": uid,
-        "backup_uid": backup_uid, "resource_id": resource_id or f"rid-{uuid.uuid4().hex[:8]}",
-        "sid": sid, "status": status, "client_request": CLIENT_REQUEST,
-        "started_at": utc_from_ms(now_ms), "updated_at": utc_from_ms(now_ms), **fields,
-    })
 
 
 def make_action(

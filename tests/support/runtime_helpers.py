@@ -33,37 +33,10 @@ from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.runner import ActionRunner, RunnerConfig, RunnerExit
 from handlers.runtime.state import Table
-from support.callbacks import callback_body
-from support.kafka_broker import create_topics
+from handlers.testing.ncs_callbacks import callback_body
 from webhook.events import parse_notification
 from webhook.records import event_record
 from webhook.settings import TopicNames
-
-
-def unique_topics(bootstrap: str, partitions: int = 1) -> TopicNames:
-    """A full set of freshly created topics (compacted where the catalog says so)."""
-    tag = uuid.uuid4().hex[:10]
-    names = TopicNames(
-        events=f"rt-{tag}.events",
-        quarantine=f"rt-{tag}.quarantine",
-        actions=f"rt-{tag}.actions",
-        files=f"rt-{tag}.files",
-        screenshots=f"rt-{tag}.screenshots",
-        sessions=f"rt-{tag}.sessions",
-        dlq=f"rt-{tag}.dlq",
-        state=f"rt-{tag}.state",
-    )
-    create_topics(bootstrap, [names.events], partitions=partitions)
-    create_topics(
-        bootstrap, [names.quarantine, names.actions, names.files, names.screenshots, names.dlq]
-    )
-    create_topics(bootstrap, [names.sessions, names.state], configs={"cleanup.policy": "compact"})
-    return names
-
-
-def topics_env(names: TopicNames) -> dict[str, str]:
-    """``AGORA_TOPIC_*`` variables naming ``names`` (for subprocesses)."""
-    return {f"AGORA_TOPIC_{k.upper()}": v for k, v in names.model_dump().items()}
 
 
 @dataclass(frozen=True)

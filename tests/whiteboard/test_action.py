@@ -4,11 +4,11 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from support.callbacks import callback_body
-from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
 
 from handlers.base import ActionFailed, Effects, Received, TransientError
 from handlers.config import WhiteboardLink, WhiteboardRules
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
+from handlers.testing.ncs_callbacks import callback_body
 from handlers.whiteboard.action import (
     WhiteboardCaptureAction,
     session_links,

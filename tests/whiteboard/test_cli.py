@@ -1,7 +1,7 @@
 import pytest
 from click.testing import CliRunner
-from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
 
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
 from handlers.whiteboard.cli import whiteboard_group
 from webhook.cli import main
 

@@ -3,8 +3,8 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
-from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
 
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardError
 from handlers.whiteboard.models import InvalidCaptureRequest, Screenshot
 from handlers.whiteboard.tokens import GeneratedSdkToken, StaticToken

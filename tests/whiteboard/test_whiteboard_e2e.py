@@ -24,22 +24,17 @@ from typing import Any
 
 import httpx
 import pytest
-from support.callbacks import callback_body, signed
-from support.fake_sinks import FakeSinks
-from support.fake_whiteboard import FAKE_TOKEN, Call, FakeWhiteboard, screenshot_entry
 from support.figures import Figure
-from support.restart_env import registered
-from support.runtime_helpers import (
-    committed_offsets,
-    header,
-    read_to_end,
-    topics_env,
-    unique_topics,
-)
-from support.webhook_server import WebhookProcess, console_script, run_webhook
+from support.runtime_helpers import committed_offsets, header, read_to_end
 
 from handlers.contracts.records import ActionReport, ScreenshotsRecord
 from handlers.recording.registry import SessionWriter
+from handlers.testing.agora_recordings import registered
+from handlers.testing.fake_sinks import FakeSinks
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, Call, FakeWhiteboard, screenshot_entry
+from handlers.testing.fresh_topics import topics_env, unique_topics
+from handlers.testing.ncs_callbacks import callback_body, signed
+from handlers.testing.webhook_process import WebhookProcess, console_script, run_webhook
 from webhook.settings import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(150)]

@@ -9,15 +9,16 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from pydantic import SecretStr
-from support.callbacks import callback_body
-from support.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
-from support.kafka_broker import consume_all, create_topics, unique_topic
+from support.kafka_broker import consume_all
 
 from handlers.config import WhiteboardLink, WhiteboardRules
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.runner import ActionRunner, RunnerConfig
 from handlers.runtime.state import Table
+from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
+from handlers.testing.fresh_topics import create_topics, unique_topic
+from handlers.testing.ncs_callbacks import callback_body
 from handlers.whiteboard.action import WhiteboardCaptureAction, session_links
 from handlers.whiteboard.client import HttpWhiteboardClient
 from handlers.whiteboard.tokens import StaticToken

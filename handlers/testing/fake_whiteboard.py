@@ -17,14 +17,12 @@ import threading
 import time
 import urllib.parse
 from collections import defaultdict, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
-
-FAKE_TOKEN = "NETLESSSDK_fake-static-token"
+# The token the fake accepts as is: a made-up value, never a real credential.
+FAKE_TOKEN = "NETLESSSDK_fake-static-token"  # noqa: S105
 BUCKET = "fake-bucket"
 STORAGE_REGION = "oss-fake-region"
 
@@ -99,7 +97,7 @@ def verify_sdk_token(token: str, access_key: str, secret_access_key: str, now_ms
 
 
 class FakeWhiteboard:
-    """Start with ``with FakeWhiteboard() as fake:`` (or the ``fake_whiteboard`` fixture);
+    """Start with ``with FakeWhiteboard() as fake:`` (or the tests' ``fake_whiteboard`` fixture);
     ``fake.url`` is the API base. Accepts ``token`` as is, and SDK tokens signed with
     ``sdk_keys`` (access key, secret access key) when given."""
 
@@ -285,10 +283,3 @@ def _body_problem(body: Any, *, path_required: bool) -> str | None:
     if not isinstance(path, str) or not path.startswith("/"):
         return "path must be a string starting with /"
     return None
-
-
-@pytest.fixture
-def fake_whiteboard() -> Iterator[FakeWhiteboard]:
-    """A started fake with no rooms; add them with ``add_room``."""
-    with FakeWhiteboard() as fake:
-        yield fake

@@ -37,13 +37,11 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 PD_SEVERITIES = frozenset({"critical", "error", "warning", "info"})
 PD_ACTIONS = frozenset({"trigger", "acknowledge", "resolve"})
@@ -192,7 +190,7 @@ def check_pagerduty_body(body: bytes) -> list[str]:
 
 
 class FakeSinks:
-    """Start with ``with FakeSinks() as fake:`` or the ``fake_sinks`` fixture; register
+    """Start with ``with FakeSinks() as fake:`` or the tests' ``fake_sinks`` fixture; register
     endpoints with ``webhook_url``/``slack_url``/``pagerduty_url`` (each returns the URL)."""
 
     def __init__(
@@ -392,10 +390,3 @@ class FakeSinks:
                 pass  # keep test output clean
 
         return Handler
-
-
-@pytest.fixture
-def fake_sinks() -> Iterator[FakeSinks]:
-    """A started :class:`FakeSinks`, stopped after the test."""
-    with FakeSinks() as fake:
-        yield fake

@@ -1,4 +1,4 @@
-"""The real webhook under real gunicorn, as a subprocess, for integration tests."""
+"""The real webhook under real gunicorn, as a subprocess, for integration tests and benches."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from support.callbacks import SECRET
+from handlers.testing.ncs_callbacks import SECRET
 
 
 def free_port() -> int:

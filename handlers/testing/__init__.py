@@ -1,0 +1,1 @@
+"""Fakes and harnesses that speak the real protocols, for tests and benches."""

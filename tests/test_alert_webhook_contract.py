@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from support.json_schema import errors
+from support.document_schemas import errors
 
 from handlers.contracts.openapi import build_handlers_openapi
 

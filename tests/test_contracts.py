@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from pydantic import AliasChoices, BaseModel, SecretStr
-from support.json_schema import errors, resolve
+from support.document_schemas import errors, resolve
 
 from handlers.base import ActionFailed, Output, Received
 from handlers.config import WhiteboardLink, WhiteboardRules

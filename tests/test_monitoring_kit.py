@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
-from support.mini_yaml import load_file
 
 import webhook.metrics
 from handlers.recording.metrics import GAVE_UP_REASONS, RestartMetrics
@@ -205,7 +205,7 @@ def check_expression(expr: str, where: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rules() -> list[dict[str, Any]]:
-    data = load_file(ALERTS_FILE)
+    data = yaml.safe_load(ALERTS_FILE.read_text())
     return [rule for group in data["groups"] for rule in group["rules"]]
 
 
@@ -345,7 +345,8 @@ def test_alerts_cover_what_operators_need(rules: list[dict[str, Any]]) -> None:
 def test_scrape_jobs_match_the_prometheus_config(
     rules: list[dict[str, Any]], dashboard: dict[str, Any]
 ) -> None:
-    jobs = {job["job_name"] for job in load_file(PROMETHEUS_FILE)["scrape_configs"]}
+    scrape_configs = yaml.safe_load(PROMETHEUS_FILE.read_text())["scrape_configs"]
+    jobs = {job["job_name"] for job in scrape_configs}
     exprs = [rule["expr"] for rule in rules] + [t["expr"] for _, t in dashboard_targets(dashboard)]
     used = {value for e in exprs for s in selectors(e) for label, _, value in s.matchers
             if label == "job"}

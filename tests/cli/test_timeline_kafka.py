@@ -23,7 +23,7 @@ from typing import IO, Any
 import httpx
 import pytest
 from kafka import KafkaProducer
-from support.json_schema import errors
+from support.document_schemas import errors
 from support.runtime_helpers import fast_config, json_values, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules, parse_rules

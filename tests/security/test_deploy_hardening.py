@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from support.mini_yaml import load_file
+import yaml
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 OURS = ("topics", "webhook", "handlers", "reconciler")
 
 
 def test_our_services_are_read_only_without_capabilities_or_privilege_gain() -> None:
-    services = load_file(DOCKER / "compose.yml")["services"]  # type: ignore[index]
+    services = yaml.safe_load((DOCKER / "compose.yml").read_text())["services"]  # type: ignore[index]
     for name in OURS:
         service = services[name]
         assert service["read_only"] is True, name

@@ -32,6 +32,7 @@ from support.restart_env import (
     make_action,
     received,
 )
+from support.rules_files import slack_sink
 
 from handlers.base import ActionFailed, Output, Received
 from handlers.config import RestartRules, WhiteboardLink, WhiteboardRules, parse_rules
@@ -315,12 +316,7 @@ def test_whiteboard_captures_and_failure_reports_validate(
     check_output(report)
 
 
-NOTIFY_RULES = """
-[[alerts.sinks]]
-name = "chat"
-kind = "slack"
-url = "${SLACK_URL}"
-
+NOTIFY_RULES = slack_sink() + """
 [[alerts.rules]]
 name = "fatal-error"
 events = [1]

@@ -17,6 +17,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from support.handlers_process import HandlersProcess, handlers_env
 from support.otlp_receiver import ReceivedSpan, otlp_receiver
+from support.rules_files import classes_profile, write_rules
 from support.runtime_helpers import wait_until
 
 from handlers.recording.registry import SessionWriter
@@ -31,21 +32,6 @@ from webhook.events import parse_notification
 from webhook.records import event_record
 from webhook.samples import encode, sample
 from webhook.tracing import current_trace_headers, tracing_requested, with_trace
-
-RULES = """
-[[recording.profiles]]
-name = "classes"
-cnames = ["{prefix}-*"]
-mode = "individual"
-uid = "900001"
-backup_uid = "900002"
-[recording.profiles.client_request]
-recordingConfig = {{ channelType = 0, streamTypes = 2, subscribeUidGroup = 0, maxIdleTime = 300 }}
-recordingFileConfig = {{ avFileType = ["hls"] }}
-storageConfig = {{ vendor = 1, region = 0, bucket = "rec", accessKey = "${{S3_KEY}}", \
-secretKey = "${{S3_SECRET}}", fileNamePrefix = ["rec"] }}
-"""
-
 
 # --- off unless configured ----------------------------------------------------------------------
 
@@ -171,8 +157,7 @@ def test_one_failure_callback_gives_one_trace_from_webhook_to_agora(
     finally:
         writer.close()
     live_agora.end_session(str(record.sid))
-    config = tmp_path / "rules.toml"
-    config.write_text(RULES.format(prefix=prefix))
+    config = write_rules(tmp_path, classes_profile([f"{prefix}-*"]))
     notice_id = f"n-{uuid.uuid4().hex[:8]}"
     failure = callback_body(event_type=11, cname=cname, sid=str(record.sid),
                             notice_id=notice_id,

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 from support.document_schemas import errors
+from support.rules_files import webhook_sink
 from support.runtime_helpers import fast_config, json_values, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules, parse_rules
@@ -45,13 +46,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 CLI = Path(sys.executable).with_name("agora-events")
 SECRET = "timeline-signing-secret"
-RULES = """
-[[alerts.sinks]]
-name = "ops"
-kind = "webhook"
-url = "${OPS_URL}"
-secret = "timeline-signing-secret"
-
+RULES = webhook_sink(SECRET) + """
 [[alerts.rules]]
 name = "recording-exit"
 events = [11]

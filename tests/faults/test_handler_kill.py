@@ -31,6 +31,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from support.figures import Figure
 from support.handlers_process import HandlersProcess, handlers_env
+from support.rules_files import classes_profile, webhook_sink, write_rules
 from support.runtime_helpers import committed_offsets, read_to_end, wait_until
 
 from handlers.recording.registry import SessionWriter, parse_session
@@ -56,32 +57,14 @@ NAMES = ("restart", "whiteboard", "notify")
 NOTE_PREFIX = "whiteboard/note/capture/"
 
 RULES = """
-[[recording.profiles]]
-name = "classes"
-cnames = ["{prefix}-*"]
-mode = "individual"
-uid = "900001"
-backup_uid = "900002"
-[recording.profiles.client_request]
-recordingConfig = {{ channelType = 0, streamTypes = 2, subscribeUidGroup = 0, maxIdleTime = 300 }}
-recordingFileConfig = {{ avFileType = ["hls"] }}
-storageConfig = {{ vendor = 1, region = 0, bucket = "rec", accessKey = "${{S3_KEY}}", \
-secretKey = "${{S3_SECRET}}", fileNamePrefix = ["rec"] }}
-
 [restart]
 max_restarts = 3
 window_s = 600
 
-[[alerts.sinks]]
-name = "ops"
-kind = "webhook"
-url = "${{OPS_URL}}"
-secret = "${{OPS_SECRET}}"
-
 [[alerts.rules]]
 name = "fatal-error"
 events = [1]
-where = {{ errorLevel = 5 }}
+where = { errorLevel = 5 }
 sinks = ["ops"]
 """
 
@@ -331,8 +314,8 @@ def check_alerts(sinks: FakeSinks, alert_cnames: list[str]) -> dict[str, int]:
 def handlers_for(tmp_path: Path, bootstrap: str, topics: TopicNames, group_prefix: str,
                  prefix: str, live_agora: FakeAgora, whiteboard: FakeWhiteboard,
                  sinks: FakeSinks) -> HandlersProcess:
-    config = tmp_path / "rules.toml"
-    config.write_text(RULES.format(prefix=prefix))
+    config = write_rules(tmp_path, classes_profile([f"{prefix}-*"]), RULES,
+                        webhook_sink("${OPS_SECRET}"))
     env = handlers_env(bootstrap, topics, group_prefix, {
         **ENV,
         "AGORA_EVENTS_CONFIG": str(config),

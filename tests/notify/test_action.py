@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.rules_files import pagerduty_sink, slack_sink, webhook_sink
 
 from handlers.base import Action, ActionFailed, Effects, InvalidEvent, Received, TransientError
 from handlers.config import ConfigError, parse_rules
@@ -29,24 +30,7 @@ OPS_SECRET = "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LWZvci1vcHMtaG9vaw=="
 PD_KEY = "PDR0UT1NGKEY0123456789abcdefABCD"
 TOPICS = TopicNames()
 
-RULES_TOML = """
-[[alerts.sinks]]
-name = "ops"
-kind = "webhook"
-url = "${OPS_URL}"
-secret = "${OPS_SECRET}"
-
-[[alerts.sinks]]
-name = "chat"
-kind = "slack"
-url = "${SLACK_URL}"
-
-[[alerts.sinks]]
-name = "pd"
-kind = "pagerduty"
-url = "${PD_URL}"
-routing_key = "${PD_KEY}"
-
+RULES_TOML = webhook_sink("${OPS_SECRET}") + slack_sink() + pagerduty_sink() + """
 [[alerts.rules]]
 name = "fatal-error"
 events = [1]

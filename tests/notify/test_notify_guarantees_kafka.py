@@ -31,6 +31,7 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 from support.figures import Figure
+from support.rules_files import pagerduty_sink, slack_sink, webhook_sink
 from support.runtime_helpers import (
     RunningRunner,
     committed_offsets,
@@ -63,24 +64,7 @@ CLI = Path(sys.executable).with_name("agora-events")
 T0 = 1_700_000_000_000
 OPS_SECRET = "whsec_" + base64.b64encode(b"notify-guarantees-ops-signing-key").decode()
 PD_KEY = "PDR0UT1NGKEY0123456789abcdefABCD"
-RULES = """
-[[alerts.sinks]]
-name = "ops"
-kind = "webhook"
-url = "${OPS_URL}"
-secret = "${OPS_SECRET}"
-
-[[alerts.sinks]]
-name = "pd"
-kind = "pagerduty"
-url = "${PD_URL}"
-routing_key = "${PD_KEY}"
-
-[[alerts.sinks]]
-name = "chat"
-kind = "slack"
-url = "${SLACK_URL}"
-
+RULES = webhook_sink("${OPS_SECRET}") + pagerduty_sink() + slack_sink() + """
 [[alerts.rules]]
 name = "fatal-error"
 events = [1]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 from support.kafka_broker import consume_all
+from support.rules_files import pagerduty_sink, webhook_sink
 from support.runtime_helpers import fast_config, read_to_end, running, wait_until
 
 from handlers.config import parse_rules
@@ -30,19 +31,7 @@ CNAME = "class-kafka"
 SID = "5f0c1e2d3b4a59687766554433221100"
 T0 = 1_700_000_000_000
 PD_KEY = "PDR0UT1NGKEY0123456789abcdefABCD"
-RULES = """
-[[alerts.sinks]]
-name = "ops"
-kind = "webhook"
-url = "${OPS_URL}"
-secret = "raw-signing-secret"
-
-[[alerts.sinks]]
-name = "pd"
-kind = "pagerduty"
-url = "${PD_URL}"
-routing_key = "${PD_KEY}"
-
+RULES = webhook_sink("raw-signing-secret") + pagerduty_sink() + """
 [[alerts.rules]]
 name = "fatal-error"
 events = [1]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from support.kafka_broker import consume_all
+from support.rules_files import classes_profile
 
 from handlers.recording.cli import recording_group
 from handlers.recording.registry import SessionWriter, parse_session
@@ -19,24 +20,7 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import create_topics, unique_topic
 from webhook.cli import main
 
-RULES = """
-[[recording.profiles]]
-name = "classes"
-cnames = ["class-*"]
-mode = "individual"
-uid = "900001"
-backup_uid = "900002"
-[recording.profiles.client_request]
-recordingConfig = { channelType = 0, streamTypes = 2, subscribeUidGroup = 0, maxIdleTime = 300 }
-recordingFileConfig = { avFileType = ["hls"] }
-[recording.profiles.client_request.storageConfig]
-vendor = 1
-region = 0
-bucket = "rec"
-accessKey = "${S3_KEY}"
-secretKey = "${S3_SECRET}"
-fileNamePrefix = ["rec"]
-
+RULES = classes_profile() + """
 [[recording.profiles]]
 name = "broken"
 cnames = ["class-*"]

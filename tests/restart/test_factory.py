@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.rules_files import classes_profile
 
 from handlers.cli import build_runners
 from handlers.config import ConfigError
@@ -18,26 +19,14 @@ from handlers.settings import HandlerSettings
 from handlers.testing.agora_recordings import ENV, registered
 from handlers.testing.fake_agora import FakeAgora
 
-PROFILE = """
-[[recording.profiles]]
-name = "classes"
-cnames = ["class-*"]
-mode = "individual"
-uid = "900001"
-backup_uid = "900002"
-[recording.profiles.client_request]
-recordingConfig = {{ channelType = 0, streamTypes = 2, subscribeUidGroup = 0 }}
-recordingFileConfig = {{ avFileType = ["hls"] }}
-[recording.profiles.client_request.storageConfig]
-vendor = 1
-region = 0
-bucket = "rec"
-accessKey = "${{S3_KEY}}"
-secretKey = {secret}
-
+RESTART = """
 [restart]
 max_restarts = 5
 """
+
+
+def rules(secret: str = "${S3_SECRET}") -> str:
+    return classes_profile(secret_key=secret) + RESTART
 
 
 @pytest.fixture
@@ -50,12 +39,12 @@ def agora_env(monkeypatch: pytest.MonkeyPatch, fake_agora: FakeAgora, tmp_path: 
 
 
 def build(path: Path, secret: str) -> RestartAction:
-    path.write_text(PROFILE.format(secret=secret))
+    path.write_text(rules(secret))
     return create_action(ActionContext(HandlerSettings()))
 
 
 def test_builds_with_credentials_and_keeps_references(agora_env: Path) -> None:
-    action = build(agora_env, '"${S3_SECRET}"')
+    action = build(agora_env, "${S3_SECRET}")
     try:
         assert action.name == "restart"
         assert action._rules.max_restarts == 5
@@ -69,12 +58,12 @@ def test_builds_with_credentials_and_keeps_references(agora_env: Path) -> None:
 def test_disabled_without_credentials(agora_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGORA_CUSTOMER_ID")
     with pytest.raises(ActionDisabled, match="set AGORA_CUSTOMER_ID"):
-        build(agora_env, '"${S3_SECRET}"')
+        build(agora_env, "${S3_SECRET}")
 
 
 def test_disabled_by_a_profile_storing_a_secret_in_clear(agora_env: Path) -> None:
     with pytest.raises(ActionDisabled) as caught:
-        build(agora_env, '"plain-secret"')
+        build(agora_env, "plain-secret")
     assert "profile 'classes'" in str(caught.value)
     assert "client_request.storageConfig.secretKey" in str(caught.value)
     assert "plain-secret" not in str(caught.value)
@@ -84,18 +73,18 @@ def test_disabled_by_a_malformed_certificate(agora_env: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGORA_APP_CERTIFICATE", "not-hex")
     with pytest.raises(ActionDisabled, match="AGORA_APP_CERTIFICATE"):
-        build(agora_env, '"${S3_SECRET}"')
+        build(agora_env, "${S3_SECRET}")
 
 
 def test_an_unset_variable_is_a_configuration_error(agora_env: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("S3_SECRET")
     with pytest.raises(ConfigError, match="S3_SECRET is not set"):
-        build(agora_env, '"${S3_SECRET}"')
+        build(agora_env, "${S3_SECRET}")
 
 
 def test_the_default_registry_builds_it(agora_env: Path) -> None:
-    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"'))
+    agora_env.write_text(rules())
     action = default_registry().create("restart", ActionContext(HandlerSettings()))
     try:
         assert isinstance(action, RestartAction)
@@ -115,7 +104,7 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def test_give_ups_are_served_on_the_handler_process_metrics(agora_env: Path) -> None:
-    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"'))
+    agora_env.write_text(rules())
     metrics = RuntimeMetrics()
     liveness = Liveness(60.0)
     (runner,) = build_runners(HandlerSettings(), default_registry(), ("restart",),
@@ -141,7 +130,7 @@ def test_give_ups_are_served_on_the_handler_process_metrics(agora_env: Path) -> 
 
 
 def test_a_profile_agora_would_refuse_is_found_at_start_up(agora_env: Path) -> None:
-    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"').replace(
+    agora_env.write_text(rules().replace(
         'subscribeUidGroup = 0', 'subscribeUidGroup = 9'))
     with pytest.raises(ActionDisabled) as caught:
         create_action(ActionContext(HandlerSettings()))
@@ -152,20 +141,20 @@ def test_a_profile_agora_would_refuse_is_found_at_start_up(agora_env: Path) -> N
 
 def test_a_profile_referring_to_the_service_credentials_is_refused(agora_env: Path) -> None:
     with pytest.raises((ActionDisabled, ConfigError)) as caught:
-        build(agora_env, '"${AGORA_CUSTOMER_SECRET}"')
+        build(agora_env, "${AGORA_CUSTOMER_SECRET}")
     assert "storageConfig.secretKey" in str(caught.value)
     assert "service's own credentials" in str(caught.value)
 
 
 def test_a_profile_must_name_its_channels(agora_env: Path) -> None:
-    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"').replace(
+    agora_env.write_text(rules().replace(
         'cnames = ["class-*"]\n', ''))
     with pytest.raises(ConfigError, match=r"recording\.profiles\.0\.cnames"):
         create_action(ActionContext(HandlerSettings()))
 
 
 def test_a_profile_may_not_use_the_health_check_uid(agora_env: Path) -> None:
-    agora_env.write_text(PROFILE.format(secret='"${S3_SECRET}"').replace(
+    agora_env.write_text(rules().replace(
         'backup_uid = "900002"', 'backup_uid = "12121212"'))
     with pytest.raises(ActionDisabled, match="backup_uid: 12121212 is the uid of the console"):
         create_action(ActionContext(HandlerSettings()))

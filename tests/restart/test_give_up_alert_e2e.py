@@ -19,6 +19,7 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 from support.figures import Figure
+from support.rules_files import webhook_sink
 from support.runtime_helpers import fast_config, json_values, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules, parse_rules
@@ -41,13 +42,7 @@ from webhook.settings import TopicNames
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 SECRET = "e2e-signing-secret"
-RULES = """
-[[alerts.sinks]]
-name = "ops"
-kind = "webhook"
-url = "${OPS_URL}"
-secret = "e2e-signing-secret"
-
+RULES = webhook_sink(SECRET) + """
 [[alerts.rules]]
 name = "restart-gave-up"
 outcomes = ["restart gave up"]

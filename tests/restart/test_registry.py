@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.rules_files import classes_profile, write_rules
 
 from handlers.config import ConfigError, parse_rules
 from handlers.recording.registry import (
@@ -22,24 +23,13 @@ from handlers.recording.registry import (
     resolve_references,
     task_key,
 )
-from handlers.testing.agora_recordings import CLIENT_REQUEST, ENV, RESOLVED_REQUEST, registered
-
-RULES_TOML = """
-[[recording.profiles]]
-name = "classes"
-cnames = ["class-*"]
-mode = "individual"
-uid = "900001"
-backup_uid = "900002"
-[recording.profiles.client_request]
-recordingConfig = { channelType = 0, streamTypes = 2, subscribeUidGroup = 0 }
-[recording.profiles.client_request.storageConfig]
-vendor = 1
-region = 0
-bucket = "rec"
-accessKey = "${S3_KEY}"
-secretKey = "${S3_SECRET}"
-"""
+from handlers.testing.agora_recordings import (
+    CLIENT_REQUEST,
+    ENV,
+    PROFILE,
+    RESOLVED_REQUEST,
+    registered,
+)
 
 
 def _value(**changes: Any) -> dict[str, Any]:
@@ -152,12 +142,12 @@ def test_the_json_schema_is_published() -> None:
 
 
 def test_raw_rules_keep_references_as_written(tmp_path: Path) -> None:
-    path = tmp_path / "rules.toml"
-    path.write_text(RULES_TOML)
+    path = write_rules(tmp_path, classes_profile())
     profile = raw_rules(path).recording.profile_named("classes")
-    assert profile is not None
+    assert profile == PROFILE  # the shared TOML snippet is the shared profile
     assert profile.client_request["storageConfig"]["secretKey"] == "${S3_SECRET}"
-    resolved = parse_rules(RULES_TOML, ENV).recording.profiles[0]
+    resolved = parse_rules(classes_profile(), ENV).recording.profiles[0]
+    assert resolved.client_request == RESOLVED_REQUEST
     assert resolved.client_request["storageConfig"]["secretKey"] == "storage-secret-value"
     assert raw_rules(None).recording.profiles == []
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from support.rules_files import classes_profile
 from support.runtime_helpers import committed_offsets, fast_config, running, wait_until
 
 from handlers.config import RestartRules
@@ -29,23 +30,7 @@ from webhook.clock import SystemClock
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
-RULES = """
-[[recording.profiles]]
-name = "classes"
-cnames = ["class-*"]
-mode = "individual"
-uid = "900001"
-backup_uid = "900002"
-[recording.profiles.client_request]
-recordingConfig = { channelType = 0, streamTypes = 2, subscribeUidGroup = 0 }
-recordingFileConfig = { avFileType = ["hls"] }
-[recording.profiles.client_request.storageConfig]
-vendor = 1
-region = 0
-bucket = "rec"
-accessKey = "${S3_KEY}"
-secretKey = "${S3_SECRET}"
-
+RULES = classes_profile() + """
 [[recording.profiles]]
 name = "composite"
 cnames = ["class-*"]

@@ -15,6 +15,10 @@ request that reached Agora's backend but whose answer was lost.
 
 Every request is logged in :attr:`FakeAgora.calls` (thread-safe) for assertions.
 
+This module keeps the state and applies the rules; :mod:`~handlers.testing.agora_http`
+routes and serves the requests, :mod:`~handlers.testing.agora_tasks` holds the records
+and the documented answer bodies.
+
 Demo: ``python -m handlers.testing.fake_agora --port 0`` prints its URL and
 credentials and serves until interrupted.
 """
@@ -24,20 +28,19 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import re
 import secrets
 import signal
 import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote
 
 from handlers.recording.client import CloudRecordingClient
 from handlers.testing.agora_faults import Fault
+from handlers.testing.agora_http import ENDPOINTS, AgoraServer, handler_for, route
 from handlers.testing.agora_tasks import (
     NOT_FOUND,
     Answer,
@@ -56,23 +59,6 @@ from handlers.testing.agora_tasks import (
 )
 from webhook.clock import Clock, FakeClock, SystemClock
 
-ENDPOINTS = ("acquire", "start", "query", "update", "updateLayout", "stop", "channel_users")
-_MODES = "individual|mix|web"
-_ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    ("POST", "acquire", re.compile(r"/v1/apps/(?P<app>[^/]+)/cloud_recording/acquire")),
-    ("POST", "start", re.compile(
-        rf"/v1/apps/(?P<app>[^/]+)/cloud_recording/resourceid/(?P<rid>[^/]+)"
-        rf"/mode/(?P<mode>{_MODES})/start")),
-    *(
-        (method, name, re.compile(
-            rf"/v1/apps/(?P<app>[^/]+)/cloud_recording/resourceid/(?P<rid>[^/]+)"
-            rf"/sid/(?P<sid>[^/]+)/mode/(?P<mode>{_MODES})/{name}"))
-        for method, name in (("GET", "query"), ("POST", "update"),
-                             ("POST", "updateLayout"), ("POST", "stop"))
-    ),
-    # RTC channel management (facts 2.12): same host and credentials.
-    ("GET", "channel_users", re.compile(r"/dev/v1/channel/user/(?P<app>[^/]+)/(?P<cname>[^/]+)")),
-)
 
 @dataclass(frozen=True)
 class Call:
@@ -136,7 +122,8 @@ class FakeAgora:
     # ----------------------------------------------------------------- life cycle
 
     def start(self) -> FakeAgora:
-        self._server = _Server(("127.0.0.1", self._port), _handler_for(self))
+        self._server = AgoraServer(("127.0.0.1", self._port),
+                                   handler_for(self.handle, self._stopping))
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name="fake-agora", daemon=True,
@@ -265,14 +252,10 @@ class FakeAgora:
 
     def _answer(self, method: str, path: str, headers: Mapping[str, str],
                 body: Any) -> tuple[str | None, Answer]:
-        route = next(
-            ((name, m) for verb, name, pattern in _ROUTES
-             if verb == method and (m := pattern.fullmatch(path))), None,
-        )
-        if route is None:
+        found = route(method, path)
+        if found is None:
             return None, Answer(404, {"message": "no Route matched with those values"})
-        endpoint, match = route
-        params = {k: unquote(v) for k, v in match.groupdict().items()}
+        endpoint, params = found
         auth = headers.get("authorization")
         if auth is None:
             return endpoint, Answer(401, {"message": "Unauthorized"})
@@ -409,52 +392,6 @@ class FakeAgora:
             return ok(ids)
         session.ended = True
         return ok({**ids, "serverResponse": stop_view(session, self.publishers)})
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and left is part of the scenarios, not a server bug.
-        return
-
-
-def _handler_for(fake: FakeAgora) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # One write per answer, sent at once: split writes meet delayed ACKs (~40 ms each).
-        wbufsize = -1
-        disable_nagle_algorithm = True
-
-        def do_GET(self) -> None:
-            self._dispatch()
-
-        def do_POST(self) -> None:
-            self._dispatch()
-
-        def _dispatch(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            answer = fake.handle(self.command, self.path, headers, raw)
-            if answer.hang_s:
-                fake._stopping.wait(answer.hang_s)
-            if answer.disconnect:
-                self.close_connection = True
-                return
-            payload = json.dumps(answer.body or {}).encode()
-            self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler
 
 
 def main(argv: list[str] | None = None) -> None:

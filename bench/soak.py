@@ -7,7 +7,7 @@ Starts everything on 127.0.0.1 (free ports) and stops it at the end:
 
 - a single-node broker (docker/kafka_local.py) unless KAFKA_BOOTSTRAP_SERVERS is set;
 - fresh topics named ``soak-<tag>.*`` (``agora-events topics create``);
-- the fake Cloud Recording, whiteboard and alert-sink servers of tests/support, in this
+- the fake Cloud Recording, whiteboard and alert-sink servers of handlers/testing, in this
   process (``--no-fakes``: none, and only ``notify`` runs, without alert rules);
 - ``agora-events webhook`` (gunicorn) and ``agora-events handlers`` (``notify``, plus
   ``restart`` and ``whiteboard`` against the fakes) as subprocesses, the handlers with
@@ -610,7 +610,7 @@ def main() -> None:
     parser.add_argument("--end-after-s", type=float, default=20.0,
                         help="a restarted recording ends normally this long after its start")
     parser.add_argument("--no-fakes", action="store_true",
-                        help="notify only, without the fake servers of tests/support")
+                        help="notify only, without the fake servers of handlers/testing")
     parser.add_argument("--log-level", default="INFO", help="webhook and handlers log level")
     parser.add_argument("--keep-logs", type=Path, help="copy the process logs to this directory")
     args = parser.parse_args()

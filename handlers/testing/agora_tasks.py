@@ -65,31 +65,6 @@ class Channel:
 
 
 @dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: Mapping[str, Any] | None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    disconnect: bool = False
-    hang_s: float = 0.0
-
-
-def _ok(body: Mapping[str, Any]) -> _Answer:
-    return _Answer(200, body)
-
-
-def _err(status: int, code: int, reason: str, **extra: Any) -> _Answer:
-    return _Answer(status, {"code": code, "reason": reason, **extra})
-
-
-_NOT_FOUND = _Answer(404, {"code": 404, "reason": "failed to find worker"})
-
-
-def _valid_uid(uid: Any) -> bool:
-    return isinstance(uid, str) and uid.isdigit() and not uid.startswith("0") \
-        and 1 <= int(uid) <= MAX_UID
-
-
-@dataclass(frozen=True)
 class Answer:
     """What the server sends back (or, with ``disconnect``, does not)."""
 

@@ -4,17 +4,15 @@
 Certificates come from the JDK's ``keytool`` (a throwaway CA and a broker certificate for
 127.0.0.1); SCRAM users are written at format time; the StandardAuthorizer denies everything
 no ACL allows (``allow.everyone.if.no.acl.found=false``). The JVM, the jars and the helper
-functions are docker/kafka_local.py's.
+functions are docker/kafka_local.py's (its package ``kafkalocal``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,19 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kafkalocal as kafka_local
 import pytest
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient
-
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("kafka_local", REPO / "docker" / "kafka_local.py")
-assert _spec is not None
-assert _spec.loader is not None
-kafka_local: Any = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("kafka_local", kafka_local)
-_spec.loader.exec_module(kafka_local)
 
 MECHANISM = "SCRAM-SHA-512"
 # Users the broker knows; each test decides which ACLs they get.

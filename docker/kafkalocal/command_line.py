@@ -52,28 +52,21 @@ def positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface (see the module docstring)."""
+    """The command-line interface (documented in docker/kafka_local.py)."""
     parser = argparse.ArgumentParser(
         prog="kafka_local.py",
         description="Run local Apache Kafka brokers (KRaft) from Maven Central jars.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    dir_help = f"cluster directory (default {DEFAULT_DIR})"
+    libs_help = f"jar folder (default ${LIBS_ENV} or {DEFAULT_LIBS})"
+
     def add_dir(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--dir",
-            type=Path,
-            default=DEFAULT_DIR,
-            help=f"cluster directory (default {DEFAULT_DIR})",
-        )
+        p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=dir_help)
 
     def add_libs(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--libs",
-            type=Path,
-            default=None,
-            help=f"jar folder (default ${LIBS_ENV} or {DEFAULT_LIBS})",
-        )
+        p.add_argument("--libs", type=Path, default=None, help=libs_help)
 
     p_fetch = sub.add_parser("fetch", help="copy the broker jars with Maven (idempotent)")
     add_libs(p_fetch)

@@ -1,7 +1,5 @@
-"""The broker's jars: copied once from Maven Central (docker/kafka/pom.xml) into a folder.
-
-Copies into a staging folder first and writes a marker naming every jar last, so an
-interrupted fetch never looks complete.
+"""The broker's jars: copied once with Maven from Maven Central (docker/kafka/pom.xml), or any
+folder that already holds them ($KAFKA_LOCAL_LIBS, --libs).
 """
 
 from __future__ import annotations

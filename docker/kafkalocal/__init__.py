@@ -17,7 +17,13 @@ from kafkalocal.command_line import main
 from kafkalocal.console import LocalKafkaError, tail
 from kafkalocal.free_ports import pick_free_ports
 from kafkalocal.java_runtime import find_java, parse_java_major
-from kafkalocal.kraft_config import broker_command, format_command, heap_for, render_properties
+from kafkalocal.kraft_config import (
+    broker_command,
+    format_command,
+    heap_for,
+    render_properties,
+    server_settings,
+)
 from kafkalocal.maven_jars import MARKER_NAME, ensure_libs, fetch, libs_complete, resolve_libs
 from kafkalocal.metadata_probe import (
     MetadataView,
@@ -55,6 +61,7 @@ __all__ = [
     "resolve_libs",
     "resolve_spec",
     "save_spec",
+    "server_settings",
     "spawn_detached",
     "tail",
 ]

@@ -188,6 +188,15 @@ def test_java_major_version_is_parsed_from_both_numbering_schemes(
     assert kl.parse_java_major(output) == major
 
 
+@pytest.mark.parametrize(
+    ("stat", "dead"),
+    [("42 (java) S 1", False), ("42 (java) Z 1", True), ("42 (a) Z b) S 1", False)],
+)
+def test_process_state_is_read_after_the_last_parenthesis(stat: str, dead: bool) -> None:
+    # A command name may hold ') Z': only the field after the last ')' is the state.
+    assert kl.is_dead_state(stat) is dead
+
+
 # --- jar folder ------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from kafkalocal.metadata_probe import (
     encode_metadata_request,
     probe_metadata,
 )
-from kafkalocal.processes import spawn_detached
+from kafkalocal.processes import is_dead_state, spawn_detached
 
 __all__ = [
     "MARKER_NAME",
@@ -48,6 +48,7 @@ __all__ = [
     "find_java",
     "format_command",
     "heap_for",
+    "is_dead_state",
     "libs_complete",
     "load_spec",
     "main",

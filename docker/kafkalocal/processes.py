@@ -1,6 +1,6 @@
 """Processes of our own: detached JVMs, pid files, signals, advisory locks.
 
-Every check of a pid also checks its command line, so a reused pid is never signalled.
+A pid is signalled only after its command line is checked, so a reused pid never is.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
@@ -64,6 +63,7 @@ from shared_setup import BROKER_GIVEN, kafka_broker
 from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
+from handlers.testing.webhook_process import terminate_group
 from webhook.clock import SystemClock
 from webhook.samples import encode, lifecycle, sample
 from webhook.settings import TopicNames
@@ -112,13 +112,7 @@ def service(argv: list[str], env: dict[str, str], log: Path, health_url: str | N
             time.sleep(0.2)
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        terminate_group(proc, timeout_s=40)
 
 
 def rss_kib(pid: int) -> int:

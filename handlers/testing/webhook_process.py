@@ -97,10 +97,19 @@ def run_webhook(
             time.sleep(0.1)
         yield server
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        terminate_group(process, timeout_s=30)
+
+
+def terminate_group(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """SIGTERM the process group a ``start_new_session`` child leads, SIGKILL it after
+    ``timeout_s``; True when it was gone by then (or already)."""
+    if process.poll() is not None:
+        return True
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return False
+    return True

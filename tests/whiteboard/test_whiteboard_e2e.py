@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -34,7 +33,12 @@ from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fake_whiteboard import FAKE_TOKEN, Call, FakeWhiteboard, screenshot_entry
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body, signed
-from handlers.testing.webhook_process import WebhookProcess, console_script, run_webhook
+from handlers.testing.webhook_process import (
+    WebhookProcess,
+    console_script,
+    run_webhook,
+    terminate_group,
+)
 from webhook.settings import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(150)]
@@ -206,14 +210,8 @@ def start_handlers(stack_env: dict[str, str], log_path: Path) -> subprocess.Pope
 
 
 def stop_handlers(process: subprocess.Popen[bytes], log_path: Path) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise AssertionError(f"handlers ignored SIGTERM:\n{log_path.read_text()}") from None
+    if not terminate_group(process, timeout_s=40):
+        raise AssertionError(f"handlers ignored SIGTERM:\n{log_path.read_text()}")
     assert process.returncode == 0, log_path.read_text(errors="replace")
 
 

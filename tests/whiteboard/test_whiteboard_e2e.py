@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from support.figures import Figure
+from support.rules_files import webhook_sink
 from support.runtime_helpers import committed_offsets, header, read_to_end
 
 from handlers.contracts.records import ActionReport, ScreenshotsRecord
@@ -80,13 +81,7 @@ room_uuid = "{DENIED_ROOM}"
 [[whiteboard.links]]
 cnames = ["wb-missing-*"]
 room_uuid = "{MISSING_ROOM}"
-
-[[alerts.sinks]]
-name = "ops"
-kind = "webhook"
-url = "${{OPS_HOOK_URL}}"
-secret = "${{OPS_HOOK_SECRET}}"
-
+""" + webhook_sink("${OPS_HOOK_SECRET}", url="${OPS_HOOK_URL}") + f"""
 [[alerts.rules]]
 name = "{RULE}"
 outcomes = ["whiteboard failed"]

@@ -16,9 +16,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from webhook.events import Notification
-from webhook.settings import SCHEMA_VERSION
+
+SCHEMA_VERSION: Final = "1"
+"""Version of every record this project writes (``schema-version`` header, ``schema_version``
+field): a breaking change to any record shape bumps it. The recording registry versions its
+records on its own (:data:`handlers.recording.schema.SESSION_SCHEMA_VERSION`)."""
 
 HEADER_NOTICE_ID = "noticeId"
 HEADER_PRODUCT_ID = "productId"

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from handlers.recording import registry
 from handlers.recording.reconciler import SYNTHETIC_HEADER, SYNTHETIC_SOURCE
 from handlers.reports import (
     OUTCOME_RECORD,
@@ -26,7 +25,7 @@ from handlers.whiteboard.models import (
     ScreenshotsRecord as ScreenshotsRecord,  # re-exported: the contracts name every record model
 )
 from webhook import records
-from webhook.settings import SCHEMA_VERSION
+from webhook.records import SCHEMA_VERSION
 
 # --- headers ---------------------------------------------------------------------------------
 
@@ -218,7 +217,7 @@ SCREENSHOT_HEADERS = (
 )
 
 SESSION_HEADERS = (
-    Header(registry.SCHEMA_VERSION_HEADER, "Version of the value's schema.", format="integer"),
+    Header(records.HEADER_SCHEMA_VERSION, "Version of the value's schema.", format="integer"),
 )
 
 STATE_HEADERS: tuple[Header, ...] = ()

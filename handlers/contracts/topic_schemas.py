@@ -23,13 +23,13 @@ from handlers.contracts.asyncapi import Channel, Message, default_channels, defa
 from handlers.contracts.details import details_conditions
 from handlers.contracts.records import headers_schema
 from handlers.contracts.schemas import DEFS_REF, ModelSchema, SchemaSet, schema_set
+from webhook.records import SCHEMA_VERSION
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:agora-events:schema:"
 """``$id`` = prefix + ``<topic>:<value|headers>:<schema-version>``: stable names that do
 not pretend to be downloadable URLs."""
 SCHEMA_DIR = "schemas"
-SCHEMA_VERSION = "1"
 
 
 def schema_id(topic: str, part: str) -> str:

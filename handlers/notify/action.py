@@ -57,7 +57,8 @@ from handlers.reports import report_output
 from handlers.settings import HandlerSettings
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID
-from webhook.settings import SCHEMA_VERSION, TopicNames
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
+from webhook.settings import TopicNames
 
 if TYPE_CHECKING:
     from handlers.registry import ActionContext
@@ -359,7 +360,7 @@ class NotifyAction:
             "at": now_ms,
             "alerts": report,
         }
-        headers = {"schema-version": SCHEMA_VERSION, "action": ACTION_NAME}
+        headers = {HEADER_SCHEMA_VERSION: SCHEMA_VERSION, "action": ACTION_NAME}
         if command.notice_id:
             headers["noticeId"] = command.notice_id
         return report_output(self._topics.actions, command.cname, value, **headers)

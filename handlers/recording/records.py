@@ -33,7 +33,7 @@ from handlers.recording.registry import (
     utc_from_ms,
 )
 from handlers.reports import report_output
-from webhook.settings import SCHEMA_VERSION
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class Records(ActionParts):
             **{k: v for k, v in extra.items() if v is not None},
         }
         headers = {"noticeId": failure.notice_id, "sid": failure.sid, "outcome": outcome,
-                   "schema-version": SCHEMA_VERSION}
+                   HEADER_SCHEMA_VERSION: SCHEMA_VERSION}
         return report_output(self._topics.actions, failure.cname, value, **headers)
 
 

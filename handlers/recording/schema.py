@@ -75,10 +75,12 @@ from pydantic import (
 from handlers.base import Output
 from handlers.recording.models import Mode
 from handlers.references import CREDENTIAL_FIELD
+from webhook.records import HEADER_SCHEMA_VERSION
 
-SCHEMA_VERSION = 2
-SCHEMA_VERSIONS = (1, 2)
-SCHEMA_VERSION_HEADER = "schema-version"
+SESSION_SCHEMA_VERSION = 2
+"""Version of the registry's session records, apart from :data:`webhook.records.SCHEMA_VERSION`:
+the registry is read back and migrated (:func:`migrate`), so it has its own history."""
+SESSION_SCHEMA_VERSIONS = (1, 2)
 MAX_HISTORY = 50
 
 Status = Literal[
@@ -168,7 +170,7 @@ class SessionRecord(_Part):
     """The value of one ``agora.recording.sessions`` record (schema version 1); see the
     module documentation for every field and the rule on secrets."""
 
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    schema_version: int = Field(default=SESSION_SCHEMA_VERSION, ge=1, le=SESSION_SCHEMA_VERSION)
     cname: str = Field(min_length=1)
     mode: Mode
     profile: str | None = None
@@ -248,7 +250,7 @@ class SessionRecord(_Part):
     def output(self, topic: str) -> Output:
         """The record for the runtime to publish (key cname, with the schema header)."""
         return Output(topic=topic, key=self.key, value=self.to_bytes(),
-                      headers={SCHEMA_VERSION_HEADER: str(self.schema_version)})
+                      headers={HEADER_SCHEMA_VERSION: str(self.schema_version)})
 
 
 def task_key(cname: str, task: str) -> str:
@@ -265,10 +267,10 @@ def migrate(value: Mapping[str, Any]) -> dict[str, Any]:
     :class:`SessionRecordError` for a version this code does not know."""
     migrated = dict(value)
     version = migrated.get("schema_version", 1)
-    if version not in SCHEMA_VERSIONS:
+    if version not in SESSION_SCHEMA_VERSIONS:
         raise SessionRecordError(
-            f"schema_version: {version!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))} "
-            "(written by a newer version?)")
+            f"schema_version: {version!r} is not one of "
+            f"{', '.join(map(str, SESSION_SCHEMA_VERSIONS))} (written by a newer version?)")
     migrated["schema_version"] = version
     return migrated
 

@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from handlers.reports import OUTCOME_RECORD, RECORD_TYPE_HEADER
 from handlers.runtime.dispatch import Work
 from handlers.runtime.records import KafkaRecord, decode_headers
-
-OUTCOME_SCHEMA_VERSION = "1"
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
 
 OutcomeKind = Literal["ok", "failed", "ignored", "retrying", "dead_lettered"]
 
@@ -70,7 +69,7 @@ class ActionOutcome(BaseModel):
         headers: list[tuple[str, bytes]] = [
             ("action", self.action.encode()),
             ("outcome", self.outcome.encode()),
-            ("schema-version", OUTCOME_SCHEMA_VERSION.encode()),
+            (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
             (RECORD_TYPE_HEADER, OUTCOME_RECORD.encode()),
         ]
         if self.notice_id:

@@ -50,7 +50,8 @@ from handlers.whiteboard.models import (
 )
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID
-from webhook.settings import SCHEMA_VERSION, TopicNames
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
+from webhook.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ class WhiteboardCaptureAction:
             "at": now_ms,
         }
         headers = {"noticeId": command.notice_id, "sid": command.sid,
-                   "schema-version": SCHEMA_VERSION}
+                   HEADER_SCHEMA_VERSION: SCHEMA_VERSION}
         return Effects(
             outputs=(report_output(self._topics.actions, command.cname, outcome, **headers),),
             state={
@@ -296,7 +297,7 @@ class WhiteboardCaptureAction:
     @staticmethod
     def _output(topic: str, command: CaptureCommand, value: Mapping[str, Any]) -> Output:
         headers = {"noticeId": command.notice_id, "sid": command.sid,
-                   "schema-version": SCHEMA_VERSION}
+                   HEADER_SCHEMA_VERSION: SCHEMA_VERSION}
         return Output.json(topic, command.cname, value, **headers)
 
 

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from handlers.secret_names import is_secret_name
+
 Mode = Literal["individual", "mix", "web"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 Endpoint = Literal[
@@ -29,7 +31,6 @@ Endpoint = Literal[
 RUNNING_STATUSES = frozenset({4, 5})
 STATUS_EXITED_ABNORMALLY = 20
 
-_SECRET_KEY = re.compile(r"secret|token|password|passwd|salt|accesskey|key$", re.IGNORECASE)
 REDACTED = "***"
 
 
@@ -39,7 +40,7 @@ def redact(value: Any) -> Any:
     Use it before a request body goes anywhere but the wire."""
     if isinstance(value, Mapping):
         return {
-            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
+            k: (REDACTED if isinstance(k, str) and is_secret_name(k) and v is not None
                 else redact(v))
             for k, v in value.items()
         }

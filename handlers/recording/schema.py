@@ -74,7 +74,7 @@ from pydantic import (
 
 from handlers.base import Output
 from handlers.recording.models import Mode
-from handlers.references import CREDENTIAL_FIELD
+from handlers.secret_names import is_secret_name
 from webhook.records import HEADER_SCHEMA_VERSION
 
 SESSION_SCHEMA_VERSION = 2
@@ -93,7 +93,6 @@ ENDED = "ended"
 FINISHED_STATUSES: frozenset[str] = frozenset({"stopped", ENDED, "failed", "gave_up"})
 
 _ONLY_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-_CREDENTIAL = CREDENTIAL_FIELD
 _UID = re.compile(r"[1-9][0-9]{0,9}")
 
 
@@ -112,7 +111,7 @@ def clear_credentials(value: Any, where: str) -> list[str]:
     if isinstance(value, Mapping):
         for key, item in value.items():
             path = f"{where}.{key}"
-            if isinstance(key, str) and _CREDENTIAL.match(key) and item not in (None, ""):
+            if isinstance(key, str) and is_secret_name(key) and item not in (None, ""):
                 if not (isinstance(item, str) and _ONLY_REFERENCE.fullmatch(item)):
                     found.append(path)
                 continue

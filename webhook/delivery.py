@@ -16,6 +16,7 @@ from webhook import metrics
 from webhook.clock import Clock
 from webhook.publisher import Publisher, PublishRejected, PublishUnavailable
 from webhook.records import Record, pointer_record
+from webhook.refusals import RetryLater
 from webhook.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,11 @@ class Rejected:
     size_related: bool
 
 
-class SpoolUnavailable(Exception):
+class SpoolUnavailable(RetryLater):
     """The spool could not make the record durable (disk error)."""
+
+    error, log_message = "spool_unavailable", "spool write failed, asking NCS to retry"
+    public_detail = "the broker and the spool are unavailable"
 
 
 @dataclass

@@ -24,11 +24,13 @@ from flask import Flask, Response, g, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics, tracing
+from webhook import tracing
 from webhook.clock import Clock
 from webhook.dedup import MARGIN_MS, RecentNotices
 from webhook.delivery import Delivered, Delivery, Rejected
 from webhook.ingest import Accepted, Quarantined, ingest
+from webhook.metrics import METRICS
+from webhook.metrics import render as render_metrics
 from webhook.publisher import Publisher
 from webhook.read_deadline import ReadTimedOut, read_deadline, stop_reading
 from webhook.refusals import (
@@ -78,7 +80,7 @@ def register(app: Flask, ingress: Ingress) -> None:
         try:
             return _handle()
         finally:
-            metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+            METRICS.request_seconds.observe(time.perf_counter() - started)
 
     def _handle() -> tuple[Response, int]:
         body = _read_request_body()
@@ -90,10 +92,10 @@ def register(app: Flask, ingress: Ingress) -> None:
             now_ms=ingress.clock.now_ms(),
             freshness_tolerance_ms=settings.freshness_tolerance_s * 1000,
         )
-        metrics.SECRET_MATCHES.labels(decision.match.header, str(decision.match.secret_index)).inc()
+        METRICS.secret_matches.labels(decision.match.header, str(decision.match.secret_index)).inc()
         context = g.ncs_log_context = _log_context(decision)
         if not ingress.recent.claim(decision.replay_key, ingress.clock.now_ms()):
-            metrics.REQUESTS.labels("duplicate").inc()
+            METRICS.requests.labels("duplicate").inc()
             log.warning("callback already published; not again", extra=context)
             return jsonify({}), 200
         try:
@@ -129,18 +131,18 @@ def register(app: Flask, ingress: Ingress) -> None:
             if delivered.size_related:
                 raise RecordTooLarge(f"the event log cannot take it: {delivered.reason}")
             raise RecordRejected(f"the event log refused it: {delivered.reason}")
-        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - sent)
+        METRICS.publish_seconds.observe(time.perf_counter() - sent)
         if delivered is Delivered.SPOOLED:
-            metrics.REQUESTS.labels("spooled").inc()
+            METRICS.requests.labels("spooled").inc()
             log.warning("callback spooled", extra=context)
             if isinstance(decision, Accepted):
-                metrics.EVENTS.labels(str(decision.notification.event_type)).inc()
+                METRICS.events.labels(str(decision.notification.event_type)).inc()
         elif isinstance(decision, Accepted):
-            metrics.REQUESTS.labels("accepted").inc()
-            metrics.EVENTS.labels(str(decision.notification.event_type)).inc()
+            METRICS.requests.labels("accepted").inc()
+            METRICS.events.labels(str(decision.notification.event_type)).inc()
             log.info("callback accepted", extra=context)
         else:
-            metrics.REQUESTS.labels("quarantined").inc()
+            METRICS.requests.labels("quarantined").inc()
             log.warning("callback quarantined", extra={**context, "reason": decision.reason})
         return jsonify({}), 200
 
@@ -172,17 +174,17 @@ def register(app: Flask, ingress: Ingress) -> None:
     def prometheus() -> Response:
         if ingress.spool is not None:
             _observe_spool(ingress.spool, ingress.clock)
-        body, content_type = metrics.render()
+        body, content_type = render_metrics()
         return Response(body, content_type=content_type)
 
     @app.errorhandler(Refusal)
     def refused(refusal: Refusal) -> tuple[Response, int, dict[str, str]]:
         """The one place a refusal is counted, logged and answered."""
-        metrics.REQUESTS.labels(refusal.outcome).inc()
+        METRICS.requests.labels(refusal.outcome).inc()
         fields = {**g.get("ncs_log_context", {}), **refusal.log_fields()}
         if isinstance(refusal, SignatureError):
             # Forged or misconfigured senders: counted by reason, logged with their address.
-            metrics.SIGNATURE_FAILURES.labels(refusal.reason.value).inc()
+            METRICS.signature_failures.labels(refusal.reason.value).inc()
             fields["remote"] = request.remote_addr
         if refusal.log_level:
             log.log(refusal.log_level, refusal.log_message, extra=fields)
@@ -211,10 +213,10 @@ def _read_body(max_bytes: int) -> bytes:
 
 def _observe_spool(spool: Spool, clock: Clock) -> None:
     status = spool.status()
-    metrics.SPOOL_PENDING_BYTES.set(status.pending_bytes)
+    METRICS.spool_pending_bytes.set(status.pending_bytes)
     oldest = status.oldest_spooled_at_ms
     age_s = max(clock.now_ms() - oldest, 0) / 1000 if oldest is not None else 0.0
-    metrics.SPOOL_OLDEST_AGE_SECONDS.set(age_s)
+    METRICS.spool_oldest_age_seconds.set(age_s)
 
 
 def _log_context(decision: object) -> dict[str, object]:

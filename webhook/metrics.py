@@ -35,55 +35,42 @@ class WebhookMetrics:
             "Callbacks answered, by outcome (accepted, quarantined, spooled, unauthorized, "
             "stale, too_large, unavailable, spool_full, bad_request, duplicate, read_timeout, "
             "rejected).",
-            ["outcome"],
-            registry=r,
+            ["outcome"], registry=r,
         )
         self.signature_failures = Counter(
-            "agora_webhook_signature_failures",
-            "Callbacks refused for their signature.",
-            ["reason"],
-            registry=r,
+            "agora_webhook_signature_failures", "Callbacks refused for their signature.",
+            ["reason"], registry=r,
         )
         self.secret_matches = Counter(
             "agora_webhook_secret_matches",
             "Verified callbacks by signature header and by position of the secret that matched "
             "(watch it during secret rotation).",
-            ["header", "secret_index"],
-            registry=r,
+            ["header", "secret_index"], registry=r,
         )
         self.publish_seconds = Histogram(
-            "agora_webhook_publish_seconds",
-            "Time from send to the broker's acknowledgement.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            "agora_webhook_publish_seconds", "Time from send to the broker's acknowledgement.",
+            buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.request_seconds = Histogram(
-            "agora_webhook_request_seconds",
-            "Time to answer POST /ncs.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            "agora_webhook_request_seconds", "Time to answer POST /ncs.",
+            buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.events = Counter(
-            "agora_webhook_events",
-            "Accepted callbacks by Agora event type.",
-            ["event_type"],
+            "agora_webhook_events", "Accepted callbacks by Agora event type.", ["event_type"],
             registry=r,
         )
         self.spooled = Counter(
             "agora_webhook_spooled",
-            "Records written to the disk spool because the broker was unavailable.",
-            registry=r,
+            "Records written to the disk spool because the broker was unavailable.", registry=r,
         )
         self.spool_drained = Counter(
             "agora_webhook_spool_drained",
-            "Spooled records the broker acknowledged and the spool released.",
-            registry=r,
+            "Spooled records the broker acknowledged and the spool released.", registry=r,
         )
         self.spool_rejected = Counter(
             "agora_webhook_spool_rejected",
             "Spooled frames that can never be published (unreadable, or a topic the webhook "
-            "does not write), moved to spool.rejected.",
-            registry=r,
+            "does not write), moved to spool.rejected.", registry=r,
         )
         self.rejected = Counter(
             "agora_webhook_rejected_records",
@@ -94,14 +81,12 @@ class WebhookMetrics:
         self.spool_pending_bytes = Gauge(
             "agora_webhook_spool_pending_bytes",
             "Bytes in the disk spool still waiting for the broker.",
-            multiprocess_mode="mostrecent",
-            registry=r,
+            multiprocess_mode="mostrecent", registry=r,
         )
         self.spool_oldest_age_seconds = Gauge(
             "agora_webhook_spool_oldest_age_seconds",
             "Age of the oldest record waiting in the disk spool (0 when empty).",
-            multiprocess_mode="mostrecent",
-            registry=r,
+            multiprocess_mode="mostrecent", registry=r,
         )
 
 

@@ -23,32 +23,34 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
-from handlers.recording.models import (
+from handlers.recording.api_requests import (
     AcquireRequest,
-    AcquireResponse,
-    ChannelUsers,
     ChannelUsersRequest,
     InvalidIdentifier,
     Mode,
     QueryRequest,
-    QueryResponse,
     RecordingRequest,
     StartRequest,
-    StartResponse,
     StopRequest,
-    StopResponse,
-    UnexpectedResponse,
     UpdateRequest,
-    UpdateResponse,
     check_mode,
     checked_id,
+    uid_string,
+)
+from handlers.recording.api_responses import (
+    AcquireResponse,
+    ChannelUsers,
+    QueryResponse,
+    StartResponse,
+    StopResponse,
+    UnexpectedResponse,
+    UpdateResponse,
     parse_channel_users,
     parse_query,
     parse_simple,
     parse_stop,
-    uid_string,
 )
+from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
 from handlers.recording.pacer import Pacer, shared_pacer
 from handlers.recording.validation import validate_acquire, validate_start, validate_update
 from handlers.settings import AgoraSettings

@@ -73,7 +73,7 @@ from pydantic import (
 )
 
 from handlers.base import Output
-from handlers.recording.models import Mode
+from handlers.recording.api_requests import Mode
 from handlers.references import CREDENTIAL_FIELD
 
 SCHEMA_VERSION = 2

@@ -29,6 +29,7 @@ from handlers.recording.cli_common import (
     ConfigProblem,
     api_error,
     load_settings,
+    publish_changed,
     publish_record,
     recording_client,
     registered_task,
@@ -118,9 +119,8 @@ def start_command(profile_name: str, cname: str, force: bool) -> None:
                 started = client.start(record.mode, acquired.resource_id, cname, record.uid,
                                        request)
             except RecordingApiError as exc:
-                publish_record(writer, record.model_copy(update={
-                    "status": "failed", "error": str(exc)[:500], "updated_at": utc_now()}),
-                    "the start failed")
+                publish_changed(writer, record, "the start failed",
+                                status="failed", error=str(exc)[:500])
                 raise api_error(exc) from None
             running = record.model_copy(update={
                 "status": "running", "resource_id": acquired.resource_id, "sid": started.sid,
@@ -148,29 +148,24 @@ def stop_command(cname: str, profile_name: str | None, uid: str | None,
             return
         with registry_writer(settings) as writer:
             if record.resource_id is None or record.sid is None:
-                publish_record(writer, record.model_copy(update={
-                    "status": "stopped", "pending": None, "updated_at": utc_now()}),
-                    "nothing was stopped")
+                publish_changed(writer, record, "nothing was stopped",
+                                status="stopped", pending=None)
                 click.echo(f"{cname} had no task at Agora (status {record.status}); "
                            "registered as stopped")
                 return
             # Registered first: the exit events the stop causes must read as ours.
-            publish_record(writer, record.model_copy(update={"status": "stopping",
-                                                       "updated_at": utc_now()}),
-                     "nothing was stopped")
+            publish_changed(writer, record, "nothing was stopped", status="stopping")
             try:
                 answer: SessionResponse | None = client.stop(
                     record.mode, record.resource_id, record.sid, cname, record.uid,
                     async_stop=async_stop)
             except RecordingApiError as exc:
                 if exc.advice is not Advice.GONE:
-                    publish_record(writer, record.model_copy(update={"updated_at": utc_now()}),
-                             "the stop failed")
+                    publish_changed(writer, record, "the stop failed")
                     raise api_error(exc) from None
                 answer = None
-            publish_record(writer, record.model_copy(update={
-                "status": "stopped", "pending": None, "updated_at": utc_now()}),
-                "the recording stopped")
+            publish_changed(writer, record, "the recording stopped",
+                            status="stopped", pending=None)
     if answer is None:
         click.echo(f"stopped cname={cname} sid={record.sid} (the task was already ending)")
     else:

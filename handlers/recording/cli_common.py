@@ -120,6 +120,12 @@ def publish_record(writer: SessionWriter, record: SessionRecord, what: str) -> N
         ) from None
 
 
+def publish_changed(writer: SessionWriter, record: SessionRecord, what: str,
+                    **changes: Any) -> None:
+    """:func:`publish_record` of ``record`` with ``changes`` and ``updated_at`` now."""
+    publish_record(writer, record.model_copy(update={**changes, "updated_at": utc_now()}), what)
+
+
 def utc_now() -> Any:
     return utc_from_ms(SystemClock().now_ms())
 

@@ -7,26 +7,20 @@ start request invalid is refused before anything is sent.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from handlers.recording.cli_common import (
-    ConfigProblem,
-    api_error,
-    load_settings,
-    publish_record,
-    recording_client,
-    registered_task,
-    registry_writer,
-    task_options,
-    utc_now,
-)
+from handlers.recording import cli_common
+from handlers.recording.cli_common import ConfigProblem
 from handlers.recording.errors import RecordingApiError
 from handlers.recording.registry import SessionRecordError, parse_session
 from handlers.recording.updates import fold_layout, fold_update
 from handlers.recording.validation import RequestInvalid, validate_start
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _change_request(text: str) -> dict[str, Any]:
@@ -51,9 +45,9 @@ def _change(cname: str, profile_name: str | None, uid: str | None, text: str,
     registry record, so a restart starts with it (:mod:`handlers.recording.updates`)."""
     change = _change_request(text)
     what = "updateLayout" if layout else "update"
-    settings = load_settings()
-    with recording_client(settings) as client:
-        record = registered_task(settings, cname, profile_name, uid)
+    settings = cli_common.load_settings()
+    with cli_common.recording_client(settings) as client:
+        record = cli_common.registered_task(settings, cname, profile_name, uid)
         if record.status != "running" or record.resource_id is None or record.sid is None:
             raise click.ClickException(
                 f"{cname!r} ({record.task_name}) is {record.status}: only a running task "
@@ -77,18 +71,23 @@ def _change(cname: str, profile_name: str | None, uid: str | None, text: str,
         except RequestInvalid as exc:
             raise ConfigProblem(f"nothing was sent: {exc}") from None
         except RecordingApiError as exc:
-            raise api_error(exc) from None
-        with registry_writer(settings) as writer:
-            publish_record(writer, updated.model_copy(update={"updated_at": utc_now()}),
-                     f"the {what} was applied")
+            raise cli_common.api_error(exc) from None
+        with cli_common.registry_writer(settings) as writer:
+            cli_common.publish_changed(writer, updated, f"the {what} was applied")
     click.echo(f"{what} applied to cname={cname} task={record.task_name} sid={record.sid}; "
                "a restart starts with it")
 
 
+def _change_options(what: str) -> Callable[[_F], _F]:
+    def decorate(command: _F) -> _F:
+        command = click.option("--request", "request_text", required=True,
+                               help=f"The {what} clientRequest as JSON, or @FILE.")(command)
+        return cli_common.task_options("Channel of the task.")(command)
+    return decorate
+
+
 @click.command("update")
-@task_options("Channel of the task.")
-@click.option("--request", "request_text", required=True,
-              help="The update clientRequest as JSON, or @FILE.")
+@_change_options("update")
 def update_command(cname: str, profile_name: str | None, uid: str | None,
                    request_text: str) -> None:
     """Change a running task's subscriptions, web page onhold or RTMP output (Agora
@@ -97,9 +96,7 @@ def update_command(cname: str, profile_name: str | None, uid: str | None,
 
 
 @click.command("layout")
-@task_options("Channel of the task.")
-@click.option("--request", "request_text", required=True,
-              help="The updateLayout clientRequest as JSON, or @FILE.")
+@_change_options("updateLayout")
 def layout_command(cname: str, profile_name: str | None, uid: str | None,
                    request_text: str) -> None:
     """Replace a composite task's layout (Agora updateLayout); the registry records it,

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from handlers.closing_http import ClosingHttpClient
 from handlers.recording.api_requests import (
     AcquireRequest,
     ChannelUsersRequest,
@@ -187,7 +188,7 @@ def _reason_of(body: Any, response: httpx.Response) -> str:
     return response.reason_phrase or "no reason given"
 
 
-class CloudRecordingClient:
+class CloudRecordingClient(ClosingHttpClient):
     """:class:`RecordingApi` over HTTP. Blocks for at most ``timeout_s`` per call;
     thread-safe as httpx is. ``transport`` is for tests that need one."""
 
@@ -262,15 +263,6 @@ class CloudRecordingClient:
 
     def __repr__(self) -> str:
         return f"CloudRecordingClient(app_id={self.app_id!r}, api_base={self.api_base!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> CloudRecordingClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------------- calls
 

@@ -26,7 +26,6 @@ Choices where Agora's documents disagree or are vague:
   documented name only by case: names are case-sensitive and such a field is ignored.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -5,7 +5,7 @@ treated as a secret when its name contains one of :data:`SECRET_WORDS` (case-ins
 anywhere: ``secretKey``, ``stsToken``, ``KAFKA_SASL_PASSWORD``) or ends in ``key``
 (``accessKey``, ``api_key``, ``routing_key``; not ``keyframe``). Used by:
 
-- :func:`handlers.recording.models.redact`: request bodies before they are logged;
+- :func:`handlers.recording.api_requests.redact`: request bodies before they are logged;
 - :mod:`handlers.references` and :func:`handlers.recording.schema.clear_credentials`: the
   fields that may (and in registry records must) hold a ``${NAME}`` reference, not a value;
 - :meth:`handlers.notify.outcomes.ActionRecord.alert_details`: fields never copied into alerts

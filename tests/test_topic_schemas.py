@@ -44,10 +44,9 @@ from handlers.contracts.render import DEFAULT_DIR
 from handlers.contracts.topic_schemas import ID_PREFIX, SCHEMA_DIR, build_topic_schemas
 from handlers.notify.action import NotifyAction
 from handlers.notify.files import derive_file_records
-from handlers.recording.commands import bounds_key
+from handlers.recording.commands import GiveUpCommand, bounds_key
 from handlers.recording.reconciler import synthetic_failure, synthetic_record
 from handlers.recording.registry import MemorySessions, SessionRecord
-from handlers.recording.restart import GiveUpCommand
 from handlers.reports import report_output
 from handlers.runtime import dlq
 from handlers.runtime.dispatch import work_from_record

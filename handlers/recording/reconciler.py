@@ -53,7 +53,6 @@ from typing import Any, Literal
 from handlers.recording.client import RecordingApi
 from handlers.recording.decide import (
     ChannelAnswer,
-    ChannelUnavailable,
     Decision,
     Evidence,
     QueryAnswer,
@@ -62,7 +61,8 @@ from handlers.recording.decide import (
     Vanished,
     decide_ending,
 )
-from handlers.recording.errors import Advice, RecordingApiError
+from handlers.recording.ending_evidence import channel_answer, query_answer
+from handlers.recording.errors import RecordingApiError
 from handlers.recording.registry import (
     ENDED,
     FINISHED_STATUSES,
@@ -249,7 +249,8 @@ class Reconciler:
         verdict = judge(observation, now, since, self._grace_s, recorder_uids=recorder_uids)
         if verdict.kind == "ask_channel":
             verdict = judge(observation, now, since, self._grace_s,
-                            channel=self._channel(record.cname), recorder_uids=recorder_uids)
+                            channel=channel_answer(self._api, record.cname),
+                            recorder_uids=recorder_uids)
         if verdict.missing_since_ms is None:
             self._missing_since.pop(task, None)
         else:
@@ -281,20 +282,11 @@ class Reconciler:
         self._save(ended)
         return True
 
-    def _channel(self, cname: str) -> ChannelAnswer:
-        try:
-            return self._api.channel_users(cname)
-        except RecordingApiError as exc:
-            return ChannelUnavailable(str(exc), transient=exc.advice is Advice.RETRY_SAME)
-
     def _observe(self, mode: Any, resource_id: str, sid: str) -> Observation:
         try:
-            answer = self._api.query(mode, resource_id, sid)
-        except RecordingApiError as exc:
-            if exc.advice is Advice.NOT_FOUND:
-                return Missing()
+            return query_answer(self._api, mode, resource_id, sid)
+        except RecordingApiError as exc:  # refused: cannot tell this tick
             return QueryFailed(str(exc))
-        return Alive(answer.status)
 
     def _forget_except(self, live: Iterable[tuple[str, str]]) -> None:
         keep = set(live)

@@ -63,17 +63,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from handlers.base import Output
-from handlers.recording.models import Mode
+from handlers.recording.api_requests import Mode
 from handlers.secret_names import is_secret_name
 from webhook.records import HEADER_SCHEMA_VERSION
 

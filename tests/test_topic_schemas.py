@@ -38,6 +38,7 @@ from support.restart_env import (
     start_session,
 )
 
+from handlers.actions_topic import report_output
 from handlers.base import ActionFailed, Output, Received
 from handlers.config import RestartRules, WhiteboardLink, WhiteboardRules, parse_rules
 from handlers.contracts.render import DEFAULT_DIR
@@ -48,7 +49,6 @@ from handlers.recording.commands import bounds_key
 from handlers.recording.reconciler import synthetic_failure, synthetic_record
 from handlers.recording.registry import MemorySessions, SessionRecord
 from handlers.recording.restart import GiveUpCommand
-from handlers.reports import report_output
 from handlers.runtime import dlq
 from handlers.runtime.dispatch import work_from_record
 from handlers.runtime.outcomes import outcome_of

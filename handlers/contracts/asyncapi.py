@@ -21,6 +21,7 @@ from handlers.contracts.records import (
     EVENT_HEADERS,
     FILE_HEADERS,
     OUTCOME_HEADERS,
+    POINTER_HEADERS,
     QUARANTINE_HEADERS,
     REPORT_HEADERS,
     SCREENSHOT_HEADERS,
@@ -38,7 +39,7 @@ from handlers.registry import default_registry
 from handlers.runtime.outcomes import ActionOutcome
 from handlers.settings import HandlerSettings
 from webhook.events import EVENT_TYPES, Notification, parse_notification
-from webhook.records import event_record
+from webhook.records import QuarantinePointer, event_record
 from webhook.settings import KafkaSettings, TopicNames
 from webhook.topics import TopicSpec, catalog
 
@@ -109,8 +110,12 @@ def default_channels() -> dict[str, Channel]:
         "quarantine": Channel(
             "Quarantined callbacks",
             "Correctly signed callbacks that are not valid JSON or not a valid envelope. "
-            "Kept byte for byte (a retry by NCS cannot fix them; dropping them loses them).",
-            "The webhook publishes signed callbacks it cannot parse.",
+            "Kept byte for byte (a retry by NCS cannot fix them; dropping them loses them). "
+            "A record the broker refuses for good (too large for its topic) is set aside here "
+            "as a JSON pointer instead, never its body: its headers carry `content-type: "
+            "application/json`, which quarantined bodies do not.",
+            "The webhook publishes signed callbacks it cannot parse, and pointers to records "
+            "the broker refused.",
             (
                 Message(
                     "quarantinedCallback", "Quarantined callback",
@@ -118,6 +123,12 @@ def default_channels() -> dict[str, Channel]:
                     {"type": "null", "description": "Always null."},
                     {**_BYTES, "description": "The request body exactly as received."},
                     content_type="application/octet-stream",
+                ),
+                Message(
+                    "quarantinePointer", "Quarantine pointer",
+                    "Stands for a record the broker refused for good.", POINTER_HEADERS,
+                    {"type": "null", "description": "Always null."},
+                    ModelSchema(QuarantinePointer),
                 ),
             ),
         ),

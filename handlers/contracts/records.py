@@ -177,6 +177,15 @@ QUARANTINE_HEADERS = (
     SCHEMA_VERSION_HEADER,
 )
 
+POINTER_HEADERS = (
+    *QUARANTINE_HEADERS,
+    Header(records.CONTENT_TYPE, "The value is a JSON pointer, not a body.",
+           const="application/json"),
+    Header(records.HEADER_NOTICE_ID, "noticeId of the refused record, when it had one.", False),
+    Header(records.HEADER_EVENT_TYPE, "eventType of the refused record, when it had one.",
+           required=False, format="integer"),
+)
+
 OUTCOME_HEADERS = (
     Header(
         RECORD_TYPE_HEADER,

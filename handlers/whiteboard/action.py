@@ -201,17 +201,8 @@ class WhiteboardCaptureAction:
         if shots is None:
             shots = self._capture(command)
         now = _iso(self._clock.now_ms())
-        record = ScreenshotsRecord(
-            schema_version=SCHEMA_VERSION,
-            cname=command.cname,
-            sid=command.sid,
-            notice_id=command.notice_id,
-            event_type=command.event_type,
-            room_uuid=command.room_uuid,
-            path=command.path,
-            captured_at=now,
-            screenshots=list(shots),
-        )
+        record = ScreenshotsRecord(schema_version=SCHEMA_VERSION, **command.record_fields(),
+                                   captured_at=now, screenshots=list(shots))
         log.info("whiteboard captured",
                  extra={"cname": command.cname, "sid": command.sid, "count": len(shots)})
         state: dict[str, Mapping[str, Any] | None] = {
@@ -267,20 +258,13 @@ class WhiteboardCaptureAction:
             action="screenshot-list",
             outcome="failed",
             alert=True,
-            cname=command.cname,
-            sid=command.sid,
-            notice_id=command.notice_id,
-            event_type=command.event_type,
-            room_uuid=command.room_uuid,
-            path=command.path,
+            **command.record_fields(),
             status=status,
             error=message,
             at=now_ms,
         )
-        headers = {"noticeId": command.notice_id, "sid": command.sid,
-                   "schema-version": SCHEMA_VERSION}
         return Effects(
-            outputs=(report.output(self._topics.actions, **headers),),
+            outputs=(report.output(self._topics.actions, **_record_headers(command)),),
             state={
                 command.trigger_key: {
                     "status": "failed",
@@ -294,10 +278,14 @@ class WhiteboardCaptureAction:
 
     @staticmethod
     def _output(topic: str, command: CaptureCommand, record: ScreenshotsRecord) -> Output:
-        headers = {"noticeId": command.notice_id, "sid": command.sid,
-                   "schema-version": SCHEMA_VERSION}
         return Output.json(topic, command.cname, record.model_dump(mode="json", by_alias=True),
-                           **headers)
+                           **_record_headers(command))
+
+
+def _record_headers(command: CaptureCommand) -> dict[str, str]:
+    """The headers of both records of a capture (screenshots or failure report)."""
+    return {"noticeId": command.notice_id, "sid": command.sid,
+            "schema-version": SCHEMA_VERSION}
 
 
 def build_whiteboard_action(

@@ -252,3 +252,10 @@ class CaptureCommand:
     noted: tuple[Screenshot, ...] | None = None
     """The answer of an earlier call for this trigger, saved before a crash: publish it
     instead of calling again."""
+
+    def record_fields(self) -> dict[str, Any]:
+        """What both records of a capture (the screenshots, or the failure report) say
+        about it."""
+        return {"cname": self.cname, "sid": self.sid, "notice_id": self.notice_id,
+                "event_type": self.event_type, "room_uuid": self.room_uuid,
+                "path": self.path}

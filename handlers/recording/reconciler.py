@@ -71,7 +71,13 @@ from handlers.recording.registry import (
     valid_sessions,
 )
 from webhook.clock import Clock, SystemClock
-from webhook.events import CLOUD_RECORDING_PRODUCT_ID, parse_notification
+from webhook.events import (
+    CLOUD_RECORDING_PRODUCT_ID,
+    Notification,
+    Payload,
+    SessionExitDetails,
+    parse_notification,
+)
 from webhook.records import Record, event_record
 
 log = logging.getLogger(__name__)
@@ -136,22 +142,21 @@ def synthetic_notice_id(cname: str, sid: str) -> str:
 
 
 def synthetic_failure(record: SessionRecord, reason: str, now_ms: int) -> bytes:
-    """The body of the synthetic session_exit (exitStatus 1) for ``record``'s task."""
+    """The body of the synthetic session_exit (exitStatus 1) for ``record``'s task, built
+    through the NCS models so it is what the webhook would publish for such a callback."""
     assert record.sid is not None
-    body = {
-        "noticeId": synthetic_notice_id(record.cname, record.sid),
-        "productId": CLOUD_RECORDING_PRODUCT_ID,
-        "eventType": SESSION_EXIT,
-        "notifyMs": now_ms,
-        "synthetic": True,
-        "payload": {
-            "cname": record.cname, "uid": record.uid, "sid": record.sid, "sequence": 0,
-            "sendts": now_ms, "serviceType": 0,
-            "details": {"msgName": "session_exit", "exitStatus": 1, "synthetic": True,
-                        "reason": reason},
-        },
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+    details = SessionExitDetails(msg_name="session_exit", exit_status=1,
+                                 synthetic=True, reason=reason)
+    notification = Notification(
+        notice_id=synthetic_notice_id(record.cname, record.sid),
+        product_id=CLOUD_RECORDING_PRODUCT_ID,
+        event_type=SESSION_EXIT,
+        notify_ms=now_ms,
+        synthetic=True,
+        payload=Payload(cname=record.cname, uid=record.uid, sid=record.sid, sequence=0,
+                        send_ts=now_ms, service_type=0, details=details.model_dump()),
+    )
+    return notification.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def synthetic_record(topic: str, body: bytes, now_ms: int) -> Record:

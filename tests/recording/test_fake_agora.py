@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from handlers.recording.api_responses import ChannelUsers, UnexpectedResponse, parse_channel_users
 from handlers.recording.errors import Advice, RecordingApiError
-from handlers.recording.models import ChannelUsers, UnexpectedResponse, parse_channel_users
 from handlers.testing.agora_faults import response_timeout_65
 from handlers.testing.fake_agora import FakeAgora
 

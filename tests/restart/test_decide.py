@@ -7,8 +7,7 @@ from support.restart_env import MemoryState, exit_event, make_action, received
 
 from handlers.base import InvalidEvent, TransientError
 from handlers.config import RecordingRules, RestartRules
-from handlers.recording.registry import MemorySessions, PendingRestart, task_key
-from handlers.recording.restart import (
+from handlers.recording.commands import (
     EndedCommand,
     FailoverCommand,
     GiveUpCommand,
@@ -17,6 +16,7 @@ from handlers.recording.restart import (
     failover_key,
     failure_key,
 )
+from handlers.recording.registry import MemorySessions, PendingRestart, task_key
 from handlers.testing.agora_recordings import BACKUP_UID, UID, registered
 from handlers.testing.fake_agora import FakeAgora
 

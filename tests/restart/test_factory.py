@@ -11,7 +11,9 @@ from support.rules_files import classes_profile
 
 from handlers.cli import build_runners
 from handlers.config import ConfigError
-from handlers.recording.restart import Failure, GiveUpCommand, RestartAction, create_action
+from handlers.recording.commands import Failure, GiveUpCommand
+from handlers.recording.restart import RestartAction
+from handlers.recording.restart_setup import create_action
 from handlers.registry import ActionContext, ActionDisabled, default_registry
 from handlers.runtime.health import HealthServer, Liveness
 from handlers.runtime.metrics import RuntimeMetrics

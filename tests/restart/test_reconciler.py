@@ -11,6 +11,7 @@ from support.restart_env import MemoryState, Published, clock, make_action, reco
 from support.runtime_helpers import wait_until
 
 from handlers.base import Received
+from handlers.recording.commands import RestartCommand
 from handlers.recording.reconciler import (
     Alive,
     Missing,
@@ -19,7 +20,6 @@ from handlers.recording.reconciler import (
     synthetic_notice_id,
 )
 from handlers.recording.registry import MemorySessions
-from handlers.recording.restart import RestartCommand
 from handlers.recording.signals import Signal, classify
 from handlers.testing.agora_faults import upstream_timeout_62
 from handlers.testing.agora_recordings import BACKUP_UID, registered, start_session

@@ -135,8 +135,8 @@ def test_partitions_pause_when_the_in_flight_limit_leaves_records_waiting(
 
 
 def assigned(run: RunningRunner) -> set[int]:
-    consumer = run.runner._consumer
-    return set() if consumer is None else {tp.partition for tp in consumer.assignment()}
+    partitions = run.runner._partitions
+    return set() if partitions is None else {p for _, p in partitions.assigned()}
 
 
 def test_a_revoked_partitions_running_work_is_redone_by_its_new_owner(

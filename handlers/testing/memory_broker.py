@@ -70,7 +70,8 @@ class GroupMetadata:
 @dataclass(eq=False)
 class Transaction:
     state: str = "open"  # open | committed | aborted
-    partitions: set[TopicPartition] = field(default_factory=set)
+    partitions: dict[TopicPartition, int] = field(default_factory=dict)
+    """Where it wrote first in each partition (bounds the last stable offset there)."""
     offsets: dict[str, dict[TopicPartition, int]] = field(default_factory=dict)
 
 
@@ -101,6 +102,7 @@ class MemoryBroker:
         self._logs: dict[str, list[list[_Slot]]] = {}
         self._groups: dict[str, _Group] = {}
         self._epochs: dict[str, tuple[int, Transaction | None]] = {}
+        self._open: set[Transaction] = set()
         self._round_robin = itertools.count()
         self._members = itertools.count(1)
 
@@ -177,7 +179,7 @@ class MemoryBroker:
                                   key, value, headers)
             log.append(_Slot(record, txn))
             if txn is not None:
-                txn.partitions.add(TopicPartition(topic, partition))
+                txn.partitions.setdefault(TopicPartition(topic, partition), record.offset)
             self._cond.notify_all()
             return record
 
@@ -200,12 +202,10 @@ class MemoryBroker:
     def end_offset(self, tp: TopicPartition, committed_only: bool) -> int:
         """The last stable offset (``read_committed``) or the high watermark."""
         with self._cond:
-            log = self._partition(tp)
+            end = len(self._partition(tp))
             if committed_only:
-                for offset, slot in enumerate(log):
-                    if slot.txn is not None and slot.txn.state == "open":
-                        return offset
-            return len(log)
+                end = min([end, *(t.partitions[tp] for t in self._open if tp in t.partitions)])
+            return end
 
     def wait(self, timeout_s: float) -> None:
         """Until something is written or committed, at most ``timeout_s``."""
@@ -246,6 +246,7 @@ class MemoryBroker:
         with self._cond:
             self.check_epoch(transactional_id, epoch)
             txn = Transaction()
+            self._open.add(txn)
             self._epochs[transactional_id] = (epoch, txn)
             return txn
 
@@ -279,6 +280,7 @@ class MemoryBroker:
 
     def _end(self, txn: Transaction, commit: bool) -> None:
         txn.state = "committed" if commit else "aborted"
+        self._open.discard(txn)
         for tp in txn.partitions:
             self._partition(tp).append(_Slot(None, txn))  # the control record
         if commit:

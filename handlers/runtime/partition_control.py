@@ -51,6 +51,15 @@ class PartitionControl:
     def assigned(self) -> list[Partition]:
         return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
 
+    def behind(self) -> dict[Partition, int]:
+        """Records not fetched yet, per assigned partition whose end is known."""
+        behind = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                behind[(tp.topic, tp.partition)] = max(0, high - self.consumer.position(tp))
+        return behind
+
     # -- rebalancing -----------------------------------------------------------------
 
     def take_rebalance(self) -> RebalanceChange | None:

@@ -53,7 +53,6 @@ from collections.abc import Sequence, Set
 from typing import Any
 
 from handlers.base import Action
-from handlers.runtime import dlq
 from handlers.runtime.client_protocols import ClientFactory, ConsumedRecord
 from handlers.runtime.clients import KafkaClientFactory
 from handlers.runtime.commits import MAX_ABORTS_IN_A_ROW, CommitBatch, CommitFailed
@@ -61,6 +60,7 @@ from handlers.runtime.dispatch import (
     Result,
     Work,
     decide_step,
+    not_for,
     run_step,
     work_from_record,
 )
@@ -73,7 +73,6 @@ from handlers.runtime.keyed import KeyedScheduler
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.offsets import OffsetTracker, Partition
 from handlers.runtime.partition_control import PartitionControl
-from handlers.runtime.records import header_value
 from handlers.runtime.routing import MAX_OUTPUT_BYTES, ResultRouter
 from handlers.runtime.runner_config import FatalRunnerError, RunnerConfig, RunnerExit
 from handlers.runtime.runner_startup import connect, input_topics
@@ -299,12 +298,7 @@ class ActionRunner:
         headers = tuple(record.headers or ())
         self._tracker.track(partition, record.offset)
         events = record.topic == self.config.topics.events
-        replay_for = header_value(headers, dlq.REPLAY_FOR)
-        if (replay_for is not None and replay_for != self.name) or (
-            not events and header_value(headers, "action") == self.name
-        ):
-            # A DLQ replay for another handler (this one handled the original already),
-            # or this action's own outcome read back from an extra input.
+        if not_for(self.name, headers, events=events):
             self._tracker.finish(partition, record.offset)
             self._require_commits().finished()
             self._metrics.skipped.labels(action=self.name).inc()
@@ -388,16 +382,11 @@ class ActionRunner:
         parked = sum(held for _, held in self._scheduler.parked())
         self._metrics.parked_records.labels(action=self.name).set(parked)
         self._metrics.parked_keys.labels(action=self.name).set(self._scheduler.parked_count())
-        consumer = self._require_partitions().consumer
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            behind = high - consumer.position(tp)
-            unfinished = self._tracker.unfinished((tp.topic, tp.partition))
+        for (topic, partition), behind in self._require_partitions().behind().items():
+            unfinished = self._tracker.unfinished((topic, partition))
             self._metrics.lag.labels(
-                action=self.name, topic=tp.topic, partition=str(tp.partition)
-            ).set(max(0, behind) + unfinished)
+                action=self.name, topic=topic, partition=str(partition)
+            ).set(behind + unfinished)
 
     # -- rebalancing -----------------------------------------------------------------
 

@@ -56,4 +56,4 @@ def test_a_table_waits_for_open_transactions_and_skips_aborted_ones(
 def test_a_missing_topic_is_named(broker: RuntimeTestBroker) -> None:
     table = Table("no-such-topic-for-tables")
     with pytest.raises(TopicMissing, match="'no-such-topic-for-tables' does not exist"):
-        table.start(broker.clients, timeout_s=2)
+        table.start(broker.clients, timeout_s=0.5)

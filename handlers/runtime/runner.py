@@ -269,7 +269,7 @@ class ActionRunner:
         cfg = self.config
         if self._require_partitions().suspended:
             # A rebalance is under way: wait in poll, where kafka-python completes joins
-            # (see _unstick_rebalance).
+            # (see PartitionControl.unstick_rebalance).
             return cfg.poll_timeout_s
         now = self._clock.monotonic()
         if self._inflight.pending() or (

@@ -4,17 +4,15 @@
 Certificates come from the JDK's ``keytool`` (a throwaway CA and a broker certificate for
 127.0.0.1); SCRAM users are written at format time; the StandardAuthorizer denies everything
 no ACL allows (``allow.everyone.if.no.acl.found=false``). The JVM, the jars and the helper
-functions are docker/kafka_local.py's.
+functions are docker/kafka_local.py's (its package ``kafkalocal``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,19 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kafkalocal as kafka_local
 import pytest
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient
-
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("kafka_local", REPO / "docker" / "kafka_local.py")
-assert _spec is not None
-assert _spec.loader is not None
-kafka_local: Any = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("kafka_local", kafka_local)
-_spec.loader.exec_module(kafka_local)
 
 MECHANISM = "SCRAM-SHA-512"
 # Users the broker knows; each test decides which ACLs they get.
@@ -124,15 +115,16 @@ def server_properties(
     directory: Path, port: int, controller_port: int, store_password: str,
     admin_password: str, controller_password: str, plain_password: str,
 ) -> dict[str, str]:
+    """The local single-node broker's settings, with its listeners secured and ACLs enforced."""
+    node = kafka_local.NodeSpec(1, port, controller_port)
+    # server.properties holds no cluster id: the storage format writes it.
+    local = kafka_local.ClusterSpec("", (node,), partitions=1)
     scram_jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required"
     plain_jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required"
     return {
-        "process.roles": "broker,controller",
-        "node.id": "1",
+        **kafka_local.server_settings(local, 1, directory / "data"),
         "listeners": f"SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"SASL_SSL://127.0.0.1:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
         "inter.broker.listener.name": "SASL_SSL",
         "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
@@ -158,20 +150,6 @@ def server_properties(
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:admin;User:controller",
         "allow.everyone.if.no.acl.found": "false",
-        "log.dirs": str(directory / "data"),
-        "num.partitions": "1",
-        "auto.create.topics.enable": "false",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "group.initial.rebalance.delay.ms": "0",
-        "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
     }
 
 

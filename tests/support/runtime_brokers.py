@@ -14,6 +14,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
+
+from handlers.runtime.client_protocols import ClientFactory
+from handlers.runtime.clients import KafkaClientFactory
+from handlers.runtime.runner import RunnerConfig
+from handlers.runtime.state import Table
+from handlers.testing.memory_broker import MemoryBroker
 from support.runtime_helpers import (
     RunningRunner,
     SentEvent,
@@ -26,12 +32,6 @@ from support.runtime_helpers import (
     running,
     unique_topics,
 )
-
-from handlers.runtime.client_protocols import ClientFactory
-from handlers.runtime.clients import KafkaClientFactory
-from handlers.runtime.runner import RunnerConfig
-from handlers.runtime.state import Table
-from handlers.testing.memory_broker import MemoryBroker
 from webhook.settings import TopicNames
 
 Headers = list[tuple[str, bytes]]

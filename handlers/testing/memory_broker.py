@@ -105,6 +105,7 @@ class MemoryBroker:
         self._open: set[Transaction] = set()
         self._round_robin = itertools.count()
         self._members = itertools.count(1)
+        self._failing_commits = 0
 
     # -- administration and test helpers ---------------------------------------------
 
@@ -139,6 +140,12 @@ class MemoryBroker:
             committed = self._groups.get(group, _Group()).committed
             return {p: committed.get(TopicPartition(topic, p))
                     for p in range(len(self._require(topic)))}
+
+    def fail_commits(self, count: int = 1) -> None:
+        """The next ``count`` transaction commits fail (a request timeout, as when the
+        coordinator does not answer): the transaction stays open for the producer to abort."""
+        with self._cond:
+            self._failing_commits += count
 
     def compact(self, topic: str) -> None:
         """Remove every committed record a later committed record of its key supersedes
@@ -275,6 +282,9 @@ class MemoryBroker:
     def end(self, transactional_id: str, epoch: int, txn: Transaction, commit: bool) -> None:
         with self._cond:
             self.check_epoch(transactional_id, epoch)
+            if commit and self._failing_commits:
+                self._failing_commits -= 1
+                raise kafka_errors.KafkaTimeoutError("commit not acknowledged (injected)")
             self._end(txn, commit)
             self._epochs[transactional_id] = (epoch, None)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from support.runtime_brokers import RuntimeTestBroker
+from support.runtime_brokers import MemoryTestBroker, RuntimeTestBroker
 from support.runtime_helpers import ScriptedAction, json_values, wait_until
 
 from handlers.base import Effects, Output, StateView
@@ -301,3 +301,27 @@ def test_extra_inputs_reach_decide_undecoded_and_own_records_are_skipped(
         (names.files, "RawRecord", b'{"from": "elsewhere"}'),
     ])
     assert broker.committed(config.group_id, names.files) == {0: 2}
+
+
+def test_an_aborted_transaction_is_redone_from_the_committed_offsets() -> None:
+    """In memory only: a commit that fails (injected) is aborted, the runner rewinds to the
+    committed offsets and handles those records again; readers see each output once."""
+    broker = MemoryTestBroker()
+    names = broker.topics()
+    action = ScriptedAction(output_topic=names.files)
+    broker.memory.fail_commits(1)
+    sent = broker.produce_events(names.events, ["a", "b", "c"])
+    config = broker.config(names, action.name)
+    with broker.running(action, config) as run:
+        wait_until(lambda: broker.committed(config.group_id, names.events) == {0: len(sent)},
+                   what="everything committed after the abort")
+        assert run.stop() is RunnerExit.STOPPED
+        aborted = run.sample("agora_handler_transactions_total", action=action.name,
+                             result="aborted")
+    assert aborted == 1
+    redone = [n for _, n, _ in action.calls]
+    assert len(redone) > len(sent), "the aborted records were handled again"
+    assert sorted(v["noticeId"] for v in json_values(broker.read(names.files))) == sorted(
+        e.notice_id for e in sent)
+    # The aborted copies are still in the log, for read_uncommitted readers only.
+    assert len(broker.read(names.files, "read_uncommitted")) == len(redone)

@@ -1,1 +1,2 @@
-"""Fakes and harnesses that speak the real protocols, for tests and benches."""
+"""Fakes and harnesses that speak the real protocols (Agora, whiteboard, alert sinks, Kafka
+in memory), importable by tests and benches."""

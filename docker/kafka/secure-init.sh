@@ -25,6 +25,7 @@ BROKER_OWNER=${BROKER_OWNER:-appuser:appuser}
 CLIENT_OWNER=${CLIENT_OWNER:-10001:10001}
 KAFKA_TLS_SAN=${KAFKA_TLS_SAN:-DNS:kafka,DNS:localhost,IP:127.0.0.1}
 KAFKA_TLS_VALIDITY_DAYS=${KAFKA_TLS_VALIDITY_DAYS:-825}
+KAFKA_TLS_KEY_SIZE=${KAFKA_TLS_KEY_SIZE:-3072}
 KAFKA_TLS_RENEW=${KAFKA_TLS_RENEW:-0}
 : "${CLUSTER_ID:?CLUSTER_ID: the cluster id the storage is formatted with}"
 : "${KAFKA_PRINCIPALS:?KAFKA_PRINCIPALS: the SCRAM users of the services, space-separated}"
@@ -68,13 +69,14 @@ if [ "$KAFKA_TLS_RENEW" = 1 ] || [ ! -f "$SECRETS_DIR/broker.p12" ]; then
   trap 'rm -rf "$work"' EXIT
   pw="-storepass $store_password -keypass $store_password"
   days="-validity $KAFKA_TLS_VALIDITY_DAYS"
-  # shellcheck disable=SC2086 # $pw and $days are option lists
+  rsa="-keyalg RSA -keysize $KAFKA_TLS_KEY_SIZE"
+  # shellcheck disable=SC2086 # $pw, $days and $rsa are option lists
   {
-    keytool -genkeypair -alias ca -keyalg RSA -keysize 3072 -dname "CN=agora-events Kafka CA" \
+    keytool -genkeypair -alias ca $rsa -dname "CN=agora-events Kafka CA" \
       -ext bc:c $days -storetype PKCS12 -keystore "$work/ca.p12" $pw
     keytool -exportcert -rfc -alias ca -keystore "$work/ca.p12" -storepass "$store_password" \
       -file "$work/ca.pem"
-    keytool -genkeypair -alias broker -keyalg RSA -keysize 3072 -dname "CN=kafka" \
+    keytool -genkeypair -alias broker $rsa -dname "CN=kafka" \
       -ext "SAN=$KAFKA_TLS_SAN" $days -storetype PKCS12 -keystore "$work/broker.p12" $pw
     keytool -certreq -alias broker -keystore "$work/broker.p12" -storepass "$store_password" \
       -file "$work/broker.csr"
@@ -127,6 +129,7 @@ ssl.truststore.location=$SECRETS_DIR/trust.p12
 ssl.truststore.password=$store_password
 EOF
 chown -R "$BROKER_OWNER" "$SECRETS_DIR" "$DATA_DIR"
+chmod 0700 "$SECRETS_DIR"
 chmod 0400 "$SECRETS" "$SECRETS_DIR/admin.properties" "$SECRETS_DIR/broker.p12" \
   "$SECRETS_DIR/trust.p12"
 chmod 0444 "$SECRETS_DIR/ca.pem"

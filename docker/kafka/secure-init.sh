@@ -53,12 +53,21 @@ done
 
 # --- 1. passwords ---------------------------------------------------------------------------
 [ -f "$SECRETS" ] || : > "$SECRETS"
-created=""
+missing=""
 for key in store.password user.controller user.admin $(printf 'user.%s ' $KAFKA_PRINCIPALS); do
-  if [ -z "$(secret "$key")" ]; then
-    printf '%s=%s\n' "$key" "$(new_password)" >> "$SECRETS"
-    created="$created ${key#user.}"
-  fi
+  [ -n "$(secret "$key")" ] || missing="$missing $key"
+done
+created=$(printf '%s' "$missing" | sed 's/ user\./ /g')
+# SCRAM users are bootstrapped when the storage is formatted: refuse, before writing
+# anything, to make a password no broker user will ever have.
+if [ -f "$DATA_DIR/meta.properties" ] && [ -n "$created" ]; then
+  fail "the broker's storage ($DATA_DIR) was formatted before these SCRAM users existed:$created.
+Either start from empty volumes (docker compose down -v deletes every topic), or create each
+user with an admin client and store its password (docs/security.md, \"The compose stack's
+broker\"): kafka-configs.sh --alter --entity-type users --entity-name NAME --add-config 'SCRAM-SHA-512=[password=...]'"
+fi
+for key in $missing; do
+  printf '%s=%s\n' "$key" "$(new_password)" >> "$SECRETS"
 done
 [ -z "$created" ] || say "generated passwords for:$created"
 
@@ -98,15 +107,7 @@ if [ "$KAFKA_TLS_RENEW" = 1 ] || [ ! -f "$SECRETS_DIR/broker.p12" ]; then
 fi
 
 # --- 3. storage, with the SCRAM users ---------------------------------------------------------
-if [ -f "$DATA_DIR/meta.properties" ]; then
-  if [ -n "$created" ]; then
-    fail "the broker's storage ($DATA_DIR) was formatted before these SCRAM users existed:$created.
-SCRAM users are added when the storage is formatted. Either start from empty volumes
-(docker compose down -v deletes every topic), or add each user with an admin client:
-kafka-configs.sh --alter --entity-type users --entity-name NAME --add-config 'SCRAM-SHA-512=[password=...]'
-(docs/security.md, \"Compose\")."
-  fi
-else
+if [ ! -f "$DATA_DIR/meta.properties" ]; then
   set --
   for user in controller admin $KAFKA_PRINCIPALS; do
     set -- "$@" --add-scram "$MECHANISM=[name=$user,password=$(secret "user.$user")]"

@@ -358,3 +358,20 @@ def test_kafka_init_refuses_a_configuration_it_cannot_keep_safe(
     assert result.returncode != 0
     assert message in result.stderr
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_kafka_init_makes_no_password_a_formatted_broker_will_not_know(tmp_path: Path) -> None:
+    """A data volume formatted earlier (a stack from before its broker was secured, or a new
+    principal) has no SCRAM user for a new password: stop, say so, and write no password."""
+    secrets_dir, data = tmp_path / "secrets", tmp_path / "data"
+    secrets_dir.mkdir()
+    data.mkdir()
+    (data / "meta.properties").write_text("node.id=1\n")
+    env = {"PATH": os.environ["PATH"], "SECRETS_DIR": str(secrets_dir), "DATA_DIR": str(data),
+           "CLUSTER_ID": "x", "KAFKA_PRINCIPALS": "webhook"}
+    result = subprocess.run(["sh", str(INIT_SCRIPT)], env=env, capture_output=True, text=True,
+                            timeout=30, check=False)
+    assert result.returncode != 0
+    assert ("formatted before these SCRAM users existed: store.password controller admin "
+            "webhook") in result.stderr
+    assert (secrets_dir / "secrets.properties").read_text() == ""

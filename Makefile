@@ -29,6 +29,8 @@ test: install kafka-fetch lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy webhook handlers
+# Apart: with docker/ on its path, mypy would take docker/kafka/ for the kafka package.
+	$(BIN)/mypy docker/kafkalocal docker/kafka_local.py
 
 unit: install
 	$(BIN)/pytest -m "not kafka"

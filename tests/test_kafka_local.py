@@ -1,16 +1,16 @@
-"""docker/kafka_local.py: layout and properties (pure), the command line, and real brokers."""
+"""docker/kafka_local.py and its package kafkalocal: layout and properties (pure), the command
+line, and real brokers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import kafkalocal as kl
 import pytest
 from kafka import KafkaProducer
 from support.kafka_broker import (
@@ -21,19 +21,6 @@ from support.kafka_broker import (
     run_script,
     unique_topic,
 )
-
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kafka_local", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["kafka_local"] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-kl = _load_script()
 
 
 def _props(text: str) -> dict[str, str]:
@@ -199,6 +186,15 @@ def test_java_major_version_is_parsed_from_both_numbering_schemes(
     output: str, major: int | None
 ) -> None:
     assert kl.parse_java_major(output) == major
+
+
+@pytest.mark.parametrize(
+    ("stat", "dead"),
+    [("42 (java) S 1", False), ("42 (java) Z 1", True), ("42 (a) Z b) S 1", False)],
+)
+def test_process_state_is_read_after_the_last_parenthesis(stat: str, dead: bool) -> None:
+    # A command name may hold ') Z': only the field after the last ')' is the state.
+    assert kl.is_dead_state(stat) is dead
 
 
 # --- jar folder ------------------------------------------------------------------------------

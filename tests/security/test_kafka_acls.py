@@ -168,6 +168,7 @@ def test_clients_without_the_right_acls_are_refused(
     # The reconciler's may write events (the failures it finds), nothing the handlers own.
     for topic in (topics.actions, topics.dlq):
         assert _produce(secure_kafka.env("reconciler"), topic) == refused
+    assert _produce(secure_kafka.env("reconciler"), topics.events) == "sent"
     # PLAIN authenticates through the same settings, and is then held to ACLs too.
     assert _produce(secure_kafka.env("plain-user", "PLAIN"), topics.events) == refused
     # The operator's commands are refused for a principal without the operator ACLs.

@@ -192,12 +192,14 @@ def parse_rules(text: str, env: Mapping[str, str], source: str = "<rules>",
         raise ConfigError(f"{source}: {problems}") from None
 
 
-def load_rules(path: Path | None, env: Mapping[str, str] | None = None) -> RulesConfig:
-    """Load the rules file, or the built-in defaults when no path is configured."""
+def load_rules(path: Path | None, env: Mapping[str, str] | None = None, *,
+               sections: Collection[str] | None = None) -> RulesConfig:
+    """Load the rules file, or the built-in defaults when no path is configured;
+    ``sections`` as in :func:`parse_rules`."""
     if path is None:
         return RulesConfig()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read rules file: {exc.strerror}") from None
-    return parse_rules(text, os.environ if env is None else env, str(path))
+    return parse_rules(text, os.environ if env is None else env, str(path), sections)

@@ -10,9 +10,10 @@ topic, so their references are held to a strict policy (:func:`request_policy`):
 
 - only names the operator allows in the rules file (``[recording] allow_references``,
   plus every name the rules file's profiles use);
-- only as the *whole* value of a credential field (``accessKey``, ``secretKey``,
-  ``stsToken``, ``token``...), never inside another string, where a resolved secret
-  could end up in a file name, a page URL or an error message;
+- only as the *whole* value of a credential field (named like a secret,
+  :mod:`handlers.secret_names`: ``accessKey``, ``secretKey``, ``stsToken``, ``token``...),
+  never inside another string, where a resolved secret could end up in a file name, a page
+  URL or an error message;
 - never the service's own credentials (:data:`SERVICE_CREDENTIALS`), whatever the rules
   file allows: a storage key field set to ``${AGORA_CUSTOMER_SECRET}`` would hand the
   secret to whoever owns the bucket.
@@ -28,11 +29,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.secret_names import is_secret_name
+
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WHOLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-CREDENTIAL_FIELD = re.compile(r"(?i)^(accesskey|secretkey|ststoken|token|secret|salt|password)$")
-"""Field names that hold credentials in Cloud Recording requests."""
 
 SERVICE_CREDENTIALS = re.compile(
     r"^(AGORA_CUSTOMER_SECRET|AGORA_CUSTOMER_ID|AGORA_APP_CERTIFICATE|AGORA_NCS_SECRETS?"
@@ -104,7 +104,7 @@ def check(value: Any, where: str, policy: Policy, env: Mapping[str, str] | None 
         for name in REFERENCE.findall(value):
             _check_name(name, where, policy)
             if policy.credentials_only:
-                if field is None or not CREDENTIAL_FIELD.match(field):
+                if field is None or not is_secret_name(field):
                     raise ReferenceRefused(
                         name, where, f"references like ${{{name}}} are only allowed as the "
                         "whole value of a credential field (accessKey, secretKey, stsToken, "

@@ -137,7 +137,7 @@ def _whiteboard(context: ActionContext) -> Action[Any]:
 def default_registry() -> ActionRegistry:
     """restart, whiteboard, notify (default set) and echo (only when named)."""
     registry = ActionRegistry()
-    registry.register("restart", "handlers.recording.restart:create_action")
+    registry.register("restart", "handlers.recording.restart_setup:create_action")
     registry.register("whiteboard", _whiteboard)
     registry.register("notify", "handlers.notify.action:create_action")
     registry.register(ECHO, _echo, default=False)

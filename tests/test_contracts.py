@@ -35,7 +35,9 @@ from handlers.contracts.__main__ import main as contracts_main
 from handlers.contracts.asyncapi import build_asyncapi, default_channels
 from handlers.contracts.records import ActionReport, ScreenshotsRecord
 from handlers.contracts.render import DEFAULT_DIR, stale_documents
+from handlers.notify.delivery_report import AlertsReport
 from handlers.notify.files import FileRecord, derive_file_records
+from handlers.recording.records import RestartReport
 from handlers.recording.registry import SessionRecord
 from handlers.runtime import dlq
 from handlers.runtime.health import HealthServer, Liveness
@@ -44,13 +46,14 @@ from handlers.runtime.records import KafkaRecord
 from handlers.runtime.state import StateStore
 from handlers.whiteboard.action import WhiteboardCaptureAction
 from handlers.whiteboard.client import HttpWhiteboardClient
+from handlers.whiteboard.models import CaptureFailedReport
 from handlers.whiteboard.tokens import StaticToken
 from webhook.app import create_app
 from webhook.clock import FakeClock
 from webhook.events import Notification, parse_notification
 from webhook.publisher import InMemoryPublisher, PublishRejected, PublishUnavailable
 from webhook.read_deadline import ReadTimedOut
-from webhook.records import Record
+from webhook.records import QuarantinePointer, Record
 from webhook.samples import all_event_types, encode, sample
 from webhook.settings import TopicNames, WebhookSettings
 from webhook.topics import catalog
@@ -141,6 +144,10 @@ def _aliases(model: type[BaseModel], mode: str) -> set[str]:
         ("ActionReport", ActionReport, "serialization"),
         ("ScreenshotsRecord", ScreenshotsRecord, "serialization"),
         ("SessionRecord", SessionRecord, "serialization"),
+        ("RestartReport", RestartReport, "serialization"),
+        ("CaptureFailedReport", CaptureFailedReport, "serialization"),
+        ("AlertsReport", AlertsReport, "serialization"),
+        ("QuarantinePointer", QuarantinePointer, "serialization"),
     ],
 )
 def test_payload_schemas_list_exactly_the_model_fields(

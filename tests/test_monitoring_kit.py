@@ -1,8 +1,8 @@
 """docs/monitoring/: the alert rules and the Grafana dashboard use only metrics, labels and
 label values the services export.
 
-The exported names come from the services' own Prometheus registries (the webhook's
-module-level collectors, a fresh :class:`RuntimeMetrics` and the restart action's
+The exported names come from the services' own metric classes, each in a fresh registry
+(:class:`WebhookMetrics`, :class:`RuntimeMetrics` and the restart action's
 :class:`RestartMetrics`), so renaming a metric, a label or
 an outcome value in the code fails here until the kit follows.
 """
@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 from support.mini_yaml import load_file
 
-import webhook.metrics
+import webhook.views  # noqa: F401 (defines, or imports, every refusal class)
 from handlers.recording.metrics import GAVE_UP_REASONS, RestartMetrics
 from handlers.registry import default_registry
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.outcomes import OutcomeKind
+from webhook.metrics import WebhookMetrics
+from webhook.refusals import Refusal
 from webhook.signature import SignatureFailure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,22 +78,22 @@ def _families(registry: CollectorRegistry, wrappers: list[MetricWrapperBase]) ->
     ]
 
 
+def _declared(metrics: WebhookMetrics | RuntimeMetrics | RestartMetrics) -> list[Family]:
+    wrappers = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
+    return _families(metrics.registry, wrappers)
+
+
 def webhook_families() -> list[Family]:
-    wrappers = [v for v in vars(webhook.metrics).values() if isinstance(v, MetricWrapperBase)]
-    return _families(REGISTRY, wrappers)
+    return _declared(WebhookMetrics())
 
 
 def handler_families() -> list[Family]:
-    metrics = RuntimeMetrics()
-    wrappers = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
-    return _families(metrics.registry, wrappers)
+    return _declared(RuntimeMetrics())
 
 
 def restart_families() -> list[Family]:
     """The restart action's own metrics (served by the handler process too)."""
-    metrics = RestartMetrics()
-    wrappers = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
-    return _families(metrics.registry, wrappers)
+    return _declared(RestartMetrics())
 
 
 def exported() -> dict[str, frozenset[str]]:
@@ -121,9 +123,22 @@ def _labels_in_source(
     return found
 
 
+def _refusal_outcomes() -> set[str]:
+    """The ``outcome`` of every refusal class (webhook.views loads every module defining one)."""
+    found: set[str] = set()
+    todo: list[type[Refusal]] = [Refusal]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if "outcome" in vars(cls):
+            found.add(cls.outcome)
+    return found
+
+
 def known_label_values() -> dict[tuple[str, str], frozenset[str]]:
     """(sample-name prefix, label) -> every value the code sets, where the code says."""
-    requests = _labels_in_source(ROOT / "webhook" / "views.py", "REQUESTS", ("outcome",))
+    requests = _labels_in_source(ROOT / "webhook" / "views.py", "requests", ("outcome",))
+    requests |= {("outcome", outcome) for outcome in _refusal_outcomes()}
     transactions = _labels_in_source(
         ROOT / "handlers" / "runtime" / "commits.py", "transactions", ("action", "result")
     )

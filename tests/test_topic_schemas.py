@@ -38,17 +38,16 @@ from support.restart_env import (
     start_session,
 )
 
+from handlers.actions_topic import report_output
 from handlers.base import ActionFailed, Output, Received
 from handlers.config import RestartRules, WhiteboardLink, WhiteboardRules, parse_rules
 from handlers.contracts.render import DEFAULT_DIR
 from handlers.contracts.topic_schemas import ID_PREFIX, SCHEMA_DIR, build_topic_schemas
 from handlers.notify.action import NotifyAction
 from handlers.notify.files import derive_file_records
-from handlers.recording.commands import bounds_key
+from handlers.recording.commands import GiveUpCommand, bounds_key
 from handlers.recording.reconciler import synthetic_failure, synthetic_record
 from handlers.recording.registry import MemorySessions, SessionRecord
-from handlers.recording.restart import GiveUpCommand
-from handlers.reports import report_output
 from handlers.runtime import dlq
 from handlers.runtime.dispatch import work_from_record
 from handlers.runtime.outcomes import outcome_of
@@ -61,7 +60,7 @@ from webhook.app import create_app
 from webhook.clock import FakeClock, SystemClock
 from webhook.events import parse_notification
 from webhook.publisher import InMemoryPublisher
-from webhook.records import Record
+from webhook.records import QuarantinePointer, Record, pointer_record
 from webhook.samples import all_event_types, encode, sample
 from webhook.settings import TopicNames, WebhookSettings
 from webhook.topics import catalog
@@ -179,6 +178,15 @@ def test_quarantined_bodies_validate() -> None:
     record = _post(b'{"noticeId": "n", "payload": ')
     assert record.topic == TOPICS.quarantine
     check(record.topic, record.value, record.headers, binary=True)
+
+
+def test_quarantine_pointers_validate_and_are_told_apart_by_their_headers() -> None:
+    refused = _post(encode(sample(11)))
+    pointer = pointer_record(TOPICS.quarantine, refused, "MessageSizeTooLarge", NOW_MS)
+    check_output(pointer)
+    assert QuarantinePointer.model_validate_json(pointer.value).size_bytes == len(refused.value)
+    bare = [(k, v) for k, v in pointer.headers if k != "content-type"]
+    assert problems(TOPICS.quarantine, "headers", text_headers(bare))
 
 
 def test_reconciler_records_validate() -> None:
@@ -370,6 +378,20 @@ def test_a_report_with_a_text_time_is_refused_by_writer_and_schema() -> None:
     assert problems(TOPICS.actions, "headers", headers)
     mislabelled = {**good.headers, "record-type": "outcome"}
     assert problems(TOPICS.actions, "headers", mislabelled)
+
+
+def test_a_report_of_a_handler_with_a_typed_report_must_fit_it() -> None:
+    value = {"schema_version": "1", "handler": "restart", "action": "restart",
+             "outcome": "restarted", "cname": "c", "at": NOW_MS}
+    version = {"schema-version": "1"}
+    check_output(report_output(TOPICS.actions, "c", value, **version))
+    for wrong in ({"outcome": "exploded"}, {"new_sid": 5}, {"surprise": True}):
+        with pytest.raises(ValidationError):
+            report_output(TOPICS.actions, "c", {**value, **wrong}, **version)
+    assert problems(TOPICS.actions, "value", {**value, "outcome": "exploded"})
+    # A plugin's report keeps fields of its own.
+    plugin = {**value, "handler": "archiver", "outcome": "exploded", "surprise": True}
+    check_output(report_output(TOPICS.actions, "c", plugin, **version))
 
 
 # --- registry, dead letters, state --------------------------------------------------------------

@@ -12,10 +12,11 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from webhook import metrics
 from webhook.clock import Clock
+from webhook.metrics import METRICS
 from webhook.publisher import Publisher, PublishRejected, PublishUnavailable
 from webhook.records import Record, pointer_record
+from webhook.refusals import RetryLater
 from webhook.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,11 @@ class Rejected:
     size_related: bool
 
 
-class SpoolUnavailable(Exception):
+class SpoolUnavailable(RetryLater):
     """The spool could not make the record durable (disk error)."""
+
+    error, log_message = "spool_unavailable", "spool write failed, asking NCS to retry"
+    public_detail = "the broker and the spool are unavailable"
 
 
 @dataclass
@@ -76,7 +80,7 @@ class Delivery:
         delivered = self.deliver(pointer)  # small: cannot be rejected for its size
         if isinstance(delivered, Rejected):
             raise PublishUnavailable(f"the quarantine topic refused the pointer: {exc.reason}")
-        metrics.REJECTED.inc()
+        METRICS.rejected.inc()
         return Rejected(exc.reason, exc.too_large)
 
     def _to_spool(self, spool: Spool, record: Record) -> Delivered:
@@ -84,5 +88,5 @@ class Delivery:
             spool.append(record, self.clock.now_ms())
         except OSError as exc:
             raise SpoolUnavailable(f"{type(exc).__name__}: {exc}") from None
-        metrics.SPOOLED.inc()
+        METRICS.spooled.inc()
         return Delivered.SPOOLED

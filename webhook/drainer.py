@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Collection
 
-from webhook import metrics
+from webhook.metrics import METRICS
 from webhook.publisher import Publisher, PublishRejected, PublishUnavailable
 from webhook.records import pointer_record
 from webhook.spool import Spool, SpooledRecord
@@ -80,7 +80,7 @@ class SpoolDrainer:
             acknowledged = exc.index + self._set_aside(batch, exc)
         if acknowledged:
             self._spool.commit(batch[acknowledged - 1].end)
-            metrics.SPOOL_DRAINED.inc(acknowledged)
+            METRICS.spool_drained.inc(acknowledged)
             log.info("spool drained", extra={"records": acknowledged})
         return len(batch), acknowledged
 
@@ -94,7 +94,7 @@ class SpoolDrainer:
 
     def _reject(self, spooled: SpooledRecord, reason: str) -> None:
         self._spool.reject(spooled, reason)
-        metrics.SPOOL_REJECTED.inc()
+        METRICS.spool_rejected.inc()
         log.error(
             "spool frame can never be published; moved aside",
             extra={"reason": reason, "file": str(self._spool.directory / "spool.rejected")},
@@ -119,7 +119,7 @@ class SpoolDrainer:
             "spooled record can never be published; quarantined a pointer",
             extra={"topic": rejected.record.topic, "error": exc.reason},
         )
-        metrics.REJECTED.inc()
+        METRICS.rejected.inc()
         return 1 + exc.then_acknowledged
 
     def _run(self) -> None:

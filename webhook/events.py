@@ -13,31 +13,128 @@ typed details (:func:`parse_details`), which raises :class:`EventError` naming t
 Every model keeps unknown keys (``extra="allow"``): Agora adds keys to ``details`` over time
 and promises not to change the type of existing ones. Models are frozen.
 
+The details models (:mod:`webhook.event_details`), the documented codes
+(:mod:`webhook.event_codes`) and the event-type catalog (:mod:`webhook.event_types`) live in
+their own modules; this one re-exports them, so ``webhook.events`` stays the one import for
+every consumer.
+
 No Flask here: handlers import this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import IntEnum, IntFlag
-from types import MappingProxyType
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from webhook.event_codes import (
+    BENIGN_LEAVE_BITS,
+    ErrorLevel,
+    ErrorModule,
+    LeaveCode,
+    ServiceType,
+    WebStopCode,
 )
-from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from webhook.event_details import (
+    AliVodInfo,
+    AudioStreamStateChangedDetails,
+    BackupedDetails,
+    CloudRecordingErrorDetails,
+    CloudRecordingWarningDetails,
+    Details,
+    DownloadFailedDetails,
+    FileInfosDetails,
+    Int,
+    NumStr,
+    PostponeTranscodeFinalResultDetails,
+    RecorderLeaveDetails,
+    RecorderSliceStartDetails,
+    RecorderSnapshotFileDetails,
+    RecorderStartedDetails,
+    RtmpPublishStatusDetails,
+    SessionExitDetails,
+    SessionFailoverDetails,
+    StatusUpdateDetails,
+    StreamStateChangedDetails,
+    TranscodedUid,
+    TranscoderCompletedDetails,
+    TranscoderStartedDetails,
+    UnknownDetails,
+    UploadedDetails,
+    UploadedFile,
+    UploaderStartedDetails,
+    UploadingProgressDetails,
+    VideoStreamStateChangedDetails,
+    VodStartedDetails,
+    VodTriggeredDetails,
+    WebFile,
+    WebRecorderCapabilityLimitDetails,
+    WebRecorderReloadDetails,
+    WebRecorderStartedDetails,
+    WebRecorderStoppedDetails,
+)
+from webhook.event_types import (
+    CLOUD_RECORDING_PRODUCT_ID,
+    EVENT_TYPES,
+    EVENT_TYPES_BY_NAME,
+    EventType,
+)
 
-from webhook.filenames import RecordingFile, parse_file_name
+__all__ = [
+    "BENIGN_LEAVE_BITS",
+    "CLOUD_RECORDING_PRODUCT_ID",
+    "EVENT_TYPES",
+    "EVENT_TYPES_BY_NAME",
+    "AliVodInfo",
+    "AudioStreamStateChangedDetails",
+    "BackupedDetails",
+    "CloudRecordingErrorDetails",
+    "CloudRecordingWarningDetails",
+    "Details",
+    "DownloadFailedDetails",
+    "ErrorLevel",
+    "ErrorModule",
+    "EventError",
+    "EventType",
+    "FileInfosDetails",
+    "Int",
+    "LeaveCode",
+    "Notification",
+    "NumStr",
+    "Payload",
+    "PostponeTranscodeFinalResultDetails",
+    "RecorderLeaveDetails",
+    "RecorderSliceStartDetails",
+    "RecorderSnapshotFileDetails",
+    "RecorderStartedDetails",
+    "RtmpPublishStatusDetails",
+    "ServiceType",
+    "SessionExitDetails",
+    "SessionFailoverDetails",
+    "StatusUpdateDetails",
+    "StreamStateChangedDetails",
+    "TranscodedUid",
+    "TranscoderCompletedDetails",
+    "TranscoderStartedDetails",
+    "UnknownDetails",
+    "UploadedDetails",
+    "UploadedFile",
+    "UploaderStartedDetails",
+    "UploadingProgressDetails",
+    "VideoStreamStateChangedDetails",
+    "VodStartedDetails",
+    "VodTriggeredDetails",
+    "WebFile",
+    "WebRecorderCapabilityLimitDetails",
+    "WebRecorderReloadDetails",
+    "WebRecorderStartedDetails",
+    "WebRecorderStoppedDetails",
+    "WebStopCode",
+    "parse_details",
+    "parse_details_as",
+    "parse_notification",
+]
 
-CLOUD_RECORDING_PRODUCT_ID = 3
 _MAX_REPORTED_PROBLEMS = 5
 
 
@@ -53,481 +150,8 @@ class EventError(ValueError):
         self.problems = problems
 
 
-# --- value coercions -----------------------------------------------------------------------
-
-
-def _number_to_str(value: object) -> object:
-    # Agora documents uids as strings but some events (12 newUid) send numbers.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _no_bool(value: object) -> object:
-    # JSON true/false are not numbers, even though Python's bool is an int.
-    if isinstance(value, bool):
-        raise PydanticCustomError("int_type", "Input should be a valid integer")
-    return value
-
-
-# Agora sends some ids as numbers (newUid); the schema says so, and we keep them as text.
-NumStr = Annotated[str, BeforeValidator(_number_to_str, json_schema_input_type=str | int)]
-Int = Annotated[int, BeforeValidator(_no_bool)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-        frozen=True,
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
-
-
-def _file_name_field() -> Any:
-    return Field(
-        validation_alias=AliasChoices("fileName", "filename"), serialization_alias="fileName"
-    )
-
-
-# --- enums for documented codes ----------------------------------------------------------
-
-
-class ServiceType(IntEnum):
-    """``payload.serviceType``: which part of the recording service sent the event."""
-
-    CLOUD_RECORDING = 0
-    RECORDER = 1
-    UPLOADER = 2
-    EXTENSION = 4
-    WEB_RECORDER = 6
-    TRANSCODER = 7
-    DOWNLOADER = 8
-
-
-class ErrorModule(IntEnum):
-    """``module`` of events 1 and 2."""
-
-    RECORDER = 0
-    UPLOADER = 1
-    CLOUD_RECORDING = 2
-    WEB_RECORDER = 6
-
-
-class ErrorLevel(IntEnum):
-    """``errorLevel`` of event 1; ``FATAL`` may end the recording (confirm with ``query``)."""
-
-    DEBUG = 1
-    MINOR = 2
-    MEDIUM = 3
-    MAJOR = 4
-    FATAL = 5
-
-
-class LeaveCode(IntFlag):
-    """``leaveCode`` of event 41, a bit mask; 0 alone means initialisation failed."""
-
-    INIT = 0
-    SIG = 2
-    NO_USERS = 4
-    TIMER_CATCH = 8
-    CLIENT_LEAVE = 16
-
-    def reasons(self) -> tuple[LeaveCode, ...]:
-        """The documented reasons set in this code, lowest bit first (``INIT`` for 0)."""
-        if self.value == 0:
-            return (LeaveCode.INIT,)
-        return tuple(flag for flag in _LEAVE_BITS if self.value & flag.value)
-
-    @property
-    def unknown_bits(self) -> int:
-        """Bits Agora has not documented (kept, never silently dropped)."""
-        return self.value & ~_KNOWN_LEAVE_BITS
-
-
-_LEAVE_BITS = (LeaveCode.SIG, LeaveCode.NO_USERS, LeaveCode.TIMER_CATCH, LeaveCode.CLIENT_LEAVE)
-_KNOWN_LEAVE_BITS = sum(flag.value for flag in _LEAVE_BITS)
-# Expected ends: our own stop (SIGINT), idle past maxIdleTime, the timer bit Agora says to ignore.
-BENIGN_LEAVE_BITS = LeaveCode.SIG | LeaveCode.NO_USERS | LeaveCode.TIMER_CATCH
-
-
-class WebStopCode(IntEnum):
-    """``code`` of event 71 (web page recording stopped)."""
-
-    OK = 0
-    MAX_RECORDING_HOUR = 1
-    CAPABILITY_LIMIT = 2
-    START_ENGINE_FAILED = 3
-    PAGE_LOAD_TIMEOUT = 4
-    ACCESS_URL_FAILED = 5
-    RECORDER_ERROR = 6
-
-
-# --- details models ----------------------------------------------------------------------
-
-
-class Details(_Model):
-    """Base of every ``details`` model: ``msgName`` is always sent, but not relied upon."""
-
-    msg_name: str | None = None
-
-
-class UnknownDetails(Details):
-    """Details of an undocumented event type (or another product): every key kept as is."""
-
-
-class CloudRecordingErrorDetails(Details):
-    """1 ``cloud_recording_error``."""
-
-    module: Int
-    error_level: Int
-    error_code: Int
-    stat: Int | None = None
-    error_msg: str | None = None
-
-    @property
-    def is_fatal(self) -> bool:
-        return self.error_level == ErrorLevel.FATAL
-
-
-class CloudRecordingWarningDetails(Details):
-    """2 ``cloud_recording_warning``."""
-
-    module: Int
-    warn_code: Int
-
-
-class StatusUpdateDetails(Details):
-    """3 ``cloud_recording_status_update``. ``recordingMode`` values differ between the
-    English and Chinese docs: do not rely on them."""
-
-    status: Int
-    recording_mode: Int | None = None
-    file_list: str | None = None
-
-
-class FileInfosDetails(Details):
-    """4 ``cloud_recording_file_infos``: the first M3U8 was uploaded."""
-
-    file_list: str
-
-
-class SessionExitDetails(Details):
-    """11 ``session_exit``: ``exitStatus`` 0 normal, 1 abnormal."""
-
-    exit_status: Int
-
-    @property
-    def is_abnormal(self) -> bool:
-        return self.exit_status != 0
-
-
-class SessionFailoverDetails(Details):
-    """12 ``session_failover``: Agora moves the task to a new server under ``newUid``."""
-
-    new_uid: NumStr
-
-
-class UploaderStartedDetails(Details):
-    """30 ``uploader_started``."""
-
-    status: Int
-
-
-class UploadedFile(_Model):
-    """One entry of the ``fileList`` of events 31 and 32."""
-
-    file_name: str = _file_name_field()
-    track_type: str | None = None
-    uid: NumStr | None = None
-    mixed_all_user: bool | None = None
-    is_playable: bool | None = None
-    slice_start_time: Int | None = None
-
-    def recording_file(self) -> RecordingFile:
-        """The parsed file name; raises ``FileNameError``."""
-        return parse_file_name(self.file_name)
-
-
-class UploadedDetails(Details):
-    """31 ``uploaded``: every file is in your storage. Web recording sends no ``fileList``."""
-
-    status: Int
-    file_list: list[UploadedFile] = Field(default_factory=list)
-
-
-class BackupedDetails(UploadedDetails):
-    """32 ``backuped``: uploaded, at least one file via Agora Cloud Backup."""
-
-
-class UploadingProgressDetails(Details):
-    """33 ``uploading_progress``: ``progress`` is uploaded/recorded x 10000."""
-
-    progress: Int = Field(ge=0)
-
-    @property
-    def fraction(self) -> float:
-        return min(self.progress, 10000) / 10000
-
-
-class RecorderStartedDetails(Details):
-    """40 ``recorder_started``."""
-
-    status: Int
-
-
-class RecorderLeaveDetails(Details):
-    """41 ``recorder_leave``: ``leaveCode`` is a bit mask, see :class:`LeaveCode`."""
-
-    leave_code: Int = Field(ge=0)
-
-    @property
-    def flags(self) -> LeaveCode:
-        return LeaveCode(self.leave_code)
-
-    def reasons(self) -> tuple[LeaveCode, ...]:
-        return self.flags.reasons()
-
-    @property
-    def is_benign(self) -> bool:
-        """True when the bot left for an expected reason only (stop, idle, timer)."""
-        return self.leave_code != 0 and not self.leave_code & ~BENIGN_LEAVE_BITS.value
-
-
-class RecorderSliceStartDetails(Details):
-    """42 ``recorder_slice_start``: first slice, or resumption after an interruption."""
-
-    start_utc_ms: Int
-    discontinue_utc_ms: Int | None = None
-    mixed_all_user: bool | None = None
-    stream_uid: NumStr | None = None
-    track_type: str | None = None
-
-    @property
-    def is_resumption(self) -> bool:
-        """The recording had a gap that ended at ``discontinueUtcMs``."""
-        return self.discontinue_utc_ms is not None and self.discontinue_utc_ms != self.start_utc_ms
-
-
-class StreamStateChangedDetails(Details):
-    """43/44 stream state: ``state`` 0 receiving, 1 not receiving; note ``UtcMs``."""
-
-    stream_uid: NumStr
-    state: Int
-    utc_ms: Int = Field(
-        validation_alias=AliasChoices("UtcMs", "utcMs"), serialization_alias="UtcMs"
-    )
-
-    @property
-    def receiving(self) -> bool:
-        return self.state == 0
-
-
-class AudioStreamStateChangedDetails(StreamStateChangedDetails):
-    """43 ``recorder_audio_stream_state_changed``."""
-
-
-class VideoStreamStateChangedDetails(StreamStateChangedDetails):
-    """44 ``recorder_video_stream_state_changed``."""
-
-
-class RecorderSnapshotFileDetails(Details):
-    """45 ``recorder_snapshot_file``: ``fileName`` is ``<prefix path>/<jpg name>``."""
-
-    file_name: str = _file_name_field()
-
-    def recording_file(self) -> RecordingFile:
-        return parse_file_name(self.file_name)
-
-
-class AliVodInfo(_Model):
-    video_id: str | None = None
-
-
-class VodStartedDetails(Details):
-    """60 ``vod_started``."""
-
-    ali_vod_info: AliVodInfo
-
-
-class VodTriggeredDetails(Details):
-    """61 ``vod_triggered``."""
-
-
-class WebRecorderStartedDetails(Details):
-    """70 ``web_recorder_started``."""
-
-    recorder_start_time: Int
-
-
-class WebFile(_Model):
-    """A ``fileList`` entry of event 71 (``filename`` in the docs' example, ``fileName`` in
-    its table) and of events 81 and 1001."""
-
-    file_name: str = _file_name_field()
-    slice_start_time: Int | None = None
-
-
-class WebRecorderStoppedDetails(Details):
-    """71 ``web_recorder_stopped``: codes 0 (user stop) and 1 (max hour) are normal ends."""
-
-    code: Int
-    message: str | None = None
-    details: str | None = None
-    file_list: list[WebFile] = Field(default_factory=list)
-
-    @property
-    def stop_code(self) -> WebStopCode | None:
-        try:
-            return WebStopCode(self.code)
-        except ValueError:
-            return None
-
-    @property
-    def is_failure(self) -> bool:
-        return self.code not in (WebStopCode.OK, WebStopCode.MAX_RECORDING_HOUR)
-
-
-class WebRecorderCapabilityLimitDetails(Details):
-    """72 ``web_recorder_capability_limit``: ``resolution``, ``WebGL`` or ``bandwidth``."""
-
-    limit_type: str
-
-
-class WebRecorderReloadDetails(Details):
-    """73 ``web_recorder_reload``: ``audio_silence`` or ``page_load_timeout``."""
-
-    reason: str
-
-
-class TranscoderStartedDetails(Details):
-    """80 ``transcoder_started``."""
-
-
-class TranscodedUid(_Model):
-    uid: NumStr
-    result: str
-    file_list: list[WebFile] = Field(default_factory=list)
-
-
-class TranscoderCompletedDetails(Details):
-    """81 ``transcoder_completed``: ``all_success``, ``partial_success`` or ``fail``."""
-
-    result: str
-    uids: list[TranscodedUid] = Field(default_factory=list)
-
-
-class DownloadFailedDetails(Details):
-    """90 ``download_failed``: ``fileName`` is a ``;``-separated list."""
-
-    vendor: Int
-    region: Int
-    bucket: str
-    file_name: str = _file_name_field()
-
-    @property
-    def file_names(self) -> list[str]:
-        return [name for name in self.file_name.split(";") if name]
-
-
-class RtmpPublishStatusDetails(Details):
-    """100 ``rtmp_publish_status``: ``status`` is a string (``connecting``, ``publishing``,
-    ``onhold``, ``disconnected``) although the docs' table says Number."""
-
-    rtmp_url: str
-    status: NumStr
-
-
-class PostponeTranscodeFinalResultDetails(Details):
-    """1001 ``postpone_transcode_final_result``."""
-
-    result: str
-    file_list: list[WebFile] = Field(default_factory=list)
-
-
-# --- registry ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class EventType:
-    """A documented Cloud Recording event type (productId 3)."""
-
-    code: int
-    msg_name: str
-    service_type: int
-    model: type[Details]
-    description: str
-
-
-def _registry(*types: EventType) -> Mapping[int, EventType]:
-    return MappingProxyType({t.code: t for t in types})
-
-
-_S = ServiceType
-EVENT_TYPES: Mapping[int, EventType] = _registry(
-    EventType(1, "cloud_recording_error", _S.CLOUD_RECORDING, CloudRecordingErrorDetails,
-              "an error occurred during recording"),
-    EventType(2, "cloud_recording_warning", _S.CLOUD_RECORDING, CloudRecordingWarningDetails,
-              "a warning occurred during recording"),
-    EventType(3, "cloud_recording_status_update", _S.CLOUD_RECORDING, StatusUpdateDetails,
-              "a call did not match the service state"),
-    EventType(4, "cloud_recording_file_infos", _S.CLOUD_RECORDING, FileInfosDetails,
-              "the first M3U8 playlist was uploaded"),
-    EventType(11, "session_exit", _S.CLOUD_RECORDING, SessionExitDetails,
-              "the recording service exited"),
-    EventType(12, "session_failover", _S.CLOUD_RECORDING, SessionFailoverDetails,
-              "high-availability failover started"),
-    EventType(30, "uploader_started", _S.UPLOADER, UploaderStartedDetails,
-              "the upload service started"),
-    EventType(31, "uploaded", _S.UPLOADER, UploadedDetails,
-              "all files were uploaded to your storage"),
-    EventType(32, "backuped", _S.UPLOADER, BackupedDetails,
-              "all files uploaded, some through Agora Cloud Backup"),
-    EventType(33, "uploading_progress", _S.UPLOADER, UploadingProgressDetails,
-              "upload progress, once a minute"),
-    EventType(40, "recorder_started", _S.RECORDER, RecorderStartedDetails,
-              "the recorder started"),
-    EventType(41, "recorder_leave", _S.RECORDER, RecorderLeaveDetails,
-              "the recorder left the channel"),
-    EventType(42, "recorder_slice_start", _S.RECORDER, RecorderSliceStartDetails,
-              "first slice, or resumption after an interruption"),
-    EventType(43, "recorder_audio_stream_state_changed", _S.RECORDER,
-              AudioStreamStateChangedDetails, "audio stream receive state changed"),
-    EventType(44, "recorder_video_stream_state_changed", _S.RECORDER,
-              VideoStreamStateChangedDetails, "video stream receive state changed"),
-    EventType(45, "recorder_snapshot_file", _S.RECORDER, RecorderSnapshotFileDetails,
-              "a screenshot was captured and uploaded"),
-    EventType(60, "vod_started", _S.EXTENSION, VodStartedDetails,
-              "the ApsaraVideo VoD uploader started"),
-    EventType(61, "vod_triggered", _S.EXTENSION, VodTriggeredDetails,
-              "all files were uploaded to ApsaraVideo VoD"),
-    EventType(70, "web_recorder_started", _S.WEB_RECORDER, WebRecorderStartedDetails,
-              "web page recording started"),
-    EventType(71, "web_recorder_stopped", _S.WEB_RECORDER, WebRecorderStoppedDetails,
-              "web page recording stopped"),
-    EventType(72, "web_recorder_capability_limit", _S.WEB_RECORDER,
-              WebRecorderCapabilityLimitDetails, "the page needs an unsupported capability"),
-    EventType(73, "web_recorder_reload", _S.WEB_RECORDER, WebRecorderReloadDetails,
-              "the web page was reloaded"),
-    EventType(80, "transcoder_started", _S.TRANSCODER, TranscoderStartedDetails,
-              "postponed transcoding started"),
-    EventType(81, "transcoder_completed", _S.TRANSCODER, TranscoderCompletedDetails,
-              "postponed transcoding finished"),
-    EventType(90, "download_failed", _S.DOWNLOADER, DownloadFailedDetails,
-              "recorded files could not be downloaded"),
-    EventType(100, "rtmp_publish_status", _S.WEB_RECORDER, RtmpPublishStatusDetails,
-              "CDN push status of web recording changed"),
-    EventType(1001, "postpone_transcode_final_result", _S.CLOUD_RECORDING,
-              PostponeTranscodeFinalResultDetails, "final result of postponed transcoding"),
-)
-EVENT_TYPES_BY_NAME: Mapping[str, EventType] = MappingProxyType(
-    {t.msg_name: t for t in EVENT_TYPES.values()}
-)
-
-
 # --- envelope ------------------------------------------------------------------------------
+
 
 
 class Payload(BaseModel):
@@ -635,6 +259,7 @@ def parse_notification(raw: bytes) -> Notification:
 
 
 # --- error formatting ----------------------------------------------------------------------
+
 
 
 def _event_error(exc: ValidationError, what: str, prefix: tuple[str, ...]) -> EventError:

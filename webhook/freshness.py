@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import json
 
+from webhook.refusals import Stale
+
 DEFAULT_TOLERANCE_S = 600
 
 
-class StaleNotification(Exception):
+class StaleNotification(Stale):
     """``notifyMs`` is further from our clock than the configured tolerance."""
 
     def __init__(self, skew_ms: int, tolerance_ms: int) -> None:
         self.skew_ms = skew_ms
         self.tolerance_ms = tolerance_ms
         super().__init__(f"notifyMs is {skew_ms} ms from now, tolerance is {tolerance_ms} ms")
+
+    def log_fields(self) -> dict[str, object]:
+        return {"skew_ms": self.skew_ms}
 
 
 def check_fresh(notify_ms: int, now_ms: int, tolerance_ms: int) -> None:

@@ -24,13 +24,17 @@ from kafka.errors import (
 )
 
 from webhook.records import Record
+from webhook.refusals import RetryLater
 from webhook.settings import RECORD_ROOM_BYTES, KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-class PublishUnavailable(Exception):
+class PublishUnavailable(RetryLater):
     """The broker did not acknowledge in time, or cannot be reached."""
+
+    error, log_message = "broker_unavailable", "publish failed, asking NCS to retry"
+    public_detail = "the event log did not acknowledge in time"
 
 
 class PublishRejected(Exception):

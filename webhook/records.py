@@ -13,12 +13,18 @@ read it without knowing NCS; the value is the data, unchanged.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from webhook.events import Notification
-from webhook.settings import SCHEMA_VERSION
+
+SCHEMA_VERSION: Final = "1"
+"""Version of every record this project writes (``schema-version`` header, ``schema_version``
+field): a breaking change to any record shape bumps it. The recording registry versions its
+records on its own (:data:`handlers.recording.schema.SESSION_SCHEMA_VERSION`)."""
 
 HEADER_NOTICE_ID = "noticeId"
 HEADER_PRODUCT_ID = "productId"
@@ -124,28 +130,47 @@ def quarantine_record(topic: str, body: bytes, reason: str, received_at_ms: int)
     )
 
 
+class QuarantinePointer(BaseModel):
+    """The value of a quarantine record standing for a record the topic can never take (too
+    large, invalid): where it was going and how to recognise it, never its body."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True,
+        title="agora.ncs.quarantine pointer",
+    )
+
+    reason: str = Field(max_length=1000, description="Why the broker refused the record.")
+    topic: str = Field(description="The topic the record was meant for.")
+    key: str | None = Field(description="Its key (UTF-8, undecodable bytes replaced).")
+    size_bytes: int = Field(alias="sizeBytes", ge=0, description="Size of its value.")
+    sha256: str = Field(pattern="^[0-9a-f]{64}$", description="SHA-256 of its value, hex.")
+    headers: dict[str, str] = Field(description="Its headers (noticeId, eventType, ...).")
+
+
 def pointer_record(topic: str, record: Record, reason: str, received_at_ms: int) -> Record:
     """What the quarantine topic gets for a record that can never be published (too large
-    for the topic): its size, digest, destination and headers, never its body."""
-    value = {
-        "reason": reason[:1000],
-        "topic": record.topic,
-        "key": record.key.decode(errors="replace") if record.key is not None else None,
-        "sizeBytes": len(record.value),
-        "sha256": hashlib.sha256(record.value).hexdigest(),
-        "headers": {name: v.decode(errors="replace") for name, v in record.headers},
-    }
+    for the topic): a :class:`QuarantinePointer`, JSON (``content-type`` says so, which the
+    raw bodies quarantined by :func:`quarantine_record` do not carry)."""
+    pointer = QuarantinePointer(
+        reason=reason[:1000],
+        topic=record.topic,
+        key=record.key.decode(errors="replace") if record.key is not None else None,
+        size_bytes=len(record.value),
+        sha256=hashlib.sha256(record.value).hexdigest(),
+        headers={name: v.decode(errors="replace") for name, v in record.headers},
+    )
     carried = tuple(
         (name, v) for name, v in record.headers if name in (HEADER_NOTICE_ID, HEADER_EVENT_TYPE)
     )
     return Record(
         topic=topic,
         key=None,
-        value=json.dumps(value, separators=(",", ":")).encode(),
+        value=pointer.model_dump_json(by_alias=True).encode(),
         headers=(
             (HEADER_QUARANTINE_REASON, reason[:1000].encode()),
             (HEADER_RECEIVED_AT, str(received_at_ms).encode()),
             (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
+            (CONTENT_TYPE, b"application/json"),
             *carried,
         ),
     )

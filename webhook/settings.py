@@ -15,8 +15,6 @@ from webhook.dedup import DEFAULT_CAPACITY
 from webhook.freshness import DEFAULT_TOLERANCE_S
 from webhook.secrets import parse_secret_list
 
-SCHEMA_VERSION = "1"
-
 
 class KafkaSettings(BaseSettings):
     """How to reach and authenticate to the brokers (``KAFKA_*``): the one place every Kafka

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from webhook.refusals import Unauthorized
+
 V2_HEADER = "Agora-Signature-V2"
 V1_HEADER = "Agora-Signature"
 
@@ -34,7 +36,7 @@ class SignatureFailure(StrEnum):
     MISMATCH = "mismatch"
 
 
-class SignatureError(Exception):
+class SignatureError(Unauthorized):
     """The callback is not signed by any active NCS secret."""
 
     def __init__(self, reason: SignatureFailure, header: str | None) -> None:
@@ -42,6 +44,9 @@ class SignatureError(Exception):
         self.header = header
         where = f" ({header})" if header else ""
         super().__init__(f"signature {reason.value}{where}")
+
+    def log_fields(self) -> dict[str, object]:
+        return {"reason": self.reason.value, "header": self.header}
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from webhook.records import Record
+from webhook.refusals import RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 REJECTED_NAME = "spool.rejected"
 
 
-class SpoolFull(Exception):
+class SpoolFull(RetryLater):
     """Appending would take the pending bytes past the configured bound."""
+
+    error, outcome, log_message = "spool_full", "spool_full", "spool full, asking NCS to retry"
+    public_detail = "the broker is unavailable and the spool is full"
 
 
 class UnsafeSpoolDirectory(Exception):

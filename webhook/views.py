@@ -9,7 +9,9 @@ quarantined, see webhook.delivery); 408 body not received within the read timeou
 ``Retry-After`` when the broker cannot acknowledge within the budget (NCS retries). With the
 disk spool on (``AGORA_WEBHOOK_SPOOL_DIR``), a callback the broker cannot take is fsynced to
 the spool and answered 200; 503 then means the spool is full or the disk failed. Every error
-body is JSON: ``{"error": code, "detail": text}``.
+body is JSON: ``{"error": code, "detail": text}``. Each refusal is an exception of
+webhook.refusals raised where it is found; :func:`register`'s one handler counts, logs and
+answers it.
 """
 
 from __future__ import annotations
@@ -18,21 +20,30 @@ import logging
 import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics, tracing
+from webhook import tracing
 from webhook.clock import Clock
 from webhook.dedup import MARGIN_MS, RecentNotices
-from webhook.delivery import Delivered, Delivery, Rejected, SpoolUnavailable
-from webhook.freshness import StaleNotification
+from webhook.delivery import Delivered, Delivery, Rejected
 from webhook.ingest import Accepted, Quarantined, ingest
-from webhook.publisher import Publisher, PublishUnavailable
+from webhook.metrics import METRICS
+from webhook.metrics import render as render_metrics
+from webhook.publisher import Publisher
 from webhook.read_deadline import ReadTimedOut, read_deadline, stop_reading
+from webhook.refusals import (
+    BodyReadTimeout,
+    BodyTooLarge,
+    RecordRejected,
+    RecordTooLarge,
+    Refusal,
+    UnreadableBody,
+)
 from webhook.settings import WebhookSettings
 from webhook.signature import SignatureError
-from webhook.spool import Spool, SpoolFull
+from webhook.spool import Spool
 
 log = logging.getLogger("webhook.ncs")
 
@@ -60,134 +71,78 @@ class Ingress:
         )
 
 
-def _error(
-    status: int, code: str, detail: str, **headers: str
-) -> tuple[Response, int, dict[str, str]]:
-    return jsonify(error=code, detail=detail), status, headers
-
-
 def register(app: Flask, ingress: Ingress) -> None:
     settings = ingress.settings
 
     @app.post("/ncs")
-    def ncs() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    def ncs() -> tuple[Response, int]:
         started = time.perf_counter()
         try:
             return _handle()
         finally:
-            metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+            METRICS.request_seconds.observe(time.perf_counter() - started)
 
-    def _handle() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
-        try:
-            with read_deadline(ingress.read_timeout_s):
-                body = _read_body(settings.max_body_bytes)
-        except ReadTimedOut:
-            metrics.REQUESTS.labels("read_timeout").inc()
-            stop_reading(request.environ.get("gunicorn.socket"))
-            return _error(
-                408, "request_timeout", f"body not received within {ingress.read_timeout_s} s"
-            )
-        except BodyTooLarge:
-            metrics.REQUESTS.labels("too_large").inc()
-            return _error(
-                413, "request_entity_too_large", f"body exceeds {settings.max_body_bytes} bytes"
-            )
-        except (ParseException, NoMoreData) as exc:
-            # A broken chunked encoding, or the body ended early: the client's fault.
-            metrics.REQUESTS.labels("bad_request").inc()
-            log.warning("unreadable body", extra={"error": type(exc).__name__})
-            return _error(400, "bad_request", f"unreadable body: {type(exc).__name__}")
-        try:
-            decision = ingest(
-                body,
-                request.headers,
-                ingress.secrets,
-                settings.topics,
-                now_ms=ingress.clock.now_ms(),
-                freshness_tolerance_ms=settings.freshness_tolerance_s * 1000,
-            )
-        except SignatureError as exc:
-            metrics.REQUESTS.labels("unauthorized").inc()
-            metrics.SIGNATURE_FAILURES.labels(exc.reason.value).inc()
-            log.warning(
-                "signature rejected",
-                extra={
-                    "reason": exc.reason.value,
-                    "header": exc.header,
-                    "remote": request.remote_addr,
-                },
-            )
-            return _error(401, "invalid_signature", str(exc))
-        except StaleNotification as exc:
-            metrics.REQUESTS.labels("stale").inc()
-            log.warning("stale notification", extra={"skew_ms": exc.skew_ms})
-            return _error(403, "stale_notification", str(exc))
-
-        metrics.SECRET_MATCHES.labels(decision.match.header, str(decision.match.secret_index)).inc()
-        context = _log_context(decision)
+    def _handle() -> tuple[Response, int]:
+        body = _read_request_body()
+        decision = ingest(  # raises SignatureError, StaleNotification
+            body,
+            request.headers,
+            ingress.secrets,
+            settings.topics,
+            now_ms=ingress.clock.now_ms(),
+            freshness_tolerance_ms=settings.freshness_tolerance_s * 1000,
+        )
+        METRICS.secret_matches.labels(decision.match.header, str(decision.match.secret_index)).inc()
+        context = g.ncs_log_context = _log_context(decision)
         if not ingress.recent.claim(decision.replay_key, ingress.clock.now_ms()):
-            metrics.REQUESTS.labels("duplicate").inc()
+            METRICS.requests.labels("duplicate").inc()
             log.warning("callback already published; not again", extra=context)
             return jsonify({}), 200
         try:
             return _deliver(decision, context)
-        except BaseException:
-            ingress.recent.release(decision.replay_key)
+        except BaseException as exc:
+            # NCS's retry must be published, unless the refusal is final (a rejected record).
+            if not isinstance(exc, Refusal) or exc.asks_retry:
+                ingress.recent.release(decision.replay_key)
             raise
+
+    def _read_request_body() -> bytes:
+        """The body, or the refusal for a body that cannot be read (see BodyTooLarge too)."""
+        try:
+            with read_deadline(ingress.read_timeout_s):
+                return _read_body(settings.max_body_bytes)
+        except ReadTimedOut:
+            stop_reading(request.environ.get("gunicorn.socket"))
+            raise BodyReadTimeout(
+                f"body not received within {ingress.read_timeout_s} s"
+            ) from None
+        except (ParseException, NoMoreData) as exc:
+            raise UnreadableBody(exc) from None
 
     def _deliver(
         decision: Accepted | Quarantined, context: dict[str, object]
-    ) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    ) -> tuple[Response, int]:
+        """Raises PublishUnavailable, SpoolFull, SpoolUnavailable (NCS retries) or a
+        RecordTooLarge / RecordRejected refusal."""
         sent = time.perf_counter()
-        retry_after = {"Retry-After": str(settings.retry_after_s)}
-        try:
-            tracing.annotate(context)
-            delivered = ingress.delivery.deliver(tracing.with_trace(decision.record))
-        except PublishUnavailable as exc:
-            ingress.recent.release(decision.replay_key)  # NCS's retry must be published
-            metrics.REQUESTS.labels("unavailable").inc()
-            log.error("publish failed, asking NCS to retry", extra={**context, "error": str(exc)})
-            return _error(
-                503,
-                "broker_unavailable",
-                "the event log did not acknowledge in time",
-                **retry_after,
-            )
-        except SpoolFull as exc:
-            ingress.recent.release(decision.replay_key)
-            metrics.REQUESTS.labels("spool_full").inc()
-            log.error("spool full, asking NCS to retry", extra={**context, "error": str(exc)})
-            return _error(
-                503, "spool_full", "the broker is unavailable and the spool is full", **retry_after
-            )
-        except SpoolUnavailable as exc:
-            ingress.recent.release(decision.replay_key)
-            metrics.REQUESTS.labels("unavailable").inc()
-            log.error(
-                "spool write failed, asking NCS to retry", extra={**context, "error": str(exc)}
-            )
-            return _error(
-                503, "spool_unavailable", "the broker and the spool are unavailable", **retry_after
-            )
+        tracing.annotate(context)
+        delivered = ingress.delivery.deliver(tracing.with_trace(decision.record))
         if isinstance(delivered, Rejected):
-            metrics.REQUESTS.labels("rejected").inc()
             if delivered.size_related:
-                return _error(
-                    413, "record_too_large", f"the event log cannot take it: {delivered.reason}"
-                )
-            return _error(422, "record_rejected", f"the event log refused it: {delivered.reason}")
-        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - sent)
+                raise RecordTooLarge(f"the event log cannot take it: {delivered.reason}")
+            raise RecordRejected(f"the event log refused it: {delivered.reason}")
+        METRICS.publish_seconds.observe(time.perf_counter() - sent)
         if delivered is Delivered.SPOOLED:
-            metrics.REQUESTS.labels("spooled").inc()
+            METRICS.requests.labels("spooled").inc()
             log.warning("callback spooled", extra=context)
             if isinstance(decision, Accepted):
-                metrics.EVENTS.labels(str(decision.notification.event_type)).inc()
+                METRICS.events.labels(str(decision.notification.event_type)).inc()
         elif isinstance(decision, Accepted):
-            metrics.REQUESTS.labels("accepted").inc()
-            metrics.EVENTS.labels(str(decision.notification.event_type)).inc()
+            METRICS.requests.labels("accepted").inc()
+            METRICS.events.labels(str(decision.notification.event_type)).inc()
             log.info("callback accepted", extra=context)
         else:
-            metrics.REQUESTS.labels("quarantined").inc()
+            METRICS.requests.labels("quarantined").inc()
             log.warning("callback quarantined", extra={**context, "reason": decision.reason})
         return jsonify({}), 200
 
@@ -219,22 +174,29 @@ def register(app: Flask, ingress: Ingress) -> None:
     def prometheus() -> Response:
         if ingress.spool is not None:
             _observe_spool(ingress.spool, ingress.clock)
-        body, content_type = metrics.render()
+        body, content_type = render_metrics()
         return Response(body, content_type=content_type)
 
+    @app.errorhandler(Refusal)
+    def refused(refusal: Refusal) -> tuple[Response, int, dict[str, str]]:
+        """The one place a refusal is counted, logged and answered."""
+        METRICS.requests.labels(refusal.outcome).inc()
+        fields = {**g.get("ncs_log_context", {}), **refusal.log_fields()}
+        if isinstance(refusal, SignatureError):
+            # Forged or misconfigured senders: counted by reason, logged with their address.
+            METRICS.signature_failures.labels(refusal.reason.value).inc()
+            fields["remote"] = request.remote_addr
+        if refusal.log_level:
+            log.log(refusal.log_level, refusal.log_message, extra=fields)
+        headers = {"Retry-After": str(settings.retry_after_s)} if refusal.asks_retry else {}
+        return jsonify(error=refusal.error, detail=refusal.detail), refusal.status, headers
+
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
-        code = exc.code or 500
-        if code == 413:
-            metrics.REQUESTS.labels("too_large").inc()
-            detail = f"body exceeds {settings.max_body_bytes} bytes"
-        else:
-            detail = exc.description or exc.name
-        return jsonify(error=exc.name.lower().replace(" ", "_"), detail=detail), code
-
-
-class BodyTooLarge(Exception):
-    """A body without Content-Length (chunked) ran past the limit."""
+    def http_error(exc: HTTPException) -> tuple[Response, int, dict[str, str]]:
+        if exc.code == 413:  # Werkzeug's answer to a declared Content-Length over the limit
+            return refused(BodyTooLarge(f"body exceeds {settings.max_body_bytes} bytes"))
+        detail = exc.description or exc.name
+        return jsonify(error=exc.name.lower().replace(" ", "_"), detail=detail), exc.code or 500, {}
 
 
 def _read_body(max_bytes: int) -> bytes:
@@ -245,16 +207,16 @@ def _read_body(max_bytes: int) -> bytes:
     # signature would then fail); read one byte more to tell "too large" apart.
     body: bytes = request.environ["wsgi.input"].read(max_bytes + 1)
     if len(body) > max_bytes:
-        raise BodyTooLarge
+        raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
     return body
 
 
 def _observe_spool(spool: Spool, clock: Clock) -> None:
     status = spool.status()
-    metrics.SPOOL_PENDING_BYTES.set(status.pending_bytes)
+    METRICS.spool_pending_bytes.set(status.pending_bytes)
     oldest = status.oldest_spooled_at_ms
     age_s = max(clock.now_ms() - oldest, 0) / 1000 if oldest is not None else 0.0
-    metrics.SPOOL_OLDEST_AGE_SECONDS.set(age_s)
+    METRICS.spool_oldest_age_seconds.set(age_s)
 
 
 def _log_context(decision: object) -> dict[str, object]:

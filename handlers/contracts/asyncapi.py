@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+from handlers.actions_topic import ActionsReport
 from handlers.contracts.details import details_conditions, sample_bodies
 from handlers.contracts.records import (
     EVENT_HEADERS,
     FILE_HEADERS,
     OUTCOME_HEADERS,
+    POINTER_HEADERS,
     QUARANTINE_HEADERS,
     REPORT_HEADERS,
     SCREENSHOT_HEADERS,
@@ -34,11 +36,10 @@ from handlers.contracts.schemas import ModelSchema, SchemaSet, schema_set
 from handlers.notify.files import FileRecord
 from handlers.recording.registry import SessionRecord
 from handlers.registry import default_registry
-from handlers.reports import ActionReport
 from handlers.runtime.outcomes import ActionOutcome
 from handlers.settings import HandlerSettings
 from webhook.events import EVENT_TYPES, Notification, parse_notification
-from webhook.records import event_record
+from webhook.records import QuarantinePointer, event_record
 from webhook.settings import KafkaSettings, TopicNames
 from webhook.topics import TopicSpec, catalog
 
@@ -109,8 +110,12 @@ def default_channels() -> dict[str, Channel]:
         "quarantine": Channel(
             "Quarantined callbacks",
             "Correctly signed callbacks that are not valid JSON or not a valid envelope. "
-            "Kept byte for byte (a retry by NCS cannot fix them; dropping them loses them).",
-            "The webhook publishes signed callbacks it cannot parse.",
+            "Kept byte for byte (a retry by NCS cannot fix them; dropping them loses them). "
+            "A record the broker refuses for good (too large for its topic) is set aside here "
+            "as a JSON pointer instead, never its body: its headers carry `content-type: "
+            "application/json`, which quarantined bodies do not.",
+            "The webhook publishes signed callbacks it cannot parse, and pointers to records "
+            "the broker refused.",
             (
                 Message(
                     "quarantinedCallback", "Quarantined callback",
@@ -119,16 +124,24 @@ def default_channels() -> dict[str, Channel]:
                     {**_BYTES, "description": "The request body exactly as received."},
                     content_type="application/octet-stream",
                 ),
+                Message(
+                    "quarantinePointer", "Quarantine pointer",
+                    "Stands for a record the broker refused for good.", POINTER_HEADERS,
+                    {"type": "null", "description": "Always null."},
+                    ModelSchema(QuarantinePointer),
+                ),
             ),
         ),
         "actions": Channel(
             "Action outcomes",
-            "What the handlers did with each event. Two shapes share the topic: the "
-            "runtime's ActionOutcome (field `action` = handler) for every decision, and each "
-            "handler's own ActionReport (field `handler` = handler, `action` = operation). "
-            "Tell them apart by the `record-type` header (`outcome` or `report`) before "
-            "parsing, or by the `handler` field of the value. `at` is Unix time in "
-            "milliseconds in both.",
+            "What the handlers did with each event. Two kinds of record share the topic and "
+            "its common fields (action, outcome, cname, sid, noticeId, eventType, at, error): "
+            "the runtime's ActionOutcome (field `action` = handler) for every decision, and "
+            "each handler's own report (field `handler` = handler, `action` = operation; "
+            "RestartReport, CaptureFailedReport, AlertsReport, or the open ActionReport for "
+            "other handlers). Tell them apart by the `record-type` header (`outcome` or "
+            "`report`) before parsing, or by the `handler` field of the value; a report's "
+            "`handler` picks its schema. `at` is Unix time in milliseconds in both.",
             "The handler runtime and the handlers publish outcomes, transactionally.",
             (
                 Message(
@@ -142,7 +155,7 @@ def default_channels() -> dict[str, Channel]:
                     "actionReport", "Handler report",
                     "A handler's own record of an operation: restart outcomes (restarted, "
                     "gave_up, not_needed, failed), whiteboard failures, alerts sent.",
-                    REPORT_HEADERS, _CNAME_KEY, ModelSchema(ActionReport),
+                    REPORT_HEADERS, _CNAME_KEY, ModelSchema(ActionsReport),
                 ),
             ),
         ),

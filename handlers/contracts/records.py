@@ -1,9 +1,9 @@
-"""Record shapes that have no pydantic model of their own in the producing module, and the
-Kafka headers of every record the service writes.
+"""The Kafka headers of every record the service writes.
 
-Each topic's value model is owned by its producer and re-exported here: the whiteboard
-capture (:class:`handlers.whiteboard.models.ScreenshotsRecord`) and the action report
-(:class:`handlers.reports.ActionReport`) are checked by their writers before publishing.
+Record values are described by their producers' models only (see the module map in
+docs/architecture.md); two of them are re-exported here because the contracts name every
+record model: the whiteboard capture (:class:`handlers.whiteboard.models.ScreenshotsRecord`)
+and the open action report (:class:`handlers.reports.ActionReport`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from handlers.recording import registry
 from handlers.recording.reconciler import SYNTHETIC_HEADER, SYNTHETIC_SOURCE
 from handlers.reports import (
     OUTCOME_RECORD,
@@ -26,7 +25,7 @@ from handlers.whiteboard.models import (
     ScreenshotsRecord as ScreenshotsRecord,  # re-exported: the contracts name every record model
 )
 from webhook import records
-from webhook.settings import SCHEMA_VERSION
+from webhook.records import SCHEMA_VERSION
 
 # --- headers ---------------------------------------------------------------------------------
 
@@ -177,6 +176,15 @@ QUARANTINE_HEADERS = (
     SCHEMA_VERSION_HEADER,
 )
 
+POINTER_HEADERS = (
+    *QUARANTINE_HEADERS,
+    Header(records.CONTENT_TYPE, "The value is a JSON pointer, not a body.",
+           const="application/json"),
+    Header(records.HEADER_NOTICE_ID, "noticeId of the refused record, when it had one.", False),
+    Header(records.HEADER_EVENT_TYPE, "eventType of the refused record, when it had one.",
+           required=False, format="integer"),
+)
+
 OUTCOME_HEADERS = (
     Header(
         RECORD_TYPE_HEADER,
@@ -218,7 +226,7 @@ SCREENSHOT_HEADERS = (
 )
 
 SESSION_HEADERS = (
-    Header(registry.SCHEMA_VERSION_HEADER, "Version of the value's schema.", format="integer"),
+    Header(records.HEADER_SCHEMA_VERSION, "Version of the value's schema.", format="integer"),
 )
 
 STATE_HEADERS: tuple[Header, ...] = ()

@@ -10,7 +10,8 @@ AsyncAPI document (:func:`handlers.contracts.asyncapi.default_channels`), so the
   headers schema picks the shape by the ``record-type`` header (``const`` per branch).
 - ``agora.ncs.events`` applies the eventType -> details mapping with ``if``/``then``.
 - Binary values (quarantined callbacks, dead letters) have a value schema that only says
-  so (``contentMediaType``): their headers are the contract.
+  so (``contentMediaType``): their headers are the contract. The quarantine topic's JSON
+  pointers are told apart from its bodies by their headers too (``anyOf`` for the value).
 - A compacted topic's value may be null (a tombstone).
 """
 
@@ -23,13 +24,13 @@ from handlers.contracts.asyncapi import Channel, Message, default_channels, defa
 from handlers.contracts.details import details_conditions
 from handlers.contracts.records import headers_schema
 from handlers.contracts.schemas import DEFS_REF, ModelSchema, SchemaSet, schema_set
+from webhook.records import SCHEMA_VERSION
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:agora-events:schema:"
 """``$id`` = prefix + ``<topic>:<value|headers>:<schema-version>``: stable names that do
 not pretend to be downloadable URLs."""
 SCHEMA_DIR = "schemas"
-SCHEMA_VERSION = "1"
 
 
 def schema_id(topic: str, part: str) -> str:
@@ -75,7 +76,10 @@ def _details_models() -> list[Any]:
 
 def _value_schema(channel: Channel, schemas: SchemaSet) -> dict[str, Any]:
     shapes = [_message_value(message, schemas) for message in channel.messages]
-    value = shapes[0] if len(shapes) == 1 else {"oneOf": shapes}
+    # A binary value has no JSON shape that could rule the others out: its headers tell the
+    # messages apart, and the value is only "one of" them when every one is JSON.
+    binary = any(m.content_type != "application/json" for m in channel.messages)
+    value = shapes[0] if len(shapes) == 1 else {"anyOf" if binary else "oneOf": shapes}
     if any(message.tombstones for message in channel.messages):
         value = {"oneOf": [value, {"type": "null", "description": "Tombstone: the key's "
                                    "entry was removed."}]}

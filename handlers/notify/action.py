@@ -47,17 +47,18 @@ from handlers.base import (
 )
 from handlers.config import AlertRules, ConfigError, RulesConfig
 from handlers.notify.alerts import Alert
+from handlers.notify.delivery_report import AlertDelivery, AlertsReport
 from handlers.notify.files import FileRecord, FileRecordError, derive_file_records
 from handlers.notify.incidents import Plan, Recovery, plan, record_deliveries, state_key
 from handlers.notify.outcomes import NOTIFY, normalise_name, parse_action_record
 from handlers.notify.rules import Trigger, event_triggers, outcome_triggers
 from handlers.notify.sinks import Sink, SinkConfigError, build_sinks
 from handlers.recording.signals import is_health_check
-from handlers.reports import report_output
 from handlers.settings import HandlerSettings
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID
-from webhook.settings import SCHEMA_VERSION, TopicNames
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
+from webhook.settings import TopicNames
 
 if TYPE_CHECKING:
     from handlers.registry import ActionContext
@@ -257,7 +258,7 @@ class NotifyAction:
     def run(self, command: NotifyCommand) -> Effects:
         transient: list[TransientError] = []
         permanent: list[str] = []
-        report: list[dict[str, Any]] = []
+        report: list[AlertDelivery] = []
         delivered: dict[str, list[str]] = {}
         for alert in command.alerts:
             sent: list[str] = []
@@ -270,9 +271,7 @@ class NotifyAction:
                     failed.append(sink_name)
             if alert.transition == "trigger":
                 delivered[alert.incident] = sent
-            report.append(
-                {**_alert_summary(alert), "delivered": sent, "failed": failed}
-            )
+            report.append(AlertDelivery.of(alert, sent, failed))
         if transient:
             retry_after = max((e.retry_after_s or 0.0 for e in transient), default=0.0)
             raise TransientError(
@@ -342,27 +341,26 @@ class NotifyAction:
             self._ledger.popitem(last=False)
 
     def _outcome(
-        self, command: NotifyCommand, report: list[dict[str, Any]], *, failed: bool, now_ms: int
+        self, command: NotifyCommand, report: list[AlertDelivery], *, failed: bool, now_ms: int
     ) -> Output:
-        """Our own record on ``agora.actions``: which alerts went where. It never carries
-        ``"alert": true`` and this action ignores records of handler ``notify``."""
-        value: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "handler": ACTION_NAME,
-            "action": "alert",
-            "outcome": "failed" if failed else "notified",
-            "cname": command.cname,
-            "sid": command.sid,
-            "noticeId": command.notice_id,
-            "eventType": command.event_type,
-            "source": command.source,
-            "at": now_ms,
-            "alerts": report,
-        }
-        headers = {"schema-version": SCHEMA_VERSION, "action": ACTION_NAME}
+        """Our own record on ``agora.actions``: which alerts went where."""
+        value = AlertsReport(
+            schema_version=SCHEMA_VERSION,
+            handler=ACTION_NAME,
+            action="alert",
+            outcome="failed" if failed else "notified",
+            cname=command.cname,
+            sid=command.sid,
+            notice_id=command.notice_id,
+            event_type=command.event_type,
+            source=command.source,
+            at=now_ms,
+            alerts=report,
+        )
+        headers = {HEADER_SCHEMA_VERSION: SCHEMA_VERSION, "action": ACTION_NAME}
         if command.notice_id:
             headers["noticeId"] = command.notice_id
-        return report_output(self._topics.actions, command.cname, value, **headers)
+        return value.output(self._topics.actions, **headers)
 
 
 def _recovery(
@@ -377,16 +375,6 @@ def _recovery(
     if event_type in SESSION_RECOVERY_EVENTS and sid:
         return Recovery(sendts, origin, sid=sid)
     return None
-
-
-def _alert_summary(alert: Alert) -> dict[str, Any]:
-    return {
-        "incident": alert.incident,
-        "dedupKey": alert.dedup_key,
-        "transition": alert.transition,
-        "rule": alert.rule,
-        "severity": alert.severity,
-    }
 
 
 def build_notify_action(

@@ -46,9 +46,8 @@ from webhook.records import (
     HEADER_NOTICE_ID,
     HEADER_SCHEMA_VERSION,
     HEADER_SID,
+    SCHEMA_VERSION,
 )
-
-FILE_RECORD_SCHEMA_VERSION: Literal["1"] = "1"
 
 Source = Literal[
     "uploaded",
@@ -91,7 +90,7 @@ class FileRecord(BaseModel):
     )
 
     schema_version: Literal["1"] = Field(
-        default=FILE_RECORD_SCHEMA_VERSION, description="Version of this record's schema."
+        default=SCHEMA_VERSION, description="Version of this record's schema."
     )
     id: str = Field(description="sha256 hex of sid, eventType and fileName: the dedup key.")
     cname: str = Field(description="Channel name (also the record key).")

@@ -20,16 +20,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from handlers.base import InvalidEvent
+from handlers.secret_names import carries_secrets
 
 NOTIFY = "notify"
 
 _RECOVERY_OUTCOMES = frozenset({"restarted", "succeeded", "recovered"})
 _SEPARATORS = re.compile(r"[\s._\-/]+")
-# Extra fields whose names suggest a credential are never copied into alerts.
-_SECRET_NAME = re.compile(
-    r"(?i)(secret|token|password|passwd|credential|authorization|signature|api_?key|"
-    r"access_?key|routing_?key|client_?request)"
-)
 
 
 def normalise_name(name: str) -> str:
@@ -95,7 +91,7 @@ class ActionRecord(BaseModel):
         return {
             name: value
             for name, value in dumped.items()
-            if isinstance(value, str | int | float | bool) and not _SECRET_NAME.search(name)
+            if isinstance(value, str | int | float | bool) and not carries_secrets(name)
         }
 
 

@@ -16,38 +16,48 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr
 
-from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
-from handlers.recording.models import (
+from handlers.closing_http import ClosingHttpClient
+from handlers.recording.api_hosts import PRIMARY_HOSTS, failover_bases, host_of, is_dns_failure
+from handlers.recording.api_requests import (
     AcquireRequest,
-    AcquireResponse,
-    ChannelUsers,
     ChannelUsersRequest,
     InvalidIdentifier,
     Mode,
     QueryRequest,
-    QueryResponse,
     RecordingRequest,
     StartRequest,
-    StartResponse,
     StopRequest,
-    StopResponse,
-    UnexpectedResponse,
     UpdateRequest,
-    UpdateResponse,
     check_mode,
     checked_id,
+    uid_string,
+)
+from handlers.recording.api_responses import (
+    AcquireResponse,
+    ChannelUsers,
+    QueryResponse,
+    StartResponse,
+    StopResponse,
+    UnexpectedResponse,
+    UpdateResponse,
     parse_channel_users,
     parse_query,
     parse_simple,
     parse_stop,
-    uid_string,
+)
+from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
+from handlers.recording.http_answers import (
+    code_of,
+    is_gateway_refusal,
+    json_or_none,
+    reason_of,
+    retry_after,
 )
 from handlers.recording.pacer import Pacer, shared_pacer
 from handlers.recording.validation import validate_acquire, validate_start, validate_update
@@ -57,33 +67,6 @@ log = logging.getLogger(__name__)
 _R = TypeVar("_R")
 
 CONTENT_TYPE = "application/json;charset=utf-8"
-_PRIMARIES = ("api.sd-rtn.com", "api.agora.io")
-REGIONS = ("us-west-1", "us-east-1", "ap-southeast-1", "ap-northeast-1", "eu-west-1",
-           "eu-central-1", "cn-east-1", "cn-north-1")
-
-
-def failover_bases(api_base: str, region: str | None = None,
-                   fallbacks: str | None = None) -> tuple[str, ...]:
-    """The hosts to try, in order (facts 2.1): the configured primary, the other primary
-    domain, then the regional host of ``region`` under the primary's domain. An explicit
-    ``fallbacks`` list (comma-separated) replaces the derived ones. Pure."""
-    primary = api_base.rstrip("/")
-    if fallbacks is not None:
-        extra = [b.strip().rstrip("/") for b in fallbacks.split(",") if b.strip()]
-        return tuple(dict.fromkeys([primary, *extra]))
-    scheme, _, host = primary.partition("://")
-    if host not in _PRIMARIES:
-        return (primary,)  # a custom host: only what the operator lists
-    other = _PRIMARIES[1 - _PRIMARIES.index(host)]
-    bases = [primary, f"{scheme}://{other}"]
-    if region is not None:
-        if region not in REGIONS:
-            raise RecordingNotConfigured(
-                f"AGORA_API_REGION must be one of {', '.join(REGIONS)}; got {region!r}")
-        domain = host.removeprefix("api.")
-        bases.append(f"{scheme}://api-{region}.{domain}")
-    return tuple(bases)
-_MAX_REASON_CHARS = 300
 
 
 class RecordingApi(Protocol):
@@ -121,71 +104,7 @@ class RecordingApi(Protocol):
     def channel_users(self, cname: str) -> ChannelUsers: ...
 
 
-def _host(base: str) -> str:
-    return base.partition("://")[2].split("/", 1)[0]
-
-
-def _dns_failure(exc: BaseException) -> bool:
-    """Whether a transport error is a failed name lookup (``socket.gaierror`` in its
-    chain, or the resolver's message)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return True
-        text = str(seen)
-        if "Name or service not known" in text or "nodename nor servname" in text \
-                or "getaddrinfo failed" in text or "No address associated" in text:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def is_gateway_refusal(http_status: int, body: Any) -> bool:
-    """A 404 or 401 from Agora's gateway (``{"message": ...}``, no service ``code``): the
-    URL or the credentials are wrong, so every call fails the same way. It says nothing
-    about a task: never "task gone"."""
-    return http_status in (401, 404) and isinstance(body, Mapping) \
-        and "message" in body and "code" not in body
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: the caller's own back-off applies
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _code_of(body: Any) -> int | None:
-    if isinstance(body, Mapping):
-        code = body.get("code")
-        if isinstance(code, int) and not isinstance(code, bool):
-            return code
-        if isinstance(code, str) and code.isdigit():
-            return int(code)
-    return None
-
-
-def _reason_of(body: Any, response: httpx.Response) -> str:
-    if isinstance(body, Mapping):
-        for key in ("reason", "message"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value[:_MAX_REASON_CHARS]
-    text = response.text.strip()
-    if text:
-        return text[:_MAX_REASON_CHARS]
-    return response.reason_phrase or "no reason given"
-
-
-class CloudRecordingClient:
+class CloudRecordingClient(ClosingHttpClient):
     """:class:`RecordingApi` over HTTP. Blocks for at most ``timeout_s`` per call;
     thread-safe as httpx is. ``transport`` is for tests that need one."""
 
@@ -220,7 +139,7 @@ class CloudRecordingClient:
         """Hosts tried in order on network errors, timeouts and 5xx (never on 4xx)."""
         self._other_primary = frozenset(
             base for base in self.api_bases[1:2]
-            if _host(base) in _PRIMARIES and _host(self.api_bases[0]) in _PRIMARIES)
+            if host_of(base) in PRIMARY_HOSTS and host_of(self.api_bases[0]) in PRIMARY_HOSTS)
         """Agora: try the other primary domain only when the primary failed to resolve;
         after another network error, go on to the regional host."""
         self._prefix = f"/v1/apps/{app_id}/cloud_recording"
@@ -260,15 +179,6 @@ class CloudRecordingClient:
 
     def __repr__(self) -> str:
         return f"CloudRecordingClient(app_id={self.app_id!r}, api_base={self.api_base!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> CloudRecordingClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------------- calls
 
@@ -379,7 +289,7 @@ class CloudRecordingClient:
                     reason=f"request timed out ({type(exc).__name__})", cname=cname, sid=sid,
                 )
             except httpx.TransportError as exc:
-                resolved = resolved or not _dns_failure(exc)
+                resolved = resolved or not is_dns_failure(exc)
                 failure = RecordingApiError(
                     request.endpoint, http_status=None, code=None,
                     reason=f"network error ({type(exc).__name__}: {exc})", cname=cname,
@@ -400,8 +310,8 @@ class CloudRecordingClient:
         if failure is not None:
             raise failure
         assert response is not None
-        data = _json_or_none(response)
-        code = _code_of(data)
+        data = json_or_none(response)
+        code = code_of(data)
         log.debug(
             "cloud recording %s -> HTTP %s", request.endpoint, response.status_code,
             extra={"endpoint": request.endpoint, "cname": cname, "sid": sid,
@@ -420,8 +330,8 @@ class CloudRecordingClient:
         gateway = is_gateway_refusal(response.status_code, data)
         raise RecordingApiError(
             request.endpoint, http_status=response.status_code, code=code,
-            reason=_reason_of(data, response),
-            retry_after_s=_retry_after(response), cname=cname, sid=sid,
+            reason=reason_of(data, response),
+            retry_after_s=retry_after(response), cname=cname, sid=sid,
             advice=Advice.STOP if gateway else None, configuration=gateway,
         )
 

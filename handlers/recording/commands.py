@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from handlers.base import ActionFailed, Effects
 from handlers.config import RecordingRules, RestartRules
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-ACTION_NAME = "restart"
+ACTION_NAME: Final = "restart"
 FAILURE_PREFIX = "failure/"
 CHANNEL_PREFIX = "channel/"
 FAILOVER_PREFIX = "failover/"

@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from handlers.recording.models import STATUS_EXITED_ABNORMALLY, ChannelUsers
+from handlers.recording.api_responses import STATUS_EXITED_ABNORMALLY, ChannelUsers
 from handlers.recording.registry import ENDED, OWN_STOP_STATUSES
 
 

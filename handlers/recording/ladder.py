@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from handlers.base import Effects, TransientError
+from handlers.recording.api_responses import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
 from handlers.recording.commands import (
     CONFIRM_RETRY_S,
     CONFIRM_START_S,
@@ -24,7 +25,6 @@ from handlers.recording.commands import (
     RestartCommand,
 )
 from handlers.recording.errors import Advice, RecordingApiError
-from handlers.recording.models import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
 from handlers.recording.records import updated_record
 from handlers.recording.registry import (
     PendingRestart,

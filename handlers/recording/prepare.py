@@ -10,13 +10,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from handlers.config import (
-    ConfigError,
-    RecordingProfile,
-    RecordingRules,
-    RulesConfig,
-    parse_rules,
-)
+from handlers.config import RecordingProfile, RecordingRules, RulesConfig, load_rules
 from handlers.recording.schema import SessionRecord, utc_from_ms
 from handlers.recording.validation import validate_acquire, validate_start
 from handlers.references import (
@@ -77,15 +71,9 @@ def raw_rules(path: Path | None) -> RulesConfig:
     """The rules file's ``[recording]`` table with ``${NAME}`` references kept as written
     (profiles as the registry stores them). Raises ``ConfigError``; the built-in defaults
     without a path."""
-    if path is None:
-        return RulesConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read rules file: {exc.strerror}") from None
     # Only the recording table: references elsewhere (a sink URL given as ${NAME}) are
     # checked where they are resolved.
-    return parse_rules(text, KeepReferences(), str(path), sections=("recording",))
+    return load_rules(path, KeepReferences(), sections=("recording",))
 
 
 def check_profile(profile: RecordingProfile, *, env: Mapping[str, str],

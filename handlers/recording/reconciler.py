@@ -53,7 +53,6 @@ from typing import Any, Literal
 from handlers.recording.client import RecordingApi
 from handlers.recording.decide import (
     ChannelAnswer,
-    ChannelUnavailable,
     Decision,
     Evidence,
     QueryAnswer,
@@ -62,7 +61,8 @@ from handlers.recording.decide import (
     Vanished,
     decide_ending,
 )
-from handlers.recording.errors import Advice, RecordingApiError
+from handlers.recording.ending_evidence import channel_answer, query_answer
+from handlers.recording.errors import RecordingApiError
 from handlers.recording.registry import (
     ENDED,
     FINISHED_STATUSES,
@@ -71,7 +71,13 @@ from handlers.recording.registry import (
     valid_sessions,
 )
 from webhook.clock import Clock, SystemClock
-from webhook.events import CLOUD_RECORDING_PRODUCT_ID, parse_notification
+from webhook.events import (
+    CLOUD_RECORDING_PRODUCT_ID,
+    Notification,
+    Payload,
+    SessionExitDetails,
+    parse_notification,
+)
 from webhook.records import Record, event_record
 
 log = logging.getLogger(__name__)
@@ -136,22 +142,21 @@ def synthetic_notice_id(cname: str, sid: str) -> str:
 
 
 def synthetic_failure(record: SessionRecord, reason: str, now_ms: int) -> bytes:
-    """The body of the synthetic session_exit (exitStatus 1) for ``record``'s task."""
+    """The body of the synthetic session_exit (exitStatus 1) for ``record``'s task, built
+    through the NCS models so it is what the webhook would publish for such a callback."""
     assert record.sid is not None
-    body = {
-        "noticeId": synthetic_notice_id(record.cname, record.sid),
-        "productId": CLOUD_RECORDING_PRODUCT_ID,
-        "eventType": SESSION_EXIT,
-        "notifyMs": now_ms,
-        "synthetic": True,
-        "payload": {
-            "cname": record.cname, "uid": record.uid, "sid": record.sid, "sequence": 0,
-            "sendts": now_ms, "serviceType": 0,
-            "details": {"msgName": "session_exit", "exitStatus": 1, "synthetic": True,
-                        "reason": reason},
-        },
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+    details = SessionExitDetails(msg_name="session_exit", exit_status=1,
+                                 synthetic=True, reason=reason)
+    notification = Notification(
+        notice_id=synthetic_notice_id(record.cname, record.sid),
+        product_id=CLOUD_RECORDING_PRODUCT_ID,
+        event_type=SESSION_EXIT,
+        notify_ms=now_ms,
+        synthetic=True,
+        payload=Payload(cname=record.cname, uid=record.uid, sid=record.sid, sequence=0,
+                        send_ts=now_ms, service_type=0, details=details.model_dump()),
+    )
+    return notification.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def synthetic_record(topic: str, body: bytes, now_ms: int) -> Record:
@@ -249,7 +254,8 @@ class Reconciler:
         verdict = judge(observation, now, since, self._grace_s, recorder_uids=recorder_uids)
         if verdict.kind == "ask_channel":
             verdict = judge(observation, now, since, self._grace_s,
-                            channel=self._channel(record.cname), recorder_uids=recorder_uids)
+                            channel=channel_answer(self._api, record.cname),
+                            recorder_uids=recorder_uids)
         if verdict.missing_since_ms is None:
             self._missing_since.pop(task, None)
         else:
@@ -281,20 +287,11 @@ class Reconciler:
         self._save(ended)
         return True
 
-    def _channel(self, cname: str) -> ChannelAnswer:
-        try:
-            return self._api.channel_users(cname)
-        except RecordingApiError as exc:
-            return ChannelUnavailable(str(exc), transient=exc.advice is Advice.RETRY_SAME)
-
     def _observe(self, mode: Any, resource_id: str, sid: str) -> Observation:
         try:
-            answer = self._api.query(mode, resource_id, sid)
-        except RecordingApiError as exc:
-            if exc.advice is Advice.NOT_FOUND:
-                return Missing()
+            return query_answer(self._api, mode, resource_id, sid)
+        except RecordingApiError as exc:  # refused: cannot tell this tick
             return QueryFailed(str(exc))
-        return Alive(answer.status)
 
     def _forget_except(self, live: Iterable[tuple[str, str]]) -> None:
         keep = set(live)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
 
 from handlers.base import ActionFailed, Effects, Output
 from handlers.recording.commands import (
@@ -32,8 +34,8 @@ from handlers.recording.registry import (
     parse_session,
     utc_from_ms,
 )
-from handlers.reports import report_output
-from webhook.settings import SCHEMA_VERSION
+from handlers.reports import TYPED_REPORT_CONFIG, ActionReport
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -136,20 +138,35 @@ class Records(ActionParts):
             state=state)
 
     def _outcome(self, failure: Failure, outcome: Outcome, now_ms: int, *,
-                 alert: bool = False, **extra: Any) -> Output:
-        value: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION, "handler": ACTION_NAME, "action": ACTION_NAME,
-            "outcome": outcome, "alert": alert, "cname": failure.cname, "sid": failure.sid,
-            "reason": failure.reason, "noticeId": failure.notice_id,
-            "eventType": failure.event_type, "synthetic": failure.synthetic,
-            "at": now_ms,
+                 alert: bool = False, **extra: str | None) -> Output:
+        report = RestartReport(
+            schema_version=SCHEMA_VERSION, handler=ACTION_NAME, action=ACTION_NAME,
+            outcome=outcome, alert=alert, cname=failure.cname, sid=failure.sid,
+            reason=failure.reason, notice_id=failure.notice_id,
+            event_type=failure.event_type, synthetic=failure.synthetic, at=now_ms,
             **{k: v for k, v in extra.items() if v is not None},
-        }
+        )
         headers = {"noticeId": failure.notice_id, "sid": failure.sid, "outcome": outcome,
-                   "schema-version": SCHEMA_VERSION}
-        return report_output(self._topics.actions, failure.cname, value, **headers)
+                   HEADER_SCHEMA_VERSION: SCHEMA_VERSION}
+        return report.output(self._topics.actions, **headers)
 
 
+class RestartReport(ActionReport):
+    """The restart action's report on ``agora.actions``: how handling one failed task
+    ended. ``alert`` is true for ``failed`` and ``gave_up``."""
+
+    model_config = TYPED_REPORT_CONFIG | ConfigDict(title="agora.actions restart report")
+
+    handler: Literal["restart"] = Field(description="Always restart.")
+    action: Literal["restart"] = Field(description="Always restart.")
+    outcome: Outcome = Field(description="restarted, gave_up, not_needed or failed.")
+    reason: str | None = Field(default=None, description="Why the task counts as failed.")
+    synthetic: bool | None = Field(
+        default=None, description="The failure was found by the reconciler, not sent by NCS."
+    )
+    new_sid: str | None = Field(default=None, description="restarted: the new task's sid.")
+    uid: str | None = Field(default=None, description="Recorder uid of the restart attempt.")
+    detail: str | None = Field(default=None, description="not_needed: why not.")
 
 
 def updated_record(record: SessionRecord, **changes: Any) -> SessionRecord:

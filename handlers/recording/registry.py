@@ -23,9 +23,8 @@ from handlers.recording.schema import (
     FINISHED_STATUSES,
     MAX_HISTORY,
     OWN_STOP_STATUSES,
-    SCHEMA_VERSION,
-    SCHEMA_VERSION_HEADER,
-    SCHEMA_VERSIONS,
+    SESSION_SCHEMA_VERSION,
+    SESSION_SCHEMA_VERSIONS,
     PendingRestart,
     RestartEntry,
     SessionRecord,
@@ -55,7 +54,7 @@ from handlers.references import MissingReference, ReferenceProblem, ReferenceRef
 
 __all__ = [
     "ACTIVE_STATUSES", "ENDED", "FINISHED_STATUSES", "MAX_HISTORY", "OWN_STOP_STATUSES",
-    "SCHEMA_VERSION", "SCHEMA_VERSIONS", "SCHEMA_VERSION_HEADER", "TOKEN_PLACEHOLDER",
+    "SESSION_SCHEMA_VERSION", "SESSION_SCHEMA_VERSIONS", "TOKEN_PLACEHOLDER",
     "KeepReferences", "MemorySessions", "MissingReference", "PendingRestart",
     "ReferenceProblem", "ReferenceRefused", "RestartEntry", "SessionRecord",
     "SessionRecordError", "SessionStore", "SessionWriter", "Status", "TableSessions",

@@ -1,9 +1,11 @@
 """The restart action: when a recording dies, start it again, once.
 
-The action is split by job: ``decide`` and the settling of ambiguous ends here (with the
-decision table of :mod:`handlers.recording.decide`, rows in ``docs/recording.md``), the
-ladder in :mod:`.ladder`, what a restart writes in :mod:`.records`, the commands and state
-keys in :mod:`.commands`.
+The action is split by job: ``run`` and the settling of ambiguous ends here (with the
+decision table of :mod:`handlers.recording.decide`, rows in ``docs/recording.md``, and the
+evidence :mod:`.ending_evidence` gathers), what ``decide`` makes of a callback in
+:mod:`.restart_triage`, the ladder in :mod:`.ladder`, what a restart writes in
+:mod:`.records`, the commands and state keys in :mod:`.commands`, its construction from
+the settings in :mod:`.restart_setup`.
 
 ``decide`` (pure) turns an event into a command with :mod:`handlers.recording.signals`,
 the task's registry record (found by sid and uid among the channel's tasks) and the
@@ -109,93 +111,44 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from handlers.base import (
-    Effects,
-    InvalidEvent,
-    Received,
-    StateView,
-    TransientError,
-)
+from handlers.base import Effects, Received, StateView, TransientError
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import RecordingApi
-from handlers.recording.decide import (
-    ChannelAnswer,
-    ChannelUnavailable,
-    Decision,
-    Evidence,
-    QueryAnswer,
-    Running,
-    Unanswered,
-    Vanished,
-    decide_ending,
+from handlers.recording.commands import (
+    ACTION_NAME,
+    LEDGER_SIZE,
+    REACQUIRE_AFTER_S,
+    TOKEN_VALID_S,
+    Attempt,
+    EndedCommand,
+    FailoverCommand,
+    GiveUpCommand,
+    RestartActionCommand,
+    RestartCommand,
+    failover_key,
 )
-from handlers.recording.errors import Advice, RecordingApiError
+from handlers.recording.decide import Decision, Evidence, QueryAnswer, Vanished, decide_ending
+from handlers.recording.ending_evidence import channel_answer, query_answer
+from handlers.recording.errors import RecordingApiError
+from handlers.recording.ladder import Ladder
 from handlers.recording.metrics import RestartMetrics
+from handlers.recording.records import Records, updated_record
 from handlers.recording.registry import (
     ENDED,
     SessionRecord,
     SessionStore,
-    allowed_references,
     channel_tasks,
-    find_task,
     lookup,
     utc_from_ms,
 )
-from handlers.recording.signals import Classification, Signal, classify
-from handlers.recording.tokens import TokenError, build_recording_token
+from handlers.recording.restart_triage import triage
 from webhook.clock import Clock, SystemClock
-from webhook.events import EventError, Notification
 from webhook.settings import TopicNames
 
-if TYPE_CHECKING:
-    from handlers.registry import ActionContext
-
-from handlers.recording.commands import (
-    ACTION_NAME,
-    CHANNEL_PREFIX,
-    CONFIRM_RETRY_S,
-    CONFIRM_START_S,
-    CONFLICT_LOOKUPS,
-    CONFLICT_RETRY_S,
-    FAILOVER_PREFIX,
-    FAILURE_PREFIX,
-    LEDGER_SIZE,
-    MAX_ACQUIRES_PER_RUN,
-    REACQUIRE_AFTER_S,
-    START_BACKOFF_S,
-    START_FAILURES_BEFORE_REACQUIRE,
-    TOKEN_VALID_S,
-    ActionParts,
-    Attempt,
-    EndedCommand,
-    FailoverCommand,
-    Failure,
-    GiveUpCommand,
-    Outcome,
-    RestartActionCommand,
-    RestartCommand,
-    bounds_key,
-    channel_key,
-    failover_key,
-    failure_key,
-)
-from handlers.recording.ladder import Ladder
-from handlers.recording.records import Records, updated_record
-
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "ACTION_NAME", "CHANNEL_PREFIX", "CONFIRM_RETRY_S", "CONFIRM_START_S", "CONFLICT_LOOKUPS",
-    "CONFLICT_RETRY_S", "FAILOVER_PREFIX", "FAILURE_PREFIX", "MAX_ACQUIRES_PER_RUN",
-    "REACQUIRE_AFTER_S", "START_BACKOFF_S", "START_FAILURES_BEFORE_REACQUIRE",
-    "TOKEN_VALID_S", "ActionParts", "EndedCommand", "FailoverCommand", "Failure",
-    "GiveUpCommand", "Outcome", "RestartAction", "RestartActionCommand", "RestartCommand",
-    "bounds_key", "channel_key", "create_action", "failover_key", "failure_key",
-]
 
 # -------------------------------------------------------------------------------- action
 
@@ -248,79 +201,9 @@ class RestartAction(Ladder, Records):
 
     def decide(self, event: Received, state: StateView) -> RestartActionCommand | None:
         notification = event.notification
-        cname, sid = notification.payload.cname, notification.payload.sid
+        cname = notification.payload.cname
         tasks = channel_tasks(self._sessions, cname) if cname else []
-        record = find_task(tasks, sid, notification.payload.uid)
-        try:
-            verdict = classify(notification, record)
-        except EventError as exc:
-            raise InvalidEvent(str(exc)) from None
-        context = {"cname": cname, "sid": sid, "noticeId": notification.notice_id,
-                   "eventType": notification.event_type}
-        if verdict.signal is Signal.IRRELEVANT or cname is None or sid is None:
-            return None
-        if verdict.signal is Signal.BENIGN:
-            if verdict.failover and state.get(failover_key(cname, sid)) is None:
-                return FailoverCommand(cname, sid, _event_ms(notification),
-                                       notification.notice_id, verdict.new_uid)
-            if verdict.ended and record is not None and record.status == "running":
-                return EndedCommand(cname, sid, record.key)
-            log.debug("not a failure: %s", verdict.reason, extra=context)
-            return None
-        failure = _failure(notification, cname, sid, verdict)
-        if state.get(failure.key) is not None:
-            log.info("failure already handled", extra=context)
-            return None
-        session = record or self._from_profile(failure, tasks)
-        if session is None:
-            log.warning("failed recording not restarted: no session record and no profile "
-                        "matches the channel", extra=context)
-            return None
-        resuming = session.pending is not None and session.pending.failed_sid == sid
-        confirm = verdict.signal is Signal.NEEDS_CONFIRMATION
-        recent = _recent(state.get(bounds_key(session)), failure.event_ms,
-                         self._rules.window_s * 1000)
-        if len(recent) >= self._rules.max_restarts and not resuming:
-            return GiveUpCommand(failure, session, recent)
-        failover = state.get(failover_key(cname, sid)) or {}
-        grace_from = max(failure.event_ms, int(failover.get("at_ms", 0)))
-        next_uid = session.next_uid if session.next_uid != failure.uid else session.uid
-        moved_to = failover.get("newUid")
-        recorders = {session.uid, session.backup_uid, *([str(moved_to)] if moved_to else []),
-                     *(uid for task in tasks for uid in task.recorder_uids())}
-        return RestartCommand(
-            failure=failure, session=session, next_uid=next_uid, confirm=confirm,
-            grace_until_ms=grace_from + self._rules.failover_grace_s * 1000,
-            recent_restarts_ms=recent, recorder_uids=frozenset(recorders),
-        )
-
-    def _from_profile(self, failure: Failure,
-                      tasks: list[SessionRecord]) -> SessionRecord | None:
-        """An unregistered task described by its profile: the matching profile whose uid
-        pair holds the callback's uid; the first matching one only while the channel has
-        no registered task (a callback of another task must not restart this one)."""
-        matching = [p for p in self._profiles.profiles if p.matches(failure.cname)]
-        profile = next((p for p in matching if failure.uid in (p.uid, p.backup_uid)), None)
-        if profile is None and not tasks and matching:
-            profile = matching[0]
-        if profile is None:
-            return None
-        uid, backup = profile.uid, profile.backup_uid
-        if failure.uid == backup:
-            uid, backup = backup, uid
-        try:
-            return SessionRecord(
-                cname=failure.cname, mode=profile.mode, profile=profile.name,
-                task=profile.name, uid=uid,
-                backup_uid=backup, sid=failure.sid, status="running",
-                client_request=profile.client_request,
-                acquire_client_request=profile.acquire_client_request,
-                updated_at=utc_from_ms(failure.event_ms),
-            )
-        except ValueError as exc:
-            log.error("profile %r cannot describe a session: %s", profile.name, exc,
-                      extra={"cname": failure.cname})
-            return None
+        return triage(notification, tasks, state, profiles=self._profiles, rules=self._rules)
 
     # ------------------------------------------------------------------------------ run
 
@@ -417,7 +300,7 @@ class RestartAction(Ladder, Records):
         )
         ruling = decide_ending(evidence)
         if ruling.decision is Decision.ASK_CHANNEL:
-            evidence = replace(evidence, channel=self._channel(failure.cname))
+            evidence = replace(evidence, channel=channel_answer(self._api, failure.cname))
             ruling = decide_ending(evidence)
         reason = f"{ruling.row}: {ruling.reason}"
         if ruling.decision is Decision.RESTART:
@@ -439,103 +322,7 @@ class RestartAction(Ladder, Records):
         if session.resource_id is None:
             return Vanished()
         try:
-            answer = self._api.query(session.mode, session.resource_id, sid)
+            return query_answer(self._api, session.mode, session.resource_id, sid)
         except RecordingApiError as exc:
-            if exc.advice is Advice.NOT_FOUND:
-                return Vanished()
-            if exc.advice is Advice.RETRY_SAME:
-                return Unanswered(str(exc))
             raise self._failed(cmd, None, f"cannot confirm the failure: {exc}",
                                "refused") from None
-        return Running(answer.status)
-
-    def _channel(self, cname: str) -> ChannelAnswer:
-        try:
-            return self._api.channel_users(cname)
-        except RecordingApiError as exc:
-            return ChannelUnavailable(str(exc), transient=exc.advice is Advice.RETRY_SAME)
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def _event_ms(notification: Notification) -> int:
-    """When the event happened: ``sendts``, else ``notifyMs`` (refreshed on NCS retries)."""
-    return notification.payload.send_ts or notification.notify_ms
-
-
-def _failure(notification: Notification, cname: str, sid: str,
-             verdict: Classification) -> Failure:
-    extra = notification.model_extra or {}
-    return Failure(
-        cname=cname, sid=sid, uid=notification.payload.uid,
-        notice_id=notification.notice_id, event_type=notification.event_type,
-        event_ms=_event_ms(notification), reason=verdict.reason,
-        synthetic=extra.get("synthetic") is True,
-    )
-
-
-def _recent(entry: Mapping[str, Any] | None, now_ms: int, window_ms: int) -> tuple[int, ...]:
-    times = entry.get("restarts_ms", []) if entry else []
-    return tuple(t for t in times if isinstance(t, int) and now_ms - t < window_ms)
-
-
-# ------------------------------------------------------------------------------ factory
-
-
-def create_action(context: ActionContext) -> RestartAction:
-    """The restart action of ``agora-events handlers``. Raises ``ActionDisabled`` without
-    Cloud Recording credentials, with an unusable App Certificate, or with a profile that
-    stores a credential in clear (the registry would have to store it)."""
-    from handlers.recording.client import CloudRecordingClient
-    from handlers.recording.errors import RecordingNotConfigured
-    from handlers.registry import ActionDisabled
-
-    settings = context.settings
-    try:
-        client = CloudRecordingClient.from_settings(settings.agora)
-    except RecordingNotConfigured as exc:
-        raise ActionDisabled(f"restart: {exc}") from None
-    try:
-        return _build(context, client)
-    except BaseException:
-        client.close()
-        raise
-
-
-def _build(context: ActionContext, client: RecordingApi) -> RestartAction:
-    from handlers.recording.registry import (
-        SessionWriter,
-        TableSessions,
-        check_profile,
-        raw_rules,
-    )
-    from handlers.registry import ActionDisabled
-
-    settings = context.settings
-    assert settings.agora.app_id is not None  # checked by the client's from_settings
-    rules = context.rules  # resolves references: fails early on an unset variable
-    profiles = raw_rules(settings.config_path).recording
-    certificate = settings.agora.app_certificate
-    allowed = allowed_references(profiles)
-    for profile in profiles.profiles:
-        # The same checks as a real start, with references left unresolved.
-        try:
-            check_profile(profile, env=os.environ, allowed=allowed,
-                          with_token=certificate is not None)
-        except ValueError as exc:
-            raise ActionDisabled(f"restart: profile {profile.name!r}: {exc}") from None
-    if certificate is not None:
-        try:
-            build_recording_token(settings.agora.app_id, certificate, channel="check",
-                                  uid="1", valid_for_s=60)
-        except TokenError as exc:
-            raise ActionDisabled(f"restart: AGORA_APP_CERTIFICATE: {exc}") from None
-    topics = settings.topics
-    client_config = settings.kafka.client_config()
-    sessions = TableSessions(context.table(topics.sessions),
-                             lambda: SessionWriter(client_config, topics.sessions))
-    return RestartAction(
-        client, sessions=sessions, profiles=profiles, rules=rules.restart, topics=topics,
-        app_id=settings.agora.app_id, app_certificate=certificate, clock=context.clock,
-        metrics=RestartMetrics(context.metrics_registry),
-    )

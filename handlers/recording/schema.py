@@ -63,22 +63,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from handlers.base import Output
-from handlers.recording.models import Mode
-from handlers.references import CREDENTIAL_FIELD
+from handlers.recording.api_requests import Mode
+from handlers.secret_names import is_secret_name
+from webhook.records import HEADER_SCHEMA_VERSION
 
-SCHEMA_VERSION = 2
-SCHEMA_VERSIONS = (1, 2)
-SCHEMA_VERSION_HEADER = "schema-version"
+SESSION_SCHEMA_VERSION = 2
+"""Version of the registry's session records, apart from :data:`webhook.records.SCHEMA_VERSION`:
+the registry is read back and migrated (:func:`migrate`), so it has its own history."""
+SESSION_SCHEMA_VERSIONS = (1, 2)
 MAX_HISTORY = 50
 
 Status = Literal[
@@ -91,7 +86,6 @@ ENDED = "ended"
 FINISHED_STATUSES: frozenset[str] = frozenset({"stopped", ENDED, "failed", "gave_up"})
 
 _ONLY_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-_CREDENTIAL = CREDENTIAL_FIELD
 _UID = re.compile(r"[1-9][0-9]{0,9}")
 
 
@@ -110,7 +104,7 @@ def clear_credentials(value: Any, where: str) -> list[str]:
     if isinstance(value, Mapping):
         for key, item in value.items():
             path = f"{where}.{key}"
-            if isinstance(key, str) and _CREDENTIAL.match(key) and item not in (None, ""):
+            if isinstance(key, str) and is_secret_name(key) and item not in (None, ""):
                 if not (isinstance(item, str) and _ONLY_REFERENCE.fullmatch(item)):
                     found.append(path)
                 continue
@@ -168,7 +162,7 @@ class SessionRecord(_Part):
     """The value of one ``agora.recording.sessions`` record (schema version 1); see the
     module documentation for every field and the rule on secrets."""
 
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    schema_version: int = Field(default=SESSION_SCHEMA_VERSION, ge=1, le=SESSION_SCHEMA_VERSION)
     cname: str = Field(min_length=1)
     mode: Mode
     profile: str | None = None
@@ -248,7 +242,7 @@ class SessionRecord(_Part):
     def output(self, topic: str) -> Output:
         """The record for the runtime to publish (key cname, with the schema header)."""
         return Output(topic=topic, key=self.key, value=self.to_bytes(),
-                      headers={SCHEMA_VERSION_HEADER: str(self.schema_version)})
+                      headers={HEADER_SCHEMA_VERSION: str(self.schema_version)})
 
 
 def task_key(cname: str, task: str) -> str:
@@ -265,10 +259,10 @@ def migrate(value: Mapping[str, Any]) -> dict[str, Any]:
     :class:`SessionRecordError` for a version this code does not know."""
     migrated = dict(value)
     version = migrated.get("schema_version", 1)
-    if version not in SCHEMA_VERSIONS:
+    if version not in SESSION_SCHEMA_VERSIONS:
         raise SessionRecordError(
-            f"schema_version: {version!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))} "
-            "(written by a newer version?)")
+            f"schema_version: {version!r} is not one of "
+            f"{', '.join(map(str, SESSION_SCHEMA_VERSIONS))} (written by a newer version?)")
     migrated["schema_version"] = version
     return migrated
 

@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from handlers.recording.schema import (
-    SCHEMA_VERSION,
-    SCHEMA_VERSION_HEADER,
+    SESSION_SCHEMA_VERSION,
     SessionRecord,
     SessionRecordError,
     parse_session,
 )
+from webhook.records import HEADER_SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,12 @@ class SessionWriter:
 
     def delete(self, key: str) -> None:
         """Tombstone: the task (the record under ``key``) leaves the registry."""
-        self._send(key, None, str(SCHEMA_VERSION))
+        self._send(key, None, str(SESSION_SCHEMA_VERSION))
 
     def _send(self, key: str, value: bytes | None, version: str) -> None:
         future = self._producer.send(
             self.topic, key=key.encode(), value=value,
-            headers=[(SCHEMA_VERSION_HEADER, version.encode())],
+            headers=[(HEADER_SCHEMA_VERSION, version.encode())],
         )
         future.get(timeout=self._timeout_s)
 

@@ -25,6 +25,7 @@ import re
 from collections.abc import Collection, Iterable
 
 from handlers.runtime.records import Headers, KafkaRecord, header_value
+from handlers.secret_names import is_secret_name
 
 DLQ_TOPIC = "dlq-topic"
 DLQ_PARTITION = "dlq-partition"
@@ -41,11 +42,13 @@ _RUNTIME_HEADERS = frozenset((*PROVENANCE, REPLAYED_FROM, REPLAY_FOR))
 
 MAX_ERROR_CHARS = 500
 
-# Values after these words are withheld: an exception message may quote a URL or header.
-_SECRETISH = re.compile(
-    r"(?i)\b(authorization|token|secret|password|passwd|signature|api[_-]?key|access[_-]?key|"
-    r"credentials?)\b(\s*[:=]\s*)((?:bearer|basic)\s+)?(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
-)
+# An exception message may quote a URL, a header or a setting: the value of every
+# ``name: value`` / ``name=value`` whose name is a secret's name (handlers.secret_names) is
+# withheld. Only name and separator are consumed, so a pair inside another pair's value is
+# still seen; a name starts where a run of name characters starts and is bounded, so a long
+# blob costs linear time.
+_ASSIGNMENT = re.compile(r"(?<![\w-])([\w-]{1,128})\s*[:=]\s*")
+_ASSIGNED_VALUE = re.compile(r"(?i)(?:(?:bearer|basic)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s,;&]+)")
 _SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;&]+")
 _URL_QUERY = re.compile(r"(https?://[^\s?#]+)\?[^\s#]*")
 _URL_USERINFO = re.compile(r"(https?://)[^\s/@]+@")
@@ -53,15 +56,33 @@ _URL_USERINFO = re.compile(r"(https?://)[^\s/@]+@")
 
 def describe_error(error: BaseException | str) -> str:
     """``Class: message`` with likely secrets withheld, cut to :data:`MAX_ERROR_CHARS`."""
-    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    # The class name is code, never a secret: only the message is searched.
+    if isinstance(error, str):
+        prefix, text = "", error
+    else:
+        prefix, text = f"{type(error).__name__}: ", str(error)
     text = _URL_USERINFO.sub(r"\1***@", text)
     text = _URL_QUERY.sub(r"\1?***", text)
-    text = _SECRETISH.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    text = _withhold_assigned_secrets(text)
     text = _SCHEME.sub(lambda m: f"{m.group(1)} ***", text)
-    text = " ".join(text.split())
+    text = " ".join((prefix + text).split())
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 3] + "..."
     return text
+
+
+def _withhold_assigned_secrets(text: str) -> str:
+    kept: list[str] = []
+    done = 0
+    for pair in _ASSIGNMENT.finditer(text):
+        if pair.start() < done or not is_secret_name(pair.group(1)):
+            continue
+        value = _ASSIGNED_VALUE.match(text, pair.end())
+        if value is None:
+            continue
+        kept += [text[done : pair.end()], "***"]
+        done = value.end()
+    return "".join(kept) + text[done:]
 
 
 def dead_letter(

@@ -13,11 +13,12 @@ the answer produced.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
+
+from handlers.runtime.state import encode_json_object
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,8 @@ class StateNotes:
         threading.Thread(target=self._warm, name=f"{self._prefix}notes", daemon=True).start()
 
     def save(self, key: str, value: Mapping[str, Any]) -> None:
-        payload = json.dumps(dict(value), separators=(",", ":"), sort_keys=True).encode()
         self._connected().send(self._topic, key=(self._prefix + key).encode(),
-                               value=payload).get(timeout=self._timeout_s)
+                               value=encode_json_object(value)).get(timeout=self._timeout_s)
 
     def close(self) -> None:
         with self._lock:

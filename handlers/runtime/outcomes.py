@@ -23,40 +23,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
-from handlers.reports import OUTCOME_RECORD, RECORD_TYPE_HEADER
+from handlers.reports import OUTCOME_RECORD, RECORD_TYPE_HEADER, ActionRecordFields
 from handlers.runtime.dispatch import Work
 from handlers.runtime.records import KafkaRecord, decode_headers
-
-OUTCOME_SCHEMA_VERSION = "1"
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
 
 OutcomeKind = Literal["ok", "failed", "ignored", "retrying", "dead_lettered"]
 
 
-class ActionOutcome(BaseModel):
-    """One action's outcome for one event (value of an ``agora.actions`` record)."""
+class ActionOutcome(ActionRecordFields):
+    """One action's outcome for one event (value of an ``agora.actions`` record). The
+    fields shared with actions' reports come from :class:`ActionRecordFields`; ``action`` is
+    the handler name here."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     action: str = Field(description="Handler name: restart, whiteboard, notify, ...")
     outcome: OutcomeKind = Field(description="What happened, see the module documentation.")
-    cname: str | None = Field(default=None, description="Channel name (the record key).")
-    notice_id: str | None = Field(
-        default=None, alias="noticeId", description="NCS noticeId of the triggering event."
-    )
-    event_type: int | None = Field(
-        default=None, alias="eventType", description="NCS eventType of the triggering event."
-    )
-    sid: str | None = Field(default=None, description="Recording session id, when known.")
     attempts: int = Field(
         ge=0, description="Handling attempts so far (0: the record could not be decoded)."
     )
-    error: str | None = Field(
-        default=None, description="Exception class and message, secrets withheld."
-    )
     duration_ms: float = Field(ge=0, description="Time spent in decide and run, this attempt.")
-    at: int = Field(description="Unix time in milliseconds when the outcome was recorded.")
     source: str = Field(description="Where the event was read: <topic>/<partition>/<offset>.")
     replayed: bool = Field(default=False, description="The event was a DLQ replay.")
     retry_in_s: float | None = Field(
@@ -70,7 +59,7 @@ class ActionOutcome(BaseModel):
         headers: list[tuple[str, bytes]] = [
             ("action", self.action.encode()),
             ("outcome", self.outcome.encode()),
-            ("schema-version", OUTCOME_SCHEMA_VERSION.encode()),
+            (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
             (RECORD_TYPE_HEADER, OUTCOME_RECORD.encode()),
         ]
         if self.notice_id:

@@ -53,6 +53,15 @@ def decode_json_object(value: bytes | None) -> JsonObject | None:
     return decoded
 
 
+def encode_json_object(value: JsonObject | None) -> bytes | None:
+    """A state entry's value: compact JSON, keys sorted; ``None`` stays a tombstone. The
+    state topic's two writers (:class:`StateStore` in the transaction, and the notes of
+    :mod:`handlers.runtime.notes` outside it) both encode with this."""
+    if value is None:
+        return None
+    return json.dumps(dict(value), separators=(",", ":"), sort_keys=True).encode()
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -303,9 +312,7 @@ class StateStore:
             KafkaRecord(
                 topic=self.topic,
                 key=(self._prefix + key).encode(),
-                value=None if value is None else json.dumps(
-                    dict(value), separators=(",", ":"), sort_keys=True
-                ).encode(),
+                value=encode_json_object(value),
             )
             for key, value in updates.items()
         ]

@@ -21,7 +21,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from handlers.base import (
     ActionFailed,
@@ -34,12 +34,12 @@ from handlers.base import (
 )
 from handlers.config import WhiteboardLink, WhiteboardRules
 from handlers.recording.signals import is_health_check
-from handlers.reports import report_output
 from handlers.runtime.notes import Notes, StateNotes
 from handlers.settings import HandlerSettings
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardApi, WhiteboardError
 from handlers.whiteboard.models import (
     CaptureCommand,
+    CaptureFailedReport,
     InvalidCaptureRequest,
     InvalidLink,
     RoomLink,
@@ -50,11 +50,12 @@ from handlers.whiteboard.models import (
 )
 from webhook.clock import Clock, SystemClock
 from webhook.events import CLOUD_RECORDING_PRODUCT_ID
-from webhook.settings import SCHEMA_VERSION, TopicNames
+from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
+from webhook.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
-ACTION_NAME = "whiteboard"
+ACTION_NAME: Final = "whiteboard"
 # The runtime namespaces state keys by action ("whiteboard/capture/..." on the topic).
 TRIGGER_STATE_PREFIX = "capture/"
 NOTE_STATE_PREFIX = "note/"
@@ -201,18 +202,8 @@ class WhiteboardCaptureAction:
         if shots is None:
             shots = self._capture(command)
         now = _iso(self._clock.now_ms())
-        value: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "cname": command.cname,
-            "sid": command.sid,
-            "noticeId": command.notice_id,
-            "eventType": command.event_type,
-            "room_uuid": command.room_uuid,
-            "path": command.path,
-            "captured_at": now,
-            "screenshots": [shot.model_dump() for shot in shots],
-        }
-        ScreenshotsRecord.model_validate(value)  # the published schema, checked before writing
+        record = ScreenshotsRecord(schema_version=SCHEMA_VERSION, **command.record_fields(),
+                                   captured_at=now, screenshots=list(shots))
         log.info("whiteboard captured",
                  extra={"cname": command.cname, "sid": command.sid, "count": len(shots)})
         state: dict[str, Mapping[str, Any] | None] = {
@@ -226,7 +217,7 @@ class WhiteboardCaptureAction:
         if self._notes is not None or command.noted is not None:
             state[note_key(command.trigger_key)] = None  # published now: the note is done
         return Effects(
-            outputs=(self._output(self._topics.screenshots, command, value),), state=state
+            outputs=(self._output(self._topics.screenshots, command, record),), state=state
         )
 
     def _capture(self, command: CaptureCommand) -> tuple[Screenshot, ...]:
@@ -262,26 +253,19 @@ class WhiteboardCaptureAction:
     def _failure(self, command: CaptureCommand, message: str, status: int | None) -> Effects:
         now_ms = self._clock.now_ms()
         now = _iso(now_ms)
-        outcome: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "handler": ACTION_NAME,
-            "action": "screenshot-list",
-            "outcome": "failed",
-            "alert": True,
-            "cname": command.cname,
-            "sid": command.sid,
-            "noticeId": command.notice_id,
-            "eventType": command.event_type,
-            "room_uuid": command.room_uuid,
-            "path": command.path,
-            "status": status,
-            "error": message,
-            "at": now_ms,
-        }
-        headers = {"noticeId": command.notice_id, "sid": command.sid,
-                   "schema-version": SCHEMA_VERSION}
+        report = CaptureFailedReport(
+            schema_version=SCHEMA_VERSION,
+            handler=ACTION_NAME,
+            action="screenshot-list",
+            outcome="failed",
+            alert=True,
+            **command.record_fields(),
+            status=status,
+            error=message,
+            at=now_ms,
+        )
         return Effects(
-            outputs=(report_output(self._topics.actions, command.cname, outcome, **headers),),
+            outputs=(report.output(self._topics.actions, **_record_headers(command)),),
             state={
                 command.trigger_key: {
                     "status": "failed",
@@ -294,10 +278,15 @@ class WhiteboardCaptureAction:
         )
 
     @staticmethod
-    def _output(topic: str, command: CaptureCommand, value: Mapping[str, Any]) -> Output:
-        headers = {"noticeId": command.notice_id, "sid": command.sid,
-                   "schema-version": SCHEMA_VERSION}
-        return Output.json(topic, command.cname, value, **headers)
+    def _output(topic: str, command: CaptureCommand, record: ScreenshotsRecord) -> Output:
+        return Output.json(topic, command.cname, record.model_dump(mode="json", by_alias=True),
+                           **_record_headers(command))
+
+
+def _record_headers(command: CaptureCommand) -> dict[str, str]:
+    """The headers of both records of a capture (screenshots or failure report)."""
+    return {"noticeId": command.notice_id, "sid": command.sid,
+            HEADER_SCHEMA_VERSION: SCHEMA_VERSION}
 
 
 def build_whiteboard_action(

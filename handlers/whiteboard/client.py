@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from handlers.closing_http import ClosingHttpClient
 from handlers.settings import WhiteboardSettings
 from handlers.whiteboard.models import (
     Room,
@@ -100,7 +101,7 @@ def _is_retryable(status: int) -> bool:
     return status in _RETRYABLE_STATUSES or status >= 500
 
 
-class HttpWhiteboardClient:
+class HttpWhiteboardClient(ClosingHttpClient):
     """:class:`WhiteboardApi` over HTTP (``{api_base}/v5/...``) with ``token`` and ``region``
     headers. Blocks for at most ``timeout_s`` per call. Thread-safe as httpx is."""
 
@@ -131,15 +132,6 @@ class HttpWhiteboardClient:
             default_region=settings.region,
             timeout_s=settings.request_timeout_s,
         )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> HttpWhiteboardClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def screenshot_list(
         self, room_uuid: str, *, path: str, width: int, height: int, region: str | None = None

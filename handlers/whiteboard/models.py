@@ -18,6 +18,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from handlers.reports import TYPED_REPORT_CONFIG, ActionReport
+
 MAX_DIMENSION = 8192
 MAX_PATH_LENGTH = 1024
 _ROOM_UUID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -79,7 +81,8 @@ class ScreenshotsRecord(BaseModel):
     record; key = cname)."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, title="agora.whiteboard.screenshots record"
+        extra="forbid", frozen=True, populate_by_name=True,
+        title="agora.whiteboard.screenshots record",
     )
 
     schema_version: Literal["1"] = Field(description="Version of this record's schema.")
@@ -92,6 +95,23 @@ class ScreenshotsRecord(BaseModel):
     captured_at: str = Field(description="ISO-8601 UTC time of the capture (milliseconds).")
     screenshots: list[Screenshot] = Field(
         description="One entry per scene of the directory, as the whiteboard service reported."
+    )
+
+
+class CaptureFailedReport(ActionReport):
+    """The whiteboard handler's report on ``agora.actions`` when a capture failed for good
+    (401/403/404/400 or an invalid request): ``alert`` is true."""
+
+    model_config = TYPED_REPORT_CONFIG | ConfigDict(title="agora.actions whiteboard report")
+
+    handler: Literal["whiteboard"] = Field(description="Always whiteboard.")
+    action: Literal["screenshot-list"] = Field(description="The failed operation.")
+    outcome: Literal["failed"] = Field(description="Always failed.")
+    room_uuid: str = Field(description="Whiteboard room of the capture.")
+    path: str = Field(description="Scene directory of the capture.")
+    status: int | None = Field(
+        default=None, description="HTTP status of the whiteboard service; null when the "
+        "request was refused before it was sent."
     )
 
 
@@ -232,3 +252,10 @@ class CaptureCommand:
     noted: tuple[Screenshot, ...] | None = None
     """The answer of an earlier call for this trigger, saved before a crash: publish it
     instead of calling again."""
+
+    def record_fields(self) -> dict[str, Any]:
+        """What both records of a capture (the screenshots, or the failure report) say
+        about it."""
+        return {"cname": self.cname, "sid": self.sid, "notice_id": self.notice_id,
+                "event_type": self.event_type, "room_uuid": self.room_uuid,
+                "path": self.path}

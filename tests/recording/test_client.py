@@ -25,9 +25,10 @@ from support.fake_agora import (
 )
 from support.recording_requests import valid_request
 
-from handlers.recording.client import CONTENT_TYPE, CloudRecordingClient, failover_bases
+from handlers.recording.api_hosts import failover_bases
+from handlers.recording.api_responses import RecordingServerResponse, WebServerResponse
+from handlers.recording.client import CONTENT_TYPE, CloudRecordingClient
 from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
-from handlers.recording.models import RecordingServerResponse, WebServerResponse
 from handlers.recording.validation import (
     AcquireRequestInvalid,
     StartRequestInvalid,

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from support.fake_agora import FakeAgora, response_timeout_65
 
+from handlers.recording.api_responses import ChannelUsers, UnexpectedResponse, parse_channel_users
 from handlers.recording.errors import Advice, RecordingApiError
-from handlers.recording.models import ChannelUsers, UnexpectedResponse, parse_channel_users
 
 
 def test_missing_auth_unknown_route_and_bad_content_type(fake_agora: FakeAgora) -> None:

@@ -6,26 +6,28 @@ from typing import Any
 
 import pytest
 
-from handlers.recording.models import (
+from handlers.recording.api_requests import (
     AcquireRequest,
-    AcquireResponse,
     ChannelUsersRequest,
     InvalidIdentifier,
     QueryRequest,
-    RecordingServerResponse,
     StartRequest,
-    StartResponse,
     StopRequest,
-    UnexpectedResponse,
     UpdateRequest,
-    WebServerResponse,
     check_mode,
+    redact,
+    uid_string,
+)
+from handlers.recording.api_responses import (
+    AcquireResponse,
+    RecordingServerResponse,
+    StartResponse,
+    UnexpectedResponse,
+    WebServerResponse,
     parse_query,
     parse_simple,
     parse_stop,
-    redact,
     slice_start_ms,
-    uid_string,
 )
 
 IDS = {"cname": "c1", "uid": "527841", "resourceId": "rid", "sid": "sid1"}

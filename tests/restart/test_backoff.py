@@ -24,7 +24,8 @@ from support.restart_env import (
 
 from handlers.base import Effects, TransientError
 from handlers.cli import runner_config
-from handlers.recording.restart import RestartAction, RestartCommand
+from handlers.recording.commands import RestartCommand
+from handlers.recording.restart import RestartAction
 from handlers.runtime.retry import RetryPolicy
 from handlers.settings import HandlerSettings
 

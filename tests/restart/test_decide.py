@@ -16,8 +16,7 @@ from support.restart_env import (
 
 from handlers.base import InvalidEvent, TransientError
 from handlers.config import RecordingRules, RestartRules
-from handlers.recording.registry import MemorySessions, PendingRestart, task_key
-from handlers.recording.restart import (
+from handlers.recording.commands import (
     EndedCommand,
     FailoverCommand,
     GiveUpCommand,
@@ -26,6 +25,7 @@ from handlers.recording.restart import (
     failover_key,
     failure_key,
 )
+from handlers.recording.registry import MemorySessions, PendingRestart, task_key
 
 T0 = 1_700_000_000_000
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from support.restart_env import received, registered
 
+from handlers.recording.api_responses import ChannelUsers
 from handlers.recording.decide import (
     ChannelUnavailable,
     Decision,
@@ -20,7 +21,6 @@ from handlers.recording.decide import (
     Vanished,
     decide_ending,
 )
-from handlers.recording.models import ChannelUsers
 from handlers.recording.signals import Signal, classify
 
 OURS = frozenset({"900001", "900002"})

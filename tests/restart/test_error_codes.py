@@ -39,13 +39,9 @@ from support.restart_env import (
 )
 
 from handlers.base import ActionFailed, TransientError
+from handlers.recording.commands import CONFLICT_LOOKUPS, MAX_ACQUIRES_PER_RUN, RestartCommand
 from handlers.recording.registry import MemorySessions
-from handlers.recording.restart import (
-    CONFLICT_LOOKUPS,
-    MAX_ACQUIRES_PER_RUN,
-    RestartAction,
-    RestartCommand,
-)
+from handlers.recording.restart import RestartAction
 
 
 def case(fault: Fault, name: str) -> Any:

@@ -12,7 +12,9 @@ from support.restart_env import ENV, registered
 
 from handlers.cli import build_runners
 from handlers.config import ConfigError
-from handlers.recording.restart import Failure, GiveUpCommand, RestartAction, create_action
+from handlers.recording.commands import Failure, GiveUpCommand
+from handlers.recording.restart import RestartAction
+from handlers.recording.restart_setup import create_action
 from handlers.registry import ActionContext, ActionDisabled, default_registry
 from handlers.runtime.health import HealthServer, Liveness
 from handlers.runtime.metrics import RuntimeMetrics

@@ -22,9 +22,9 @@ from support.restart_env import (
 )
 
 from handlers.config import ReconcilerRules
+from handlers.recording.commands import EndedCommand
 from handlers.recording.reconciler import prunable
 from handlers.recording.registry import MemorySessions, SessionRecord, task_key, utc_from_ms
-from handlers.recording.restart import EndedCommand
 from handlers.recording.signals import Signal, classify
 
 T0 = 1_700_000_000_000

@@ -21,6 +21,7 @@ from support.restart_env import (
 from support.runtime_helpers import wait_until
 
 from handlers.base import Received
+from handlers.recording.commands import RestartCommand
 from handlers.recording.reconciler import (
     Alive,
     Missing,
@@ -29,7 +30,6 @@ from handlers.recording.reconciler import (
     synthetic_notice_id,
 )
 from handlers.recording.registry import MemorySessions
-from handlers.recording.restart import RestartCommand
 from handlers.recording.signals import Signal, classify
 from webhook.events import parse_notification
 

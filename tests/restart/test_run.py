@@ -42,14 +42,9 @@ from support.restart_env import (
 
 from handlers.base import ActionFailed, TransientError
 from handlers.config import RestartRules
+from handlers.recording.commands import GiveUpCommand, RestartCommand, channel_key, failure_key
 from handlers.recording.reconciler import Reconciler
 from handlers.recording.registry import MemorySessions, SessionRecord
-from handlers.recording.restart import (
-    GiveUpCommand,
-    RestartCommand,
-    channel_key,
-    failure_key,
-)
 
 CERTIFICATE = "5cfd2fd1755d40ecb72977518be15d3b"
 

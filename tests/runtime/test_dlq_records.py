@@ -75,6 +75,8 @@ def test_a_record_without_provenance_cannot_be_replayed(missing: str) -> None:
         ("rejected Authorization: Bearer eyJhbGciOi.sig", "eyJhbGciOi"),
         ("bad secret='hunter2' in request", "hunter2"),
         ("api_key=AKIA12345 refused", "AKIA12345"),
+        ("error: KAFKA_SASL_PASSWORD=hunter2 refused", "hunter2"),
+        ("storageConfig stsToken: 'T0KEN' rejected", "T0KEN"),
     ],
 )
 def test_errors_withhold_what_looks_like_a_secret(message: str, leaked: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from handlers.recording.models import Mode
+from handlers.recording.api_requests import Mode
 
 STORAGE: dict[str, Any] = {
     "vendor": 1, "region": 0, "bucket": "recordings", "accessKey": "AKIAEXAMPLEKEY",

@@ -12,6 +12,7 @@ from typing import Any
 from handlers.base import Effects, Received
 from handlers.config import RecordingProfile, RecordingRules, RestartRules
 from handlers.recording.client import CloudRecordingClient
+from handlers.recording.commands import RestartCommand
 from handlers.recording.reconciler import Reconciler
 from handlers.recording.registry import (
     MemorySessions,
@@ -19,7 +20,7 @@ from handlers.recording.registry import (
     resolve_references,
     utc_from_ms,
 )
-from handlers.recording.restart import RestartAction, RestartCommand
+from handlers.recording.restart import RestartAction
 from support.callbacks import callback_body
 from support.fake_agora import FakeAgora
 from webhook.clock import FakeClock

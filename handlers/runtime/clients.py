@@ -1,4 +1,5 @@
-"""kafka-python clients configured the way the runtime's guarantees need them."""
+"""kafka-python clients configured the way the runtime's guarantees need them, and the
+runtime's default :class:`~handlers.runtime.client_protocols.ClientFactory`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,52 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from handlers.runtime.client_protocols import ClientFactory
 from handlers.runtime.state import TopicMissing
+
+
+class KafkaClientFactory:
+    """Builds kafka-python clients from ``client_config``
+    (:meth:`webhook.settings.KafkaSettings.client_config`)."""
+
+    def __init__(self, client_config: Mapping[str, Any]) -> None:
+        self.client_config = dict(client_config)
+
+    def group_consumer(
+        self, group_id: str, *, client_id: str, max_poll_interval_ms: int,
+        max_poll_records: int, session_timeout_ms: int = 45_000,
+    ) -> KafkaConsumer:
+        return group_consumer(
+            self.client_config, group_id, client_id=client_id,
+            max_poll_interval_ms=max_poll_interval_ms, max_poll_records=max_poll_records,
+            session_timeout_ms=session_timeout_ms,
+        )
+
+    def topic_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            **self.client_config,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+
+    def durable_producer(self, client_id: str) -> KafkaProducer:
+        return durable_producer(self.client_config, client_id)
+
+    def transactional_producer(
+        self, transactional_id: str, *, transaction_timeout_ms: int
+    ) -> KafkaProducer:
+        return transactional_producer(
+            self.client_config, transactional_id, transaction_timeout_ms=transaction_timeout_ms
+        )
+
+
+def client_factory(source: ClientFactory | Mapping[str, Any]) -> ClientFactory:
+    """``source`` itself, or kafka-python clients when it is a client configuration."""
+    if isinstance(source, Mapping):
+        return KafkaClientFactory(source)
+    return source
 
 
 def group_consumer(
@@ -84,7 +130,7 @@ def transactional_producer(
     return producer
 
 
-def wait_for_topic(consumer: KafkaConsumer, topic: str, timeout_s: float) -> set[int]:
+def wait_for_topic(consumer: Any, topic: str, timeout_s: float) -> set[int]:
     """The partitions of ``topic``; raises :class:`TopicMissing` if it never shows up."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -25,7 +25,7 @@ from handlers.base import (
 )
 from handlers.runtime.dlq import REPLAY_FOR, describe_error
 from handlers.runtime.offsets import Partition
-from handlers.runtime.records import Headers, decode_headers
+from handlers.runtime.records import Headers, decode_headers, header_value
 from webhook.events import parse_notification
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,15 @@ class Transient:
 
 
 Result = Handled | Invalid | Transient
+
+
+def not_for(handler: str, headers: Headers, *, events: bool) -> bool:
+    """A record this handler skips: a DLQ replay for another handler (this one handled
+    the original already), or its own outcome read back from an extra input. Pure."""
+    replay_for = header_value(headers, REPLAY_FOR)
+    if replay_for is not None and replay_for != handler:
+        return True
+    return not events and header_value(headers, "action") == handler
 
 
 def work_from_record(

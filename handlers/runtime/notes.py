@@ -16,9 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from handlers.runtime.state import encode_json_object
+
+if TYPE_CHECKING:
+    from handlers.runtime.client_protocols import ClientFactory
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,9 @@ class StateNotes:
     save must not spend a connection set-up between a call and its note (a crash in that
     window repeats the call)."""
 
-    def __init__(self, client_config: Mapping[str, Any], topic: str, action: str,
+    def __init__(self, clients: ClientFactory | Mapping[str, Any], topic: str, action: str,
                  timeout_s: float = 10.0) -> None:
-        self._client_config = dict(client_config)
+        self._clients = clients  # a factory, or a kafka-python client configuration
         self._topic = topic
         self._prefix = f"{action}/"  # the runner's namespace (StateStore)
         self._timeout_s = timeout_s
@@ -60,9 +63,10 @@ class StateNotes:
     def _connected(self) -> Any:
         with self._lock:
             if self._producer is None:
-                from handlers.runtime.clients import durable_producer
+                from handlers.runtime.clients import client_factory
 
-                producer = durable_producer(self._client_config, f"{self._prefix}notes")
+                producer = client_factory(self._clients).durable_producer(
+                    f"{self._prefix}notes")
                 try:
                     producer.partitions_for(self._topic)  # metadata now, not at the first save
                 except BaseException:

@@ -4,8 +4,11 @@ The parts, each readable alone: :mod:`~handlers.runtime.keyed` (which record of 
 is next), :mod:`~handlers.runtime.inflight` (runs on worker threads, at most
 ``concurrency`` at once), :mod:`~handlers.runtime.commits` (finished work and its
 transaction), :mod:`~handlers.runtime.routing` (where a result goes),
-:mod:`~handlers.runtime.flow` (pausing partitions), and :mod:`~handlers.runtime.expiry`
-(state expiry). This module is the loop that drives them.
+:mod:`~handlers.runtime.partition_control` (pausing, rebalancing and rewinding the
+consumer's partitions), :mod:`~handlers.runtime.expiry` (state expiry) and
+:mod:`~handlers.runtime.runner_startup` (connecting to the broker through a
+:class:`~handlers.runtime.client_protocols.ClientFactory`). This module is the loop
+that drives them.
 
 Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outcomes`):
 
@@ -37,55 +40,44 @@ nothing running or parked the loop waits up to ``poll_timeout_s``. Transactions 
 committer thread (:mod:`~handlers.runtime.commits`): the loop never waits for one, except
 on stop.
 
-Rebalance: the runner handles, routes and commits nothing while a rebalance is under
-way. Work of partitions it keeps goes on. Work of partitions it loses, finished but not
-yet committed or still running, is left uncommitted: the new owner reads those records
-again from the committed offset and redoes them (actions are idempotent: the restart
-action's registry journal, whiteboard's bound, notify's incident keys). A run still on a
-thread for a lost partition ends on its own; its result is discarded. See
-:mod:`handlers.runtime.rebalance`.
+Rebalances: see :mod:`~handlers.runtime.partition_control`.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from collections.abc import Sequence, Set
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from handlers.base import Action
-from handlers.runtime import dlq
-from handlers.runtime.clients import group_consumer, transactional_producer, wait_for_topic
+from handlers.runtime.client_protocols import ClientFactory, ConsumedRecord
+from handlers.runtime.clients import KafkaClientFactory
 from handlers.runtime.commits import MAX_ABORTS_IN_A_ROW, CommitBatch, CommitFailed
 from handlers.runtime.dispatch import (
     Result,
     Work,
     decide_step,
+    not_for,
     run_step,
     work_from_record,
 )
 from handlers.runtime.expiry import StateExpiry
-from handlers.runtime.flow import decide_flow, held_by_partition, restore_parked_fetches
-from handlers.runtime.guard import BadDeployGuard, GuardPolicy, Trip
+from handlers.runtime.flow import restore_parked_fetches
+from handlers.runtime.guard import BadDeployGuard, Trip
 from handlers.runtime.health import Liveness
 from handlers.runtime.inflight import Finished, InFlight
 from handlers.runtime.keyed import KeyedScheduler
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.offsets import OffsetTracker, Partition
-from handlers.runtime.rebalance import RecordingListener, fold
-from handlers.runtime.records import header_value
-from handlers.runtime.retry import RetryPolicy
+from handlers.runtime.partition_control import PartitionControl
 from handlers.runtime.routing import MAX_OUTPUT_BYTES, ResultRouter
-from handlers.runtime.state import CatchUpTimeout, StateStore, Table, TopicMissing
-from handlers.runtime.txn import TransactionalPublisher
+from handlers.runtime.runner_config import FatalRunnerError, RunnerConfig, RunnerExit
+from handlers.runtime.runner_startup import connect, input_topics
+from handlers.runtime.state import StateStore, Table
 from webhook.clock import Clock, SystemClock
-from webhook.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -103,50 +95,6 @@ when it waits for the commit of its previous record (``commit_now``)."""
 
 REPORT_EVERY_S = 1.0
 """Lag metrics are refreshed at most this often (each asks the consumer per partition)."""
-
-
-class RunnerExit(enum.Enum):
-    """How :meth:`ActionRunner.run` ended."""
-
-    STOPPED = "stopped"  # asked to stop; finished work committed
-    GUARD_TRIPPED = "guard_tripped"  # too many dead letters: refused to go on
-    FAILED = "failed"  # an unexpected error (logged); uncommitted work will be redone
-
-
-class FatalRunnerError(Exception):
-    """The runner cannot go on (fenced producer, missing topic...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerConfig:
-    """Everything a runner needs besides its action. ``client_config`` is
-    :meth:`webhook.settings.KafkaSettings.client_config`."""
-
-    group_id: str
-    transactional_id: str
-    topics: TopicNames
-    retry: RetryPolicy
-    client_config: Mapping[str, Any]
-    guard: GuardPolicy = field(default_factory=GuardPolicy)
-    max_poll_interval_ms: int = 300_000
-    max_poll_records: int = 500
-    poll_timeout_s: float = 0.5
-    batch_time_s: float = 0.2
-    max_backlog: int = 1000
-    publish_ignored: bool = False
-    startup_timeout_s: float = 90.0
-    transaction_timeout_ms: int = 60_000
-    session_timeout_ms: int = 45_000
-    state_ttl_s: float = 604_800.0
-    state_expiry_every_s: float = 60.0
-    concurrency: int = 64
-    """Runs at once (different keys); ``AGORA_HANDLERS_CONCURRENCY``."""
-    completion_poll_s: float = 0.005
-    """Longest ``poll`` while runs are in flight: how late a finished run may be routed."""
-    commit_interval_s: float = 0.1
-    """Longest a finished record waits for its transaction while other work goes on."""
-    stop_drain_s: float = 10.0
-    """On stop, how long running actions may take to finish and be committed."""
 
 
 class ActionRunner:
@@ -167,7 +115,10 @@ class ActionRunner:
         liveness: Liveness | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        clients: ClientFactory | None = None,
     ) -> None:
+        """``clients`` builds the consumer, producer and state readers (default:
+        kafka-python clients from ``config.client_config``)."""
         self.action = action
         self.name = action.name
         self.config = config
@@ -177,6 +128,7 @@ class ActionRunner:
         self._liveness = liveness
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._clients = clients or KafkaClientFactory(config.client_config)
         self._state = StateStore(config.topics.state, self.name)
         self._scheduler: KeyedScheduler[SchedKey, Work] = KeyedScheduler()
         self._tracker = OffsetTracker()
@@ -189,11 +141,7 @@ class ActionRunner:
             monotonic=self._clock.monotonic, now_ms=self._clock.now_ms,
         )
         self._commits: CommitBatch | None = None
-        self._paused: set[Partition] = set()
-        self._consumer: KafkaConsumer | None = None
-        self._listener = RecordingListener()
-        self._suspended: frozenset[Partition] = frozenset()
-        self._suspended_since = 0.0
+        self._partitions: PartitionControl | None = None
         self._next_report = 0.0
         # Metric children bound once: labels() costs more than the record's own work.
         self._consumed = metrics.consumed.labels(action=self.name)
@@ -242,56 +190,23 @@ class ActionRunner:
         return self.exit
 
     def _start(self) -> None:
-        cfg = self.config
         if self._liveness is not None:
             self._liveness.register(self.name)
-        producer = transactional_producer(
-            cfg.client_config, cfg.transactional_id,
-            transaction_timeout_ms=cfg.transaction_timeout_ms,
-        )
-        self._commits = CommitBatch(
-            TransactionalPublisher(producer, cfg.transactional_id), self._tracker,
-            self._state, self._tables, handler=self.name, metrics=self._metrics,
-            interval_s=cfg.commit_interval_s, monotonic=self._clock.monotonic,
-            now_ms=self._clock.now_ms,
-        )
-        try:
-            self._state.start(cfg.client_config, cfg.startup_timeout_s)
-            for table in self._tables:
-                table.start(cfg.client_config, cfg.startup_timeout_s)
-        except (TopicMissing, CatchUpTimeout) as exc:
-            raise FatalRunnerError(str(exc)) from exc
-        self._consumer = group_consumer(
-            cfg.client_config, cfg.group_id, client_id=cfg.transactional_id,
-            max_poll_interval_ms=cfg.max_poll_interval_ms,
-            max_poll_records=cfg.max_poll_records,
-            session_timeout_ms=cfg.session_timeout_ms,
-        )
-        topics = [cfg.topics.events, *self._extra_topics()]
-        self._consumer.subscribe(topics, listener=self._listener)
-        # After subscribing, so the metadata the first join snapshots already lists the
-        # topics (otherwise the leader rebalances again as soon as it sees them).
-        try:
-            for topic in topics:
-                wait_for_topic(self._consumer, topic, cfg.startup_timeout_s)
-        except Exception as exc:
-            raise FatalRunnerError(str(exc)) from exc
+        topics = input_topics(self.config, self.name, getattr(self.action, "extra_inputs", ()))
 
-    def _extra_topics(self) -> list[str]:
-        """Topics of the action's optional ``extra_inputs`` (TopicNames field names)."""
-        names = getattr(self.action, "extra_inputs", ())
-        fields = type(self.config.topics).model_fields
-        unknown = [n for n in names if n not in fields or n == "events"]
-        if unknown:
-            raise FatalRunnerError(
-                f"{self.name}: extra_inputs {unknown} are not topic names other than "
-                f"events; expected some of {sorted(f for f in fields if f != 'events')}"
-            )
-        return [getattr(self.config.topics, n) for n in names]
+        def started(commits: CommitBatch) -> None:
+            self._commits = commits
+
+        connected = connect(
+            self._clients, self.config, topics, handler=self.name, tracker=self._tracker,
+            state=self._state, tables=self._tables, metrics=self._metrics, clock=self._clock,
+            on_started=started,
+        )
+        self._partitions = connected.partitions
 
     def _drain(self) -> None:
         """On stop: let running actions finish (up to ``stop_drain_s``), commit them."""
-        if self._suspended:
+        if self._partitions is not None and self._partitions.suspended:
             return  # mid-rebalance nothing can be committed anyway
         deadline = self._clock.monotonic() + self.config.stop_drain_s
         while len(self._inflight) and self._clock.monotonic() < deadline:
@@ -304,9 +219,9 @@ class ActionRunner:
 
     def _close(self) -> None:
         self._inflight.close()
-        if self._consumer is not None:
+        if self._partitions is not None:
             try:
-                self._consumer.close(autocommit=False)
+                self._partitions.consumer.close(autocommit=False)
             except Exception:  # closing is best effort; committed offsets are safe
                 log.warning("consumer close failed", exc_info=True, extra={"handler": self.name})
         if self._commits is not None:
@@ -320,18 +235,18 @@ class ActionRunner:
     # -- the loop --------------------------------------------------------------------
 
     def _turn(self) -> None:
-        consumer = self._require_consumer()
+        partitions = self._require_partitions()
         self._beat()
-        restore_parked_fetches(consumer)
-        batch = consumer.poll(
+        restore_parked_fetches(partitions.consumer)
+        batch = partitions.consumer.poll(
             timeout_ms=int(self._poll_timeout() * 1000), max_records=self.config.max_poll_records
         )
         for records in batch.values():
             for record in records:
                 self._accept(record)
         self._apply_rebalance()
-        if self._suspended:
-            self._unstick_rebalance()
+        if partitions.suspended:
+            partitions.unstick_rebalance()
             return  # a rebalance is under way: nothing may be routed or committed now
         for table in self._tables:
             table.refresh()
@@ -344,7 +259,7 @@ class ActionRunner:
         self._dispatch(self._clock.monotonic() + self.config.batch_time_s)
         idle = not len(self._inflight) and not self._scheduler.has_ready(self._clock.monotonic())
         if commits.due(idle):
-            commits.start(self._require_consumer().group_metadata())
+            commits.start(partitions.consumer.group_metadata())
         self._flow_control()
         self._report()
 
@@ -352,9 +267,9 @@ class ActionRunner:
         """Zero when work is waiting; short while runs are in flight; else until the next
         parked key or interval commit is due (at most ``poll_timeout_s``)."""
         cfg = self.config
-        if self._suspended:
+        if self._require_partitions().suspended:
             # A rebalance is under way: wait in poll, where kafka-python completes joins
-            # (see _unstick_rebalance).
+            # (see PartitionControl.unstick_rebalance).
             return cfg.poll_timeout_s
         now = self._clock.monotonic()
         if self._inflight.pending() or (
@@ -377,18 +292,13 @@ class ActionRunner:
         if self._liveness is not None:
             self._liveness.beat(self.name)
 
-    def _accept(self, record: Any) -> None:
+    def _accept(self, record: ConsumedRecord) -> None:
         self._consumed.inc()
         partition: Partition = (record.topic, record.partition)
         headers = tuple(record.headers or ())
         self._tracker.track(partition, record.offset)
         events = record.topic == self.config.topics.events
-        replay_for = header_value(headers, dlq.REPLAY_FOR)
-        if (replay_for is not None and replay_for != self.name) or (
-            not events and header_value(headers, "action") == self.name
-        ):
-            # A DLQ replay for another handler (this one handled the original already),
-            # or this action's own outcome read back from an extra input.
+        if not_for(self.name, headers, events=events):
             self._tracker.finish(partition, record.offset)
             self._require_commits().finished()
             self._metrics.skipped.labels(action=self.name).inc()
@@ -439,7 +349,8 @@ class ActionRunner:
     def _flush(self) -> None:
         """Commit everything finished and wait for it (on stop)."""
         try:
-            committed = self._require_commits().flush(self._require_consumer().group_metadata())
+            committed = self._require_commits().flush(
+                self._require_partitions().consumer.group_metadata())
         except CommitFailed as exc:
             raise FatalRunnerError(str(exc)) from exc
         if not committed:
@@ -447,42 +358,19 @@ class ActionRunner:
 
     def _rewind(self) -> None:
         """Forget all uncommitted work and read again from the committed offsets."""
-        consumer = self._require_consumer()
         self._inflight.abandon(lambda _key: True)
         self._scheduler.clear()
         self._tracker.clear()
-        assigned = list(consumer.assignment())
-        if self._paused:
-            consumer.resume(*[TopicPartition(t, p) for t, p in self._paused])
-            self._paused.clear()
-        for tp in assigned:
-            committed = consumer.committed(tp)
-            if committed is None:
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
+        self._require_partitions().rewind()
 
     # -- flow control and reporting ---------------------------------------------------
 
     def _flow_control(self) -> None:
-        held = len(self._scheduler)
-        if held > self.config.max_backlog or self._paused:
-            consumer = self._require_consumer()
-            change = decide_flow(
-                held_by_partition(self._scheduler.held()), self._paused, self.config.max_backlog,
-                [(tp.topic, tp.partition) for tp in consumer.assignment()],
-            )
-            if change.pause:
-                consumer.pause(*[TopicPartition(t, p) for t, p in change.pause])
-                self._paused |= change.pause
-                log.info(
-                    "%d records held (queued, parked or running); pausing %d partitions",
-                    held, len(change.pause), extra={"handler": self.name},
-                )
-            if change.resume:
-                consumer.resume(*[TopicPartition(t, p) for t, p in change.resume])
-                self._paused -= change.resume
-        self._metrics.paused_partitions.labels(action=self.name).set(len(self._paused))
+        partitions = self._require_partitions()
+        partitions.control_flow(
+            self._scheduler.held(), len(self._scheduler), self.config.max_backlog
+        )
+        self._metrics.paused_partitions.labels(action=self.name).set(len(partitions.paused))
 
     def _report(self) -> None:
         """Lag per partition (records not fetched yet plus records held unfinished) and
@@ -494,61 +382,24 @@ class ActionRunner:
         parked = sum(held for _, held in self._scheduler.parked())
         self._metrics.parked_records.labels(action=self.name).set(parked)
         self._metrics.parked_keys.labels(action=self.name).set(self._scheduler.parked_count())
-        consumer = self._require_consumer()
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            behind = high - consumer.position(tp)
-            unfinished = self._tracker.unfinished((tp.topic, tp.partition))
+        for (topic, partition), behind in self._require_partitions().behind().items():
+            unfinished = self._tracker.unfinished((topic, partition))
             self._metrics.lag.labels(
-                action=self.name, topic=tp.topic, partition=str(tp.partition)
-            ).set(max(0, behind) + unfinished)
+                action=self.name, topic=topic, partition=str(partition)
+            ).set(behind + unfinished)
 
     # -- rebalancing -----------------------------------------------------------------
 
     def _apply_rebalance(self) -> None:
-        """Fold rebalance events seen during the last poll (see module docstring)."""
-        events = self._listener.take()
-        if not events:
+        """Apply rebalance events seen during the last poll (see module docstring)."""
+        change = self._require_partitions().take_rebalance()
+        if change is None:
             return
-        change = fold(events, self._suspended)
-        if change.suspended and not self._suspended:
-            self._suspended_since = self._clock.monotonic()
-        self._suspended = change.suspended
         if change.dropped:
             self._forget(change.dropped)
         if change.assigned:
             # Another instance may have written state for keys now ours: read it first.
             self._state.catch_up(self.config.startup_timeout_s)
-            assignment = self._require_consumer().assignment()
-            log.info(
-                "partitions assigned",
-                extra={"handler": self.name,
-                       "partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in assignment)},
-            )
-
-    def _unstick_rebalance(self) -> None:
-        """Ask the coordinator to join again when a rebalance seems stuck.
-
-        kafka-python 3.0.12 completes a join only while a ``poll`` waits for it. When the
-        join finishes between two polls and the rebalance was triggered by a metadata
-        change, it never applies the assignment: the partitions stay revoked and nothing
-        is fetched. Requesting a rejoin makes the next poll run a fresh join. Harmless
-        during a slow but healthy rebalance: a join still in flight is awaited, not resent.
-        """
-        stuck_after = max(5.0, 10 * self.config.poll_timeout_s)
-        if self._clock.monotonic() - self._suspended_since < stuck_after:
-            return
-        coordinator = getattr(self._require_consumer(), "_coordinator", None)
-        request_rejoin = getattr(coordinator, "request_rejoin", None)
-        if callable(request_rejoin):
-            log.warning(
-                "rebalance not completed after %.0fs; rejoining the group", stuck_after,
-                extra={"handler": self.name},
-            )
-            request_rejoin()
-        self._suspended_since = self._clock.monotonic()
 
     def _forget(self, gone: Set[Partition]) -> None:
         """Drop the work of lost partitions: queued, parked and running (its result will
@@ -561,15 +412,14 @@ class ActionRunner:
         abandoned = self._inflight.abandon(lost)
         self._scheduler.drop(lost)
         self._tracker.forget(gone)
-        self._paused -= gone
         if abandoned:
             log.info("%d running actions of revoked partitions will be redone by their "
                      "new owner", abandoned, extra={"handler": self.name})
 
-    def _require_consumer(self) -> KafkaConsumer:
-        if self._consumer is None:
+    def _require_partitions(self) -> PartitionControl:
+        if self._partitions is None:
             raise RuntimeError("runner not started")
-        return self._consumer
+        return self._partitions
 
     def _require_commits(self) -> CommitBatch:
         if self._commits is None:

@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from handlers.runtime.client_protocols import Batch, ClientFactory, TopicConsumer
 from handlers.runtime.records import KafkaRecord
 
 log = logging.getLogger(__name__)
@@ -136,23 +137,17 @@ class TopicReader:
     def __init__(
         self,
         topic: str,
-        client_config: Mapping[str, Any],
+        clients: ClientFactory,
         on_record: Callable[[bytes | None, bytes | None, int, int, int], None],
     ) -> None:
         self.topic = topic
-        self._client_config = dict(client_config)
+        self._clients = clients
         self._on_record = on_record
-        self._consumer: KafkaConsumer | None = None
+        self._consumer: TopicConsumer | None = None
         self._partitions: list[TopicPartition] = []
 
     def start(self, timeout_s: float) -> None:
-        consumer = KafkaConsumer(
-            **self._client_config,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-        )
+        consumer = self._clients.topic_consumer()
         deadline = time.monotonic() + timeout_s
         partitions = consumer.partitions_for_topic(self.topic)
         while not partitions and time.monotonic() < deadline:
@@ -192,7 +187,7 @@ class TopicReader:
             self._consumer.close()
             self._consumer = None
 
-    def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
+    def _apply(self, batch: Batch) -> None:
         for records in batch.values():
             for record in records:
                 # No timestamp (-1, old message formats): its age counts from now.
@@ -201,7 +196,7 @@ class TopicReader:
                     ts = now_ms()
                 self._on_record(record.key, record.value, record.partition, record.offset, ts)
 
-    def _require(self) -> KafkaConsumer:
+    def _require(self) -> TopicConsumer:
         if self._consumer is None:
             raise RuntimeError(f"reader of {self.topic!r} is not started")
         return self._consumer
@@ -269,8 +264,10 @@ class Table:
     def held(self) -> dict[str, JsonObject | None]:
         return self._view.held()
 
-    def start(self, client_config: Mapping[str, Any], timeout_s: float) -> None:
-        self._reader = TopicReader(self.topic, client_config, self.observe)
+    def start(self, clients: ClientFactory | Mapping[str, Any], timeout_s: float) -> None:
+        """Load the topic to its end; ``clients``: a factory or a kafka-python client
+        configuration."""
+        self._reader = TopicReader(self.topic, _factory(clients), self.observe)
         self._reader.start(timeout_s)
 
     def refresh(self) -> None:
@@ -388,8 +385,10 @@ class StateStore:
         self._overlay.clear()
         self._staged_at.clear()
 
-    def start(self, client_config: Mapping[str, Any], timeout_s: float) -> None:
-        self._reader = TopicReader(self.topic, client_config, self.observe)
+    def start(self, clients: ClientFactory | Mapping[str, Any], timeout_s: float) -> None:
+        """Load the topic to its end; ``clients``: a factory or a kafka-python client
+        configuration."""
+        self._reader = TopicReader(self.topic, _factory(clients), self.observe)
         self._reader.start(timeout_s)
 
     def catch_up(self, timeout_s: float) -> None:
@@ -400,3 +399,9 @@ class StateStore:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _factory(source: ClientFactory | Mapping[str, Any]) -> ClientFactory:
+    from handlers.runtime.clients import client_factory  # clients imports this module
+
+    return client_factory(source)

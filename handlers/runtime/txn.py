@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka import errors as kafka_errors
 from kafka.structs import OffsetAndMetadata
 
+from handlers.runtime.client_protocols import TransactionalProducer
 from handlers.runtime.offsets import Partition
 from handlers.runtime.records import KafkaRecord
 
@@ -36,7 +37,7 @@ class TransactionalPublisher:
     Not thread-safe. After :class:`ProducerUnusable` only :meth:`close` may be called.
     """
 
-    def __init__(self, producer: KafkaProducer, transactional_id: str) -> None:
+    def __init__(self, producer: TransactionalProducer, transactional_id: str) -> None:
         self._producer = producer
         self._transactional_id = transactional_id
 

@@ -20,6 +20,7 @@ from support.runtime_helpers import (
     json_values,
     produce_events,
     produce_raw,
+    read_to_end,
     running,
     topics_env,
     unique_topics,
@@ -117,7 +118,7 @@ def test_replay_dry_run_then_replay_once_for_the_right_handler(kafka_bootstrap: 
         assert other_run.sample("agora_handler_skipped_total", action="other") == 1
     assert other_again.calls == []
     assert [n for _, n in fixed.handled()] == [event.notice_id]
-    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, 10, timeout_s=5))
+    outcomes = json_values(read_to_end(kafka_bootstrap, names.actions))
     replayed = [o for o in outcomes if o["replayed"]]
     assert [(o["action"], o["outcome"]) for o in replayed] == [("scripted", "ok")]
 

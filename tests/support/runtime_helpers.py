@@ -28,6 +28,7 @@ from handlers.base import (
     TransientError,
 )
 from handlers.registry import ActionContext
+from handlers.runtime.client_protocols import ClientFactory
 from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.retry import RetryPolicy
@@ -36,7 +37,7 @@ from handlers.runtime.state import Table
 from support.callbacks import callback_body
 from support.kafka_broker import create_topics
 from webhook.events import parse_notification
-from webhook.records import event_record
+from webhook.records import Record, event_record
 from webhook.settings import TopicNames
 
 
@@ -75,6 +76,18 @@ class SentEvent:
     offset: int
 
 
+def event_records(
+    topic: str, cnames: Iterable[str], event_type: int = 40
+) -> Iterator[tuple[str, str, bytes, Record]]:
+    """(cname, noticeId, body, record) of one callback per cname, as the webhook
+    publishes it (key, headers, original bytes)."""
+    for cname in cnames:
+        notice_id = uuid.uuid4().hex
+        body = callback_body(event_type=event_type, cname=cname, notice_id=notice_id)
+        record = event_record(topic, body, parse_notification(body), int(time.time() * 1000), "v2")
+        yield cname, notice_id, body, record
+
+
 def produce_events(
     bootstrap: str,
     topic: str,
@@ -85,12 +98,7 @@ def produce_events(
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     sent: list[tuple[str, str, bytes, Any]] = []
     try:
-        for cname in cnames:
-            notice_id = uuid.uuid4().hex
-            body = callback_body(event_type=event_type, cname=cname, notice_id=notice_id)
-            record = event_record(
-                topic, body, parse_notification(body), int(time.time() * 1000), "v2"
-            )
+        for cname, notice_id, body, record in event_records(topic, cnames, event_type):
             future = producer.send(
                 topic, key=record.key, value=record.value, headers=list(record.headers)
             )
@@ -111,11 +119,14 @@ def produce_raw(
     key: bytes | None,
     value: bytes | None,
     headers: list[tuple[str, bytes]] | None = None,
+    timestamp_ms: int | None = None,
 ) -> tuple[int, int]:
-    """Send one record as is; returns (partition, offset)."""
+    """Send one record as is (dated ``timestamp_ms``, default now); returns (partition,
+    offset)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
-        meta = producer.send(topic, key=key, value=value, headers=headers or []).get(timeout=10)
+        meta = producer.send(topic, key=key, value=value, headers=headers or [],
+                             timestamp_ms=timestamp_ms).get(timeout=10)
         return meta.partition, meta.offset
     finally:
         producer.close()
@@ -252,12 +263,15 @@ class RunningRunner:
 
 @contextmanager
 def running(
-    action: Any, config: RunnerConfig, tables: Iterable[Table] = ()
+    action: Any, config: RunnerConfig, tables: Iterable[Table] = (),
+    clients: ClientFactory | None = None,
 ) -> Iterator[RunningRunner]:
-    """Run ``action`` in a thread for the duration of the block, then stop it."""
+    """Run ``action`` in a thread for the duration of the block, then stop it
+    (``clients``: the runner's client factory, default kafka-python's)."""
     metrics = RuntimeMetrics()
     runner = ActionRunner(
-        action, config, metrics=metrics, stop=threading.Event(), tables=list(tables)
+        action, config, metrics=metrics, stop=threading.Event(), tables=list(tables),
+        clients=clients,
     )
     thread = threading.Thread(target=runner.run, name=f"test-{action.name}", daemon=True)
     thread.start()

@@ -1,4 +1,4 @@
-"""Concurrent actions against a real broker: keys overtake a slow one, one key stays in
+"""Concurrent actions: keys overtake a slow one, one key stays in
 order, commits stop at the contiguous finished prefix, many records share a transaction,
 partitions pause at the in-flight limit, and a revoked partition's running work is redone
 by its new owner."""
@@ -10,26 +10,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import pytest
-from support.kafka_broker import consume_all
-from support.runtime_helpers import (
-    Cmd,
-    RunningRunner,
-    committed_offsets,
-    fast_config,
-    json_values,
-    produce_events,
-    read_to_end,
-    running,
-    unique_topics,
-    wait_until,
-)
+from support.runtime_brokers import KAFKA_ONLY, RuntimeTestBroker
+from support.runtime_helpers import Cmd, RunningRunner, json_values, wait_until
 
 from handlers.base import Effects, Output, Received, StateView
 from handlers.runtime.echo import EchoAction
 from handlers.runtime.runner import RunnerExit
-
-pytestmark = pytest.mark.kafka
 
 
 @dataclass
@@ -77,13 +63,13 @@ class Gated:
             return list(self.finished)
 
 
-def test_other_keys_overtake_a_slow_one_which_keeps_its_order(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap, partitions=1)
+def test_other_keys_overtake_a_slow_one_which_keeps_its_order(broker: RuntimeTestBroker) -> None:
+    names = broker.topics(partitions=1)
     action = Gated(held=frozenset({"slow"}))
     cnames = ["slow", *[f"k{i % 8}" for i in range(40)], "slow", "slow"]
-    sent = produce_events(kafka_bootstrap, names.events, cnames)
-    config = fast_config(kafka_bootstrap, names, action.name, concurrency=8)
-    with running(action, config) as run:
+    sent = broker.produce_events(names.events, cnames)
+    config = broker.config(names, action.name, concurrency=8)
+    with broker.running(action, config) as run:
         fast = [e.notice_id for e in sent if e.cname != "slow"]
         wait_until(lambda: {n for _, n in action.done()} >= set(fast),
                    what="every fast key handled while the slow one hangs")
@@ -91,11 +77,11 @@ def test_other_keys_overtake_a_slow_one_which_keeps_its_order(kafka_bootstrap: s
         slow = [e.notice_id for e in sent if e.cname == "slow"]
         assert [n for n in action.started if n in slow] == slow[:1]
         time.sleep(0.3)
-        assert committed_offsets(kafka_bootstrap, config.group_id, names.events) in (
+        assert broker.committed(config.group_id, names.events) in (
             {0: None}, {0: sent[0].offset})
         action.release.set()
         wait_until(lambda: len(action.done()) == len(sent), what="the slow key done")
-        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, names.events)
+        wait_until(lambda: broker.committed(config.group_id, names.events)
                    == {0: len(sent)}, what="everything committed")
         assert run.stop() is RunnerExit.STOPPED
         transactions = run.sample("agora_handler_transactions_total", action=action.name,
@@ -108,19 +94,19 @@ def test_other_keys_overtake_a_slow_one_which_keeps_its_order(kafka_bootstrap: s
     assert 1 < action.peak <= 8, "keys ran concurrently, within the limit"
     # Many records per transaction, not one transaction per record.
     assert transactions < len(sent) / 2
-    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, len(sent)))
+    outcomes = json_values(broker.read(names.actions))
     assert sorted(o["noticeId"] for o in outcomes) == sorted(e.notice_id for e in sent)
 
 
 def test_partitions_pause_when_the_in_flight_limit_leaves_records_waiting(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
-    names = unique_topics(kafka_bootstrap, partitions=1)
+    names = broker.topics(partitions=1)
     action = Gated(held=frozenset({f"c{i}" for i in range(4)}))
-    sent = produce_events(kafka_bootstrap, names.events, [f"c{i % 4}" for i in range(600)])
-    config = fast_config(kafka_bootstrap, names, action.name, concurrency=4, max_backlog=50,
+    sent = broker.produce_events(names.events, [f"c{i % 4}" for i in range(600)])
+    config = broker.config(names, action.name, concurrency=4, max_backlog=50,
                          max_poll_records=20)
-    with running(action, config) as run:
+    with broker.running(action, config) as run:
         wait_until(lambda: run.sample("agora_handler_paused_partitions",
                                       action=action.name) == 1, what="the partition paused")
         time.sleep(0.5)
@@ -135,30 +121,31 @@ def test_partitions_pause_when_the_in_flight_limit_leaves_records_waiting(
 
 
 def assigned(run: RunningRunner) -> set[int]:
-    consumer = run.runner._consumer
-    return set() if consumer is None else {tp.partition for tp in consumer.assignment()}
+    partitions = run.runner._partitions
+    return set() if partitions is None else {p for _, p in partitions.assigned()}
 
 
+@KAFKA_ONLY  # two members of one group
 def test_a_revoked_partitions_running_work_is_redone_by_its_new_owner(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
-    names = unique_topics(kafka_bootstrap, partitions=2)
+    names = broker.topics(partitions=2)
     # Enough keys that both partitions hold a held (hanging) key and free ones.
     cnames = [f"c{i}" for i in range(16)]
-    sent = produce_events(kafka_bootstrap, names.events, cnames)
+    sent = broker.produce_events(names.events, cnames)
     held = frozenset(e.cname for e in sent if e.cname in {"c0", "c1", "c2", "c3", "c4"})
     parts = {e.partition for e in sent if e.cname in held}
     assert parts == {0, 1}, "both partitions need a hanging key; pick other cnames"
     first = Gated(held=held, output_topic=names.files)
     second = Gated(output_topic=names.files)
-    config = fast_config(kafka_bootstrap, names, first.name, concurrency=16)
-    with running(first, config) as one:
+    config = broker.config(names, first.name, concurrency=16)
+    with broker.running(first, config) as one:
         wait_until(lambda: len(first.done()) == len(sent) - len(held),
                    what="the free keys handled, the held ones hanging")
-        two_config = fast_config(kafka_bootstrap, names, first.name, concurrency=16,
+        two_config = broker.config(names, first.name, concurrency=16,
                                  group_id=config.group_id,
                                  transactional_id=config.transactional_id + "-2")
-        with running(second, two_config) as two:
+        with broker.running(second, two_config) as two:
             wait_until(lambda: len(assigned(two)) == 1 and len(assigned(one)) == 1,
                        what="one partition each")
             (moved,) = assigned(two)
@@ -167,13 +154,13 @@ def test_a_revoked_partitions_running_work_is_redone_by_its_new_owner(
             wait_until(lambda: redone <= {n for _, n in second.done()},
                        what="held records of the moved partition redone")
             first.release.set()
-            wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id,
+            wait_until(lambda: broker.committed(config.group_id,
                                                  names.events)
                        == {p: sum(e.partition == p for e in sent) for p in (0, 1)},
                        what="both partitions committed to their end")
             two.stop()
         one.stop()
-    published = json_values(read_to_end(kafka_bootstrap, names.files))
+    published = json_values(broker.read(names.files))
     notices = Counter(v["noticeId"] for v in published)
     assert set(notices) == {e.notice_id for e in sent}
     # The old owner's late result for the moved partition was discarded, not published.
@@ -185,7 +172,7 @@ class CommitsNow:
     """Every ``run`` says ``commit_now``; it records the group's committed offset as seen
     when each record of key ``A`` starts."""
 
-    bootstrap: str
+    broker: RuntimeTestBroker
     group: str
     topic: str
     name: str = "commits-now"
@@ -197,21 +184,20 @@ class CommitsNow:
     def run(self, command: tuple[str, int]) -> Effects:
         cname, offset = command
         if cname == "A":
-            self.seen.append((offset, committed_offsets(self.bootstrap, self.group,
-                                                        self.topic)[0]))
+            self.seen.append((offset, self.broker.committed(self.group, self.topic)[0]))
         return Effects(commit_now=True)
 
 
 def test_a_commit_now_record_is_committed_before_its_keys_next_record_runs(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
-    names = unique_topics(kafka_bootstrap, partitions=1)
-    sent = produce_events(kafka_bootstrap, names.events, ["A", "B", "A", "B", "A"])
-    config = fast_config(kafka_bootstrap, names, "commits-now")
-    action = CommitsNow(kafka_bootstrap, config.group_id, names.events)
-    with running(action, config) as run:
+    names = broker.topics(partitions=1)
+    sent = broker.produce_events(names.events, ["A", "B", "A", "B", "A"])
+    config = broker.config(names, "commits-now")
+    action = CommitsNow(broker, config.group_id, names.events)
+    with broker.running(action, config) as run:
         wait_until(lambda: len(action.seen) == 3, what="A's three records run")
-        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, names.events)
+        wait_until(lambda: broker.committed(config.group_id, names.events)
                    == {0: len(sent)}, what="all committed")
         run.stop()
     a_offsets = [e.offset for e in sent if e.cname == "A"]
@@ -223,17 +209,17 @@ def test_a_commit_now_record_is_committed_before_its_keys_next_record_runs(
 
 
 def test_every_partition_is_read_to_its_end_after_pauses_and_resumes(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
     """kafka-python 3.0.12 parks data fetched for a partition paused meanwhile and, without
     :func:`handlers.runtime.flow.restore_parked_fetches`, never fetches it again."""
-    names = unique_topics(kafka_bootstrap, partitions=3)
-    sent = produce_events(kafka_bootstrap, names.events, [f"c{i % 30}" for i in range(3000)])
-    config = fast_config(kafka_bootstrap, names, "echo", max_backlog=100, max_poll_records=200)
-    with running(EchoAction(), config) as run:
+    names = broker.topics(partitions=3)
+    sent = broker.produce_events(names.events, [f"c{i % 30}" for i in range(3000)])
+    config = broker.config(names, "echo", max_backlog=100, max_poll_records=200)
+    with broker.running(EchoAction(), config) as run:
         wait_until(lambda: run.sample("agora_handler_consumed_total", action="echo")
                    == len(sent), timeout_s=60, what="every record read")
-        wait_until(lambda: committed_offsets(kafka_bootstrap, config.group_id, names.events)
+        wait_until(lambda: broker.committed(config.group_id, names.events)
                    == {p: sum(e.partition == p for e in sent) for p in (0, 1, 2)},
                    what="every partition committed to its end")
         assert run.stop() is RunnerExit.STOPPED

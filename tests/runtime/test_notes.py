@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-from support.runtime_helpers import unique_topics
+from support.runtime_brokers import RuntimeTestBroker
 
 from handlers.runtime.notes import StateNotes
 from handlers.runtime.state import StateStore
 
-pytestmark = pytest.mark.kafka
 
-
-def test_a_saved_note_is_in_the_actions_state_for_the_next_reader(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap)
-    config = {"bootstrap_servers": kafka_bootstrap}
+def test_a_saved_note_is_in_the_actions_state_for_the_next_reader(
+    broker: RuntimeTestBroker,
+) -> None:
+    names = broker.topics()
+    config = broker.clients
     notes = StateNotes(config, names.state, "whiteboard", timeout_s=30)
     try:
         notes.save("answer/class-1", {"screenshots": ["a.png"], "status": 201})

@@ -1,25 +1,12 @@
-"""The runner against a real broker: commits, ordering under retries, DLQ, state, guard."""
+"""The runner against each broker: commits, ordering under retries, DLQ, state, guard."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
-from kafka import KafkaProducer
-from support.kafka_broker import consume_all
-from support.runtime_helpers import (
-    ScriptedAction,
-    committed_offsets,
-    consume_all_uncommitted,
-    fast_config,
-    json_values,
-    produce_events,
-    produce_raw,
-    running,
-    unique_topics,
-    wait_until,
-)
+from support.runtime_brokers import MemoryTestBroker, RuntimeTestBroker
+from support.runtime_helpers import ScriptedAction, json_values, wait_until
 
 from handlers.base import Effects, Output, StateView
 from handlers.runtime import dlq
@@ -27,14 +14,12 @@ from handlers.runtime.echo import EchoAction
 from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.runner import RunnerExit
 
-pytestmark = pytest.mark.kafka
 
-
-def test_every_record_is_handled_and_committed_after_the_last(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap, partitions=3)
-    sent = produce_events(kafka_bootstrap, names.events, [f"class-{i % 7}" for i in range(40)])
-    config = fast_config(kafka_bootstrap, names, "echo")
-    with running(EchoAction(), config) as run:
+def test_every_record_is_handled_and_committed_after_the_last(broker: RuntimeTestBroker) -> None:
+    names = broker.topics(partitions=3)
+    sent = broker.produce_events(names.events, [f"class-{i % 7}" for i in range(40)])
+    config = broker.config(names, "echo")
+    with broker.running(EchoAction(), config) as run:
         wait_until(
             lambda: run.sample("agora_handler_outcomes_total", action="echo", outcome="ok") == 40,
             what="40 ok outcomes",
@@ -43,23 +28,23 @@ def test_every_record_is_handled_and_committed_after_the_last(kafka_bootstrap: s
     last: dict[int, int] = {}
     for event in sent:
         last[event.partition] = max(last.get(event.partition, -1), event.offset)
-    committed = committed_offsets(kafka_bootstrap, config.group_id, names.events)
+    committed = broker.committed(config.group_id, names.events)
     assert committed == {p: last.get(p, -1) + 1 if p in last else None for p in committed}
-    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, 40))
+    outcomes = json_values(broker.read(names.actions))
     assert sorted(o["noticeId"] for o in outcomes) == sorted(e.notice_id for e in sent)
     assert {o["outcome"] for o in outcomes} == {"ok"}
     assert {o["action"] for o in outcomes} == {"echo"}
 
 
 def test_a_parked_key_does_not_block_other_keys_and_keeps_its_order(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
-    names = unique_topics(kafka_bootstrap, partitions=1)
+    names = broker.topics(partitions=1)
     action = ScriptedAction(script={"A": ["transient", "transient", "ok"]})
     cnames = ["A", "B", "B", "A", "B", "B", "A", "B"]
-    sent = produce_events(kafka_bootstrap, names.events, cnames)
-    config = fast_config(kafka_bootstrap, names, action.name, base_delay_s=0.5)
-    with running(action, config) as run:
+    sent = broker.produce_events(names.events, cnames)
+    config = broker.config(names, action.name, base_delay_s=0.5)
+    with broker.running(action, config) as run:
         wait_until(
             lambda: len(set(action.handled())) == len(sent), what="every record handled"
         )
@@ -73,18 +58,18 @@ def test_a_parked_key_does_not_block_other_keys_and_keeps_its_order(
     # ...and A's records were handled in their order, each after its two retries.
     assert [n for n in order if n in a_notices] == a_notices
     assert [c for c, n, r in action.calls if n == a_notices[1]] == ["A", "A", "A"]
-    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: len(sent)}
-    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, 6 + len(sent)))
+    assert broker.committed(config.group_id, names.events) == {0: len(sent)}
+    outcomes = json_values(broker.read(names.actions))
     assert sum(o["outcome"] == "retrying" for o in outcomes) == 6
     assert sum(o["outcome"] == "ok" for o in outcomes) == len(sent)
 
 
-def test_an_exhausted_budget_ends_in_the_dlq_with_provenance(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap, partitions=2)
+def test_an_exhausted_budget_ends_in_the_dlq_with_provenance(broker: RuntimeTestBroker) -> None:
+    names = broker.topics(partitions=2)
     action = ScriptedAction(script={"X": ["transient"], "Z": ["boom"]})
-    sent = produce_events(kafka_bootstrap, names.events, ["X", "Y", "Z"])
-    config = fast_config(kafka_bootstrap, names, action.name, max_attempts=3)
-    with running(action, config) as run:
+    sent = broker.produce_events(names.events, ["X", "Y", "Z"])
+    config = broker.config(names, action.name, max_attempts=3)
+    with broker.running(action, config) as run:
         wait_until(
             lambda: run.sample(
                 "agora_handler_dead_letters_total", action=action.name, reason="exhausted"
@@ -93,7 +78,7 @@ def test_an_exhausted_budget_ends_in_the_dlq_with_provenance(kafka_bootstrap: st
         )
         wait_until(lambda: len(action.handled()) == 1, what="Y handled")
         assert run.stop() is RunnerExit.STOPPED
-    dead = {r.key: r for r in consume_all(kafka_bootstrap, names.dlq, 2)}
+    dead = {r.key: r for r in broker.read(names.dlq)}
     assert set(dead) == {b"X", b"Z"}
     for event in sent:
         if event.cname == "Y":
@@ -111,24 +96,24 @@ def test_an_exhausted_budget_ends_in_the_dlq_with_provenance(kafka_bootstrap: st
         assert headers["schema-version"] == b"1"
     assert dict(dead[b"X"].headers)[dlq.DLQ_ERROR] == b"TransientError: remote said 503"
     assert dict(dead[b"Z"].headers)[dlq.DLQ_ERROR] == b"RuntimeError: a bug"
-    committed = committed_offsets(kafka_bootstrap, config.group_id, names.events)
+    committed = broker.committed(config.group_id, names.events)
     expected: dict[int, int | None] = {0: None, 1: None}
     for event in sent:
         expected[event.partition] = max(expected[event.partition] or 0, event.offset + 1)
     assert committed == expected
-    outcomes = json_values(consume_all(kafka_bootstrap, names.actions, 7))
+    outcomes = json_values(broker.read(names.actions))
     dead_outcomes = [o for o in outcomes if o["outcome"] == "dead_lettered"]
     assert sorted(o["cname"] for o in dead_outcomes) == ["X", "Z"]
     assert all(o["attempts"] == 3 for o in dead_outcomes)
 
 
-def test_invalid_records_go_to_the_dlq_at_once(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap)
+def test_invalid_records_go_to_the_dlq_at_once(broker: RuntimeTestBroker) -> None:
+    names = broker.topics()
     action = ScriptedAction(script={"inv": ["invalid"]})
-    produce_raw(kafka_bootstrap, names.events, b"junk", b"{not json", [("noticeId", b"n-1")])
-    sent = produce_events(kafka_bootstrap, names.events, ["inv", "ok"])
-    config = fast_config(kafka_bootstrap, names, action.name)
-    with running(action, config) as run:
+    broker.produce_raw(names.events, b"junk", b"{not json", [("noticeId", b"n-1")])
+    sent = broker.produce_events(names.events, ["inv", "ok"])
+    config = broker.config(names, action.name)
+    with broker.running(action, config) as run:
         wait_until(
             lambda: run.sample(
                 "agora_handler_dead_letters_total", action=action.name, reason="invalid"
@@ -137,7 +122,7 @@ def test_invalid_records_go_to_the_dlq_at_once(kafka_bootstrap: str) -> None:
         )
         wait_until(lambda: len(action.handled()) == 1, what="the good record handled")
         assert run.stop() is RunnerExit.STOPPED
-    dead = {r.key: r for r in consume_all(kafka_bootstrap, names.dlq, 2)}
+    dead = {r.key: r for r in broker.read(names.dlq)}
     junk = dict(dead[b"junk"].headers)
     assert dead[b"junk"].value == b"{not json"
     assert junk[dlq.DLQ_ATTEMPTS] == b"0"
@@ -150,78 +135,77 @@ def test_invalid_records_go_to_the_dlq_at_once(kafka_bootstrap: str) -> None:
     assert dead[b"inv"].value == sent[0].body
     # run was called once for the invalid record: no retry
     assert [behaviour for cname, _, behaviour in action.calls if cname == "inv"] == ["invalid"]
-    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 3}
+    assert broker.committed(config.group_id, names.events) == {0: 3}
 
 
-def test_action_failed_publishes_its_effects_and_commits(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap)
+def test_action_failed_publishes_its_effects_and_commits(broker: RuntimeTestBroker) -> None:
+    names = broker.topics()
     action = ScriptedAction(script={"F": ["failed"]}, output_topic=names.files)
-    sent = produce_events(kafka_bootstrap, names.events, ["F"])
-    config = fast_config(kafka_bootstrap, names, action.name)
-    with running(action, config) as run:
+    sent = broker.produce_events(names.events, ["F"])
+    config = broker.config(names, action.name)
+    with broker.running(action, config) as run:
         wait_until(lambda: len(action.handled()) == 1, what="F handled")
         assert run.stop() is RunnerExit.STOPPED
-    outputs = json_values(consume_all(kafka_bootstrap, names.files, 1))
+    outputs = json_values(broker.read(names.files))
     assert outputs == [{"noticeId": sent[0].notice_id}]
-    (outcome,) = json_values(consume_all(kafka_bootstrap, names.actions, 1))
+    (outcome,) = json_values(broker.read(names.actions))
     assert outcome["outcome"] == "failed"
     assert outcome["error"] == "ActionFailed: remote said 404"
     assert outcome["eventType"] == 40
     assert outcome["sid"] == "38f8e3cfdc474cd56fc1ceba380d7e1a"
-    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 1}
+    assert broker.committed(config.group_id, names.events) == {0: 1}
 
 
 def test_state_is_visible_to_the_next_record_and_survives_a_restart(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
-    names = unique_topics(kafka_bootstrap)
-    first = produce_events(kafka_bootstrap, names.events, ["S", "S"])
-    config = fast_config(kafka_bootstrap, names, "scripted")
+    names = broker.topics()
+    first = broker.produce_events(names.events, ["S", "S"])
+    config = broker.config(names, "scripted")
     action = ScriptedAction(state_key=True)
-    with running(action, config) as run:
+    with broker.running(action, config) as run:
         wait_until(lambda: len(action.handled()) == 2, what="two records handled")
         run.stop()
     assert action.seen_state == [("S", None), ("S", {"last": first[0].notice_id})]
-    later = produce_events(kafka_bootstrap, names.events, ["S"])
+    later = broker.produce_events(names.events, ["S"])
     restarted = ScriptedAction(state_key=True)
-    with running(restarted, config) as run:
+    with broker.running(restarted, config) as run:
         wait_until(lambda: len(restarted.handled()) == 1, what="the new record handled")
         run.stop()
     assert restarted.seen_state == [("S", {"last": first[1].notice_id})]
     assert [n for _, n in restarted.handled()] == [later[0].notice_id]
-    state = consume_all(kafka_bootstrap, names.state, 3)[-1]
+    state = broker.read(names.state)[-1]
     assert state.key == b"scripted/S"
     assert json.loads(state.value) == {"last": later[0].notice_id}
 
 
-def test_the_guard_stops_instead_of_dead_lettering_everything(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap)
+def test_the_guard_stops_instead_of_dead_lettering_everything(broker: RuntimeTestBroker) -> None:
+    names = broker.topics()
     cnames = [f"k{i}" for i in range(6)]
     action = ScriptedAction(script={c: ["invalid"] for c in cnames})
-    produce_events(kafka_bootstrap, names.events, cnames)
+    broker.produce_events(names.events, cnames)
     guard = GuardPolicy(max_consecutive=3, min_distinct_keys=2, min_window_events=1000)
-    config = fast_config(kafka_bootstrap, names, action.name, guard=guard)
-    with running(action, config) as run:
+    config = broker.config(names, action.name, guard=guard)
+    with broker.running(action, config) as run:
         run.thread.join(30)
         assert not run.thread.is_alive()
         assert run.runner.exit is RunnerExit.GUARD_TRIPPED
-    assert len(consume_all(kafka_bootstrap, names.dlq, 3, timeout_s=3)) == 2
+    assert len(broker.read(names.dlq)) == 2
     # The record that tripped the guard is not committed: a fixed deploy handles it.
-    assert committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 2}
+    assert broker.committed(config.group_id, names.events) == {0: 2}
 
 
-def test_replays_for_another_handler_are_skipped(kafka_bootstrap: str) -> None:
-    names = unique_topics(kafka_bootstrap)
-    sent = produce_events(kafka_bootstrap, names.events, ["R"])
-    produce_raw(
-        kafka_bootstrap, names.events, b"R", sent[0].body,
+def test_replays_for_another_handler_are_skipped(broker: RuntimeTestBroker) -> None:
+    names = broker.topics()
+    sent = broker.produce_events(names.events, ["R"])
+    broker.produce_raw(names.events, b"R", sent[0].body,
         [(dlq.REPLAY_FOR, b"someone-else"), (dlq.REPLAYED_FROM, b"x.dlq/0/0")],
     )
     action = ScriptedAction()
-    config = fast_config(kafka_bootstrap, names, action.name)
-    with running(action, config) as run:
+    config = broker.config(names, action.name)
+    with broker.running(action, config) as run:
         wait_until(
-            lambda: committed_offsets(kafka_bootstrap, config.group_id, names.events) == {0: 2},
+            lambda: broker.committed(config.group_id, names.events) == {0: 2},
             what="both records committed",
         )
         run.stop()
@@ -229,41 +213,40 @@ def test_replays_for_another_handler_are_skipped(kafka_bootstrap: str) -> None:
     assert len(action.calls) == 1
 
 
-def test_an_orphan_transaction_is_aborted_and_never_visible(kafka_bootstrap: str) -> None:
+def test_an_orphan_transaction_is_aborted_and_never_visible(broker: RuntimeTestBroker) -> None:
     """A crashed instance left a transaction open; its successor (same transactional id)
     aborts it, and read_committed readers never see its records."""
-    names = unique_topics(kafka_bootstrap)
-    config = fast_config(kafka_bootstrap, names, "echo")
-    orphan = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap, transactional_id=config.transactional_id
+    names = broker.topics()
+    config = broker.config(names, "echo")
+    orphan = broker.clients.transactional_producer(
+        config.transactional_id, transaction_timeout_ms=60_000
     )
-    orphan.init_transactions()
     orphan.begin_transaction()
     orphan.send(names.actions, key=b"ghost", value=b"{}").get(timeout=10)
-    sent = produce_events(kafka_bootstrap, names.events, ["a", "b"])
-    with running(EchoAction(), config) as run:
+    sent = broker.produce_events(names.events, ["a", "b"])
+    with broker.running(EchoAction(), config) as run:
         wait_until(
             lambda: run.sample("agora_handler_outcomes_total", action="echo", outcome="ok") == 2,
             what="two ok outcomes",
         )
         run.stop()
-    committed = consume_all(kafka_bootstrap, names.actions, 3, timeout_s=5)
+    committed = broker.read(names.actions)
     assert sorted(json.loads(r.value)["noticeId"] for r in committed) == sorted(
         e.notice_id for e in sent
     )
-    everything = consume_all_uncommitted(kafka_bootstrap, names.actions, 3)
+    everything = broker.read(names.actions, "read_uncommitted")
     assert b"ghost" in [r.key for r in everything]
     orphan.close(timeout=1)
 
 
 def test_a_large_backlog_behind_a_parked_key_pauses_the_partition(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
-    names = unique_topics(kafka_bootstrap)
+    names = broker.topics()
     action = ScriptedAction(script={"A": ["transient", "ok"]})
-    sent = produce_events(kafka_bootstrap, names.events, ["A"] * 8)
-    config = fast_config(kafka_bootstrap, names, action.name, base_delay_s=0.3, max_backlog=4)
-    with running(action, config) as run:
+    sent = broker.produce_events(names.events, ["A"] * 8)
+    config = broker.config(names, action.name, base_delay_s=0.3, max_backlog=4)
+    with broker.running(action, config) as run:
         wait_until(
             lambda: run.sample("agora_handler_paused_partitions", action=action.name) == 1,
             what="the partition paused",
@@ -299,14 +282,14 @@ class ReadsFiles:
 
 
 def test_extra_inputs_reach_decide_undecoded_and_own_records_are_skipped(
-    kafka_bootstrap: str,
+    broker: RuntimeTestBroker,
 ) -> None:
-    names = unique_topics(kafka_bootstrap)
-    (event,) = produce_events(kafka_bootstrap, names.events, ["c"])
-    produce_raw(kafka_bootstrap, names.files, b"k", b'{"from": "elsewhere"}')
+    names = broker.topics()
+    (event,) = broker.produce_events(names.events, ["c"])
+    broker.produce_raw(names.files, b"k", b'{"from": "elsewhere"}')
     action = ReadsFiles(names.files)
-    config = fast_config(kafka_bootstrap, names, action.name)
-    with running(action, config) as run:
+    config = broker.config(names, action.name)
+    with broker.running(action, config) as run:
         wait_until(
             lambda: run.sample("agora_handler_skipped_total", action="reader") == 1,
             what="the action's own record skipped",
@@ -317,4 +300,28 @@ def test_extra_inputs_reach_decide_undecoded_and_own_records_are_skipped(
         (names.events, "Received", event.body),
         (names.files, "RawRecord", b'{"from": "elsewhere"}'),
     ])
-    assert committed_offsets(kafka_bootstrap, config.group_id, names.files) == {0: 2}
+    assert broker.committed(config.group_id, names.files) == {0: 2}
+
+
+def test_an_aborted_transaction_is_redone_from_the_committed_offsets() -> None:
+    """In memory only: a commit that fails (injected) is aborted, the runner rewinds to the
+    committed offsets and handles those records again; readers see each output once."""
+    broker = MemoryTestBroker()
+    names = broker.topics()
+    action = ScriptedAction(output_topic=names.files)
+    broker.memory.fail_commits(1)
+    sent = broker.produce_events(names.events, ["a", "b", "c"])
+    config = broker.config(names, action.name)
+    with broker.running(action, config) as run:
+        wait_until(lambda: broker.committed(config.group_id, names.events) == {0: len(sent)},
+                   what="everything committed after the abort")
+        assert run.stop() is RunnerExit.STOPPED
+        aborted = run.sample("agora_handler_transactions_total", action=action.name,
+                             result="aborted")
+    assert aborted == 1
+    redone = [n for _, n, _ in action.calls]
+    assert len(redone) > len(sent), "the aborted records were handled again"
+    assert sorted(v["noticeId"] for v in json_values(broker.read(names.files))) == sorted(
+        e.notice_id for e in sent)
+    # The aborted copies are still in the log, for read_uncommitted readers only.
+    assert len(broker.read(names.files, "read_uncommitted")) == len(redone)

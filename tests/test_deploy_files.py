@@ -3,15 +3,14 @@
 What is checked: the files parse; every command is a real ``agora-events`` command path
 with options it accepts; every environment variable given to our containers is one the
 settings classes of that process read (and repeated defaults equal the settings'
-defaults); the Kafka listeners, the bootstrap address, health checks, dependencies,
-Prometheus targets and mounted files agree with each other; the Dockerfile runs the
-console script as a non-root user, installs runtime dependencies only and copies only
-files the build context keeps.
+defaults); health checks, dependencies, Prometheus targets and mounted files agree with
+each other; the Dockerfile runs the console script as a non-root user, installs runtime
+dependencies only and copies only files the build context keeps. The Kafka broker, its
+listeners and its security: tests/security/test_compose_kafka.py.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import tomllib
@@ -44,8 +43,9 @@ PROMETHEUS_FILE = DOCKER / "prometheus.yml"
 PROCESS_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "webhook": (WebhookSettings, ServeSettings),
     "handlers": (HandlerSettings,),
-    "topics": (KafkaSettings, TopicNames),
+    "kafka-setup": (KafkaSettings, TopicNames),  # `topics create` and `topics acls`
     "reconciler": (HandlerSettings,),  # `recording reconcile` reads the handlers' settings
+    "operator": (HandlerSettings,),  # so do the `recording`, `dlq` and `whiteboard` commands
 }
 SPEC_VARIABLES = {  # SPEC.md section 4: fixed names
     "webhook": {"KAFKA_BOOTSTRAP_SERVERS", "AGORA_NCS_SECRET"},
@@ -54,7 +54,8 @@ SPEC_VARIABLES = {  # SPEC.md section 4: fixed names
         "AGORA_APP_CERTIFICATE", "AGORA_API_BASE", "WHITEBOARD_API_BASE", "WHITEBOARD_TOKEN",
         "WHITEBOARD_REGION", "AGORA_EVENTS_CONFIG",
     },
-    "topics": {"KAFKA_BOOTSTRAP_SERVERS"},
+    "kafka-setup": {"KAFKA_BOOTSTRAP_SERVERS"},
+    "operator": {"KAFKA_BOOTSTRAP_SERVERS", "AGORA_EVENTS_CONFIG"},
     "reconciler": {
         "KAFKA_BOOTSTRAP_SERVERS", "AGORA_APP_ID", "AGORA_CUSTOMER_ID", "AGORA_CUSTOMER_SECRET",
         "AGORA_API_BASE", "AGORA_EVENTS_CONFIG",
@@ -188,9 +189,10 @@ def _published_ports(service: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_compose_has_the_stack(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"kafka", "topics", "webhook", "handlers", "reconciler", "prometheus",
-                             "alertmanager", "grafana"}
-    assert set(our_services(services)) == {"topics", "webhook", "handlers", "reconciler"}
+    assert set(services) == {"kafka-init", "kafka", "kafka-setup", "webhook", "handlers",
+                             "reconciler", "operator", "prometheus", "alertmanager", "grafana"}
+    assert set(our_services(services)) == {"kafka-setup", "webhook", "handlers", "reconciler",
+                                           "operator"}
 
 
 def test_our_services_build_the_image_from_the_repository(
@@ -209,10 +211,10 @@ def test_our_services_build_the_image_from_the_repository(
 @pytest.mark.parametrize(
     ("service", "expected"),
     [
-        ("topics", ["topics", "create"]),
         ("webhook", ["webhook"]),
         ("handlers", ["handlers"]),
         ("reconciler", ["recording", "reconcile"]),
+        ("operator", ["recording", "list"]),
     ],
 )
 def test_every_command_is_a_real_agora_events_command(
@@ -284,64 +286,6 @@ def test_settings_variables_follow_prefixes_and_aliases() -> None:
     assert "AGORA_NCS_SECRET" in settings_variables((WebhookSettings,))
 
 
-# --- compose: Kafka ------------------------------------------------------------------------------
-
-
-def _listeners(value: str) -> dict[str, tuple[str, str]]:
-    """Listener name -> (host, port text) of a listeners setting."""
-    found = {}
-    for entry in value.split(","):
-        name, _, address = entry.partition("://")
-        host, _, port = address.partition(":")
-        found[name] = (host, port)
-    return found
-
-
-def test_kafka_runs_kraft_single_node(services: dict[str, dict[str, Any]]) -> None:
-    kafka = services["kafka"]
-    env = kafka["environment"]
-    assert kafka["image"] == "apache/kafka:4.1.1"
-    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    listeners = _listeners(env["KAFKA_LISTENERS"])
-    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
-    assert set(listeners) == set(protocols)
-    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
-    assert controller in listeners
-    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in listeners
-    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
-    assert voters == f"{env['KAFKA_NODE_ID']}@{kafka['hostname']}:{listeners[controller][1]}"
-    assert all(host == "" for host, _ in listeners.values())  # bind every interface
-    # Topics come from `topics create` only; one node cannot replicate internal topics.
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    for name in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-                 "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-                 "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
-        assert env[name] == 1, name  # the handlers use transactions
-    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
-    assert any(v.endswith(f":{env['KAFKA_LOG_DIRS']}") for v in kafka["volumes"])
-
-
-def test_inside_and_outside_listeners_match_clients_and_ports(
-    services: dict[str, dict[str, Any]],
-) -> None:
-    kafka = services["kafka"]
-    env = kafka["environment"]
-    listeners = _listeners(env["KAFKA_LISTENERS"])
-    advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
-    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] not in advertised
-    inside = advertised[env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
-    assert inside == (kafka["hostname"], listeners[env["KAFKA_INTER_BROKER_LISTENER_NAME"]][1])
-    for name, service in our_services(services).items():
-        assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == f"{inside[0]}:{inside[1]}", name
-    # The outside listener is published on the host port it advertises.
-    [outside] = [n for n in advertised if n != env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
-    outside_host, outside_port = advertised[outside]
-    assert outside_host == "localhost"
-    [(published, container)] = _published_ports(kafka)
-    assert container == listeners[outside][1]
-    assert published == f"127.0.0.1:{outside_port}"  # the advertised port is the host's
-
-
 # --- compose: health and order -------------------------------------------------------------------
 
 
@@ -361,8 +305,9 @@ def test_dependencies_use_conditions_the_targets_can_meet(
                 assert dependency.get("restart") == "no", f"{target} is not a one-shot"
             else:
                 assert condition == "service_started", condition
-    order = [("topics", "kafka"), ("webhook", "topics"), ("handlers", "topics"),
-             ("reconciler", "topics")]
+    order = [("kafka", "kafka-init"), ("kafka-setup", "kafka"), ("webhook", "kafka-setup"),
+             ("handlers", "kafka-setup"), ("reconciler", "kafka-setup"),
+             ("operator", "kafka-setup")]
     for dependent, target in order:
         assert target in services[dependent]["depends_on"], (dependent, target)
 
@@ -394,14 +339,14 @@ def test_no_service_inherits_the_webhook_probe_of_the_image(
     image_url = _probe_url(json.loads(image_check.argument.partition("CMD ")[2]))
     checked = []
     for name, spec in our_services(services).items():
-        if spec["command"][0] == "webhook":
+        if spec.get("command", [""])[0] == "webhook":
             continue
         check = spec.get("healthcheck")
         assert check, f"{name} inherits the image's probe of {image_url}"
         if not check.get("disable"):
             assert _probe_url(check["test"]) != image_url, name
         checked.append(name)
-    assert sorted(checked) == ["handlers", "reconciler", "topics"]
+    assert sorted(checked) == ["handlers", "kafka-setup", "operator", "reconciler"]
 
 
 # --- compose: the reconciler ---------------------------------------------------------------------
@@ -415,8 +360,12 @@ def test_reconciler_is_opt_in_and_shares_the_handlers_configuration(
     # without them would restart it forever.
     assert reconciler["profiles"] == ["recording"]
     assert "profiles" not in handlers
-    # The same rules file (mounted at the same place) and the variables it references.
-    assert reconciler["volumes"] == handlers["volumes"]
+    # The same rules file (mounted at the same place) and the variables it references;
+    # each its own Kafka credentials (tests/security/test_compose_kafka.py).
+    def config_mounts(service: dict[str, Any]) -> list[str]:
+        return [v for v in service["volumes"] if v.startswith("./config:")]
+
+    assert config_mounts(reconciler) == config_mounts(handlers) != []
     assert reconciler["env_file"] == handlers["env_file"]
     for name in ("AGORA_EVENTS_CONFIG", "AGORA_API_BASE", "KAFKA_BOOTSTRAP_SERVERS"):
         assert reconciler["environment"][name] == handlers["environment"][name], name
@@ -441,12 +390,6 @@ def test_reconciler_receives_every_credential_the_client_requires(
     # The check can fail: without the secret the client is not configured.
     monkeypatch.delenv("AGORA_CUSTOMER_SECRET")
     assert not AgoraSettings().configured
-
-
-def test_kafka_health_check_uses_the_inside_listener(services: dict[str, dict[str, Any]]) -> None:
-    test = services["kafka"]["healthcheck"]["test"]
-    assert test[0] == "CMD-SHELL"
-    assert "--bootstrap-server kafka:9092" in test[1]
 
 
 # --- compose: Prometheus -------------------------------------------------------------------------
@@ -748,12 +691,14 @@ def test_monitoring_services_are_only_in_the_monitoring_profile(
         if name in MONITORING:
             assert service["profiles"] == ["monitoring"], name
             assert "build" not in service, f"{name} runs a published image"
-            assert re.fullmatch(r"[a-z/]+:v?[0-9]+\.[0-9]+\.[0-9]+", service["image"]), name
+            # A release tag, pinned by digest.
+            assert re.fullmatch(r"[a-z/]+:v?[0-9]+\.[0-9]+\.[0-9]+@sha256:[0-9a-f]{64}",
+                                service["image"]), name
             for entry in service["ports"]:
                 assert entry.startswith("127.0.0.1:"), f"{name}: {entry} is not loopback only"
             assert service["healthcheck"]["test"][:2] == ["CMD", "wget"], name
         else:
-            assert service.get("profiles") in (None, ["recording"]), name
+            assert service.get("profiles") in (None, ["recording"], ["operator"]), name
 
 
 def test_every_bind_mount_of_the_profile_exists(

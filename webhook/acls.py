@@ -14,8 +14,8 @@ import click
 
 from webhook.settings import KafkaSettings, TopicNames
 
-Component = Literal["webhook", "handlers", "operator"]
-COMPONENTS: tuple[Component, ...] = ("webhook", "handlers", "operator")
+Component = Literal["webhook", "handlers", "reconciler", "operator"]
+COMPONENTS: tuple[Component, ...] = ("webhook", "handlers", "reconciler", "operator")
 ResourceKind = Literal["topic", "group", "transactional-id"]
 
 
@@ -43,8 +43,12 @@ def component_acls(component: Component, topics: TopicNames, group_prefix: str) 
 
     - webhook: write the two topics it publishes to.
     - handlers: read events and their tables, write outcomes, files, screenshots, the
-      registry, dead letters, state and (the reconciler) events; their consumer groups
-      and transactional ids all start with ``<group_prefix>.``.
+      registry, dead letters, state and events (so a reconciler may share the handlers'
+      principal); their consumer groups and transactional ids all start with
+      ``<group_prefix>.``.
+    - reconciler (``recording reconcile``): read the registry without a consumer group,
+      write it (finished sessions are marked or removed) and write events (the failures
+      no callback reported).
     - operator (``recording``, ``dlq``, ``whiteboard`` commands): the registry, dead letters,
       and writing events/actions (recording start, dead-letter replay); ``topics create``
       and ``topics acls --apply`` need an admin principal on top.
@@ -63,6 +67,12 @@ def component_acls(component: Component, topics: TopicNames, group_prefix: str) 
             *rules,
             AclRule("group", prefix, "READ", prefixed=True),
             AclRule("transactional-id", prefix, "WRITE", prefixed=True),
+        ]
+    if component == "reconciler":
+        return [
+            AclRule("topic", topics.sessions, "READ"),
+            AclRule("topic", topics.sessions, "WRITE"),
+            AclRule("topic", topics.events, "WRITE"),
         ]
     return [
         AclRule("topic", topics.sessions, "READ"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
-OURS = ("topics", "webhook", "handlers", "reconciler")
+OURS = ("kafka-setup", "webhook", "handlers", "reconciler", "operator")
 
 
 def test_our_services_are_read_only_without_capabilities_or_privilege_gain() -> None:

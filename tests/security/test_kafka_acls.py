@@ -1,6 +1,7 @@
-"""Attack 5: Kafka is an open door. Against a real broker that requires SCRAM over TLS and
-enforces ACLs: each component works with only the ACLs docs/security.md lists for it
-(``agora-events topics acls``), and clients without them, or without credentials, are refused."""
+"""Attack 5: Kafka is an open door. Against the compose stack's broker (SCRAM over TLS, ACLs
+enforced; support.secure_kafka), set up by the compose stack's own docker/kafka/kafka-setup.sh:
+each component works with only the ACLs docs/security.md lists for it (``agora-events topics
+acls``), and clients without them, or without credentials, are refused."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,42 +22,36 @@ from support.secure_kafka import SecureKafka
 from handlers.testing.fresh_topics import topics_env
 from handlers.testing.ncs_callbacks import callback_body, signed
 from handlers.testing.webhook_process import console_script, run_webhook
-from webhook.acls import apply_acls, component_acls
-from webhook.settings import KafkaSettings, TopicNames
-from webhook.topics import create_topics
+from webhook.settings import TopicNames
 
 pytestmark = pytest.mark.kafka
 
-
-
-def _settings(
-    broker: SecureKafka, user: str, mechanism: str = "SCRAM-SHA-512", **overrides: Any
-) -> KafkaSettings:
-    env = {**broker.env(user, mechanism), **overrides}
-    return KafkaSettings(**{k.removeprefix("KAFKA_").lower(): v for k, v in env.items()})
+SETUP_SCRIPT = Path(__file__).resolve().parents[2] / "docker" / "kafka" / "kafka-setup.sh"
 
 
 @pytest.fixture(scope="module")
 def deployment(secure_kafka: SecureKafka) -> tuple[TopicNames, str]:
-    """Topics created by the admin and each component's ACLs, exactly as documented."""
-    tag = uuid.uuid4().hex[:8]
-    topics = TopicNames(**{name: f"{tag}.{name}" for name in TopicNames.model_fields})
-    prefix = f"sec-{tag}"
-    admin = _settings(secure_kafka, "admin")
-    create_topics(admin, topics, partitions=1, replication_factor=1)
-    for component in ("webhook", "handlers", "operator"):
-        user = "operator" if component == "operator" else component
-        apply_acls(admin, f"User:{user}", component_acls(component, topics, prefix))
-    return topics, prefix
+    """Topics and each principal's ACLs, made by the script the compose stack's
+    ``kafka-setup`` service runs, as the broker's admin (the broker is this module's own, so
+    the catalog's topic names and group prefix are free)."""
+    env = {**os.environ, **secure_kafka.compose_env("admin"),
+           "PATH": f"{Path(console_script('agora-events')).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name in [n for n in env if n.startswith(("AGORA_TOPIC_", "AGORA_HANDLERS_GROUP"))]:
+        del env[name]
+    result = subprocess.run(["sh", str(SETUP_SCRIPT)], env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return TopicNames(), "agora-events"
 
 
 def _read(broker: SecureKafka, topic: str, expected: int, timeout_s: float = 30) -> list[Any]:
     consumer = KafkaConsumer(**broker.client_config("admin"), group_id=None,
                              enable_auto_commit=False, isolation_level="read_committed")
     try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
+        # Every partition: kafka-setup creates the topics with six.
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while len(records) < expected and time.monotonic() < deadline:
@@ -69,9 +63,10 @@ def _read(broker: SecureKafka, topic: str, expected: int, timeout_s: float = 30)
 
 
 def _cli(
-    broker: SecureKafka, user: str, topics: TopicNames, *args: str
+    broker: SecureKafka, user: str, topics: TopicNames, *args: str,
+    extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **topics_env(topics), **broker.env(user)}
+    env = {**os.environ, **topics_env(topics), **broker.env(user), **(extra or {})}
     return subprocess.run([console_script("agora-events"), *args], env=env, capture_output=True,
                           text=True, timeout=120, check=False)
 
@@ -81,11 +76,12 @@ def test_webhook_and_handlers_work_end_to_end_with_only_their_acls(
 ) -> None:
     topics, prefix = deployment
     body = callback_body(cname="secure-1")
-    env = handlers_env(secure_kafka.bootstrap, topics, prefix, secure_kafka.env("handlers"))
+    env = handlers_env(secure_kafka.bootstrap, topics, prefix,
+                       secure_kafka.compose_env("handlers"))
     with (
         HandlersProcess(("echo",), env, tmp_path / "handlers.log") as handlers,
         run_webhook(secure_kafka.bootstrap, tmp_path,
-                    env={**topics_env(topics), **secure_kafka.env("webhook")}) as webhook,
+                    env={**topics_env(topics), **secure_kafka.compose_env("webhook")}) as webhook,
     ):
         answer = httpx.post(webhook.ncs_url, content=body, headers=signed(body), timeout=15)
         assert answer.status_code == 200, webhook.log_text()[-2000:]
@@ -104,6 +100,19 @@ def test_operator_commands_work_with_the_operator_acls(
     for args in (("recording", "list"), ("dlq", "list")):
         result = _cli(secure_kafka, "operator", topics, *args)
         assert result.returncode == 0, (args, result.stderr[-2000:])
+
+
+def test_the_reconciler_works_with_only_its_acls(
+    secure_kafka: SecureKafka, deployment: tuple[TopicNames, str]
+) -> None:
+    topics, _ = deployment
+    # An empty registry: one round reads it (no consumer group) and asks Agora nothing.
+    agora = {"AGORA_APP_ID": "a" * 32, "AGORA_CUSTOMER_ID": "customer",
+             "AGORA_CUSTOMER_SECRET": "customer-secret", "AGORA_API_BASE": "http://127.0.0.1:9"}
+    result = _cli(secure_kafka, "reconciler", topics, "recording", "reconcile", "--once",
+                  extra=agora)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # (A principal without these ACLs cannot read the registry: `recording list` below.)
 
 
 def test_a_webhook_with_credentials_but_no_acls_publishes_nothing(
@@ -156,6 +165,10 @@ def test_clients_without_the_right_acls_are_refused(
         assert _produce(secure_kafka.env("webhook"), topic) == refused
     # The handlers' cannot write the quarantine topic.
     assert _produce(secure_kafka.env("handlers"), topics.quarantine) == refused
+    # The reconciler's may write events (the failures it finds), nothing the handlers own.
+    for topic in (topics.actions, topics.dlq):
+        assert _produce(secure_kafka.env("reconciler"), topic) == refused
+    assert _produce(secure_kafka.env("reconciler"), topics.events) == "sent"
     # PLAIN authenticates through the same settings, and is then held to ACLs too.
     assert _produce(secure_kafka.env("plain-user", "PLAIN"), topics.events) == refused
     # The operator's commands are refused for a principal without the operator ACLs.

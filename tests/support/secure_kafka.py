@@ -1,10 +1,15 @@
 """A real Kafka broker that requires SASL/SCRAM over TLS and enforces ACLs (pytest plugin
-``support.secure_kafka``, fixture ``secure_kafka``).
+``support.secure_kafka``, fixture ``secure_kafka``): the compose stack's broker, outside Docker.
 
-Certificates come from the JDK's ``keytool`` (a throwaway CA and a broker certificate for
-127.0.0.1); SCRAM users are written at format time; the StandardAuthorizer denies everything
-no ACL allows (``allow.everyone.if.no.acl.found=false``). The JVM, the jars and the helper
-functions are docker/kafka_local.py's (its package ``kafkalocal``).
+It is set up exactly as docker/compose.yml sets up its own: docker/kafka/secure-init.sh (the
+``kafka-init`` service) generates the passwords, the CA and the broker's certificate and
+formats the storage with the SCRAM users; the broker runs docker/kafka/server.properties
+(secrets read from files, the StandardAuthorizer, ``allow.everyone.if.no.acl.found=false``).
+Only what a container gives for free is changed: the directories, the free ports, the
+advertised address, and the file owners. One addition for the tests of the settings: a PLAIN
+user ``plain-user`` on the internal listener (the compose broker accepts SCRAM only). The JVM,
+the jars and the helper functions are docker/kafka_local.py's (its package
+``kafkalocal``).
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient
 
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_KAFKA = REPO / "docker" / "kafka"
 MECHANISM = "SCRAM-SHA-512"
-# Users the broker knows; each test decides which ACLs they get.
-USERS = ("admin", "webhook", "handlers", "operator", "intruder")
+# The compose stack's principals (kafka-init's KAFKA_PRINCIPALS) and one without ACLs.
+PRINCIPALS = ("webhook", "handlers", "reconciler", "operator", "intruder")
+# Where the compose files expect the broker's secrets and data (container paths).
+CONTAINER_SECRETS, CONTAINER_DATA = "/etc/kafka/secrets", "/var/lib/kafka/data"
 START_TIMEOUT_S = 120.0
 
 
@@ -52,6 +61,19 @@ class SecureKafka:
             "KAFKA_SASL_USERNAME": user,
             "KAFKA_SASL_PASSWORD": password,
             "KAFKA_SSL_CAFILE": str(self.cafile),
+        }
+
+    def compose_env(self, user: str) -> dict[str, str]:
+        """*user*'s variables as docker/compose.yml sets them: the password and the CA read
+        from the files kafka-init wrote for that principal."""
+        clients = self.directory / "clients" / user
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": MECHANISM,
+            "KAFKA_SASL_USERNAME": user,
+            "KAFKA_SASL_PASSWORD_FILE": str(clients / "password"),
+            "KAFKA_SSL_CAFILE": str(clients / "ca.pem"),
         }
 
     def client_config(self, user: str) -> dict[str, Any]:
@@ -78,106 +100,77 @@ class SecureKafka:
         return kafka_local.tail(self.directory / "broker.log")
 
 
-def _keytool(directory: Path, *args: str) -> None:
-    result = subprocess.run(
-        ["keytool", *args], cwd=directory, capture_output=True, text=True, check=False, timeout=60
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"keytool {' '.join(args[:1])} failed: {result.stderr}")
-
-
-def make_certificates(directory: Path, store_password: str) -> None:
-    """ca.pem (for clients), broker.p12 (key + chain) and trust.p12 (the CA) for the broker."""
-    pw = ["-storepass", store_password, "-keypass", store_password]
-    san = "SAN=IP:127.0.0.1,DNS:localhost"
-    _keytool(directory, "-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048",
-             "-dname", "CN=agora-events test CA", "-ext", "bc:c", "-validity", "2",
-             "-storetype", "PKCS12", "-keystore", "ca.p12", *pw)
-    _keytool(directory, "-exportcert", "-rfc", "-alias", "ca", "-keystore", "ca.p12",
-             "-storepass", store_password, "-file", "ca.pem")
-    _keytool(directory, "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
-             "-dname", "CN=localhost", "-ext", san, "-validity", "2",
-             "-storetype", "PKCS12", "-keystore", "broker.p12", *pw)
-    _keytool(directory, "-certreq", "-alias", "broker", "-keystore", "broker.p12",
-             "-storepass", store_password, "-file", "broker.csr")
-    _keytool(directory, "-gencert", "-alias", "ca", "-keystore", "ca.p12",
-             "-storepass", store_password, "-infile", "broker.csr", "-outfile", "broker.crt",
-             "-rfc", "-ext", san, "-validity", "2")
-    _keytool(directory, "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem",
-             "-keystore", "broker.p12", "-storepass", store_password)
-    _keytool(directory, "-importcert", "-alias", "broker", "-file", "broker.crt",
-             "-keystore", "broker.p12", "-storepass", store_password)
-    _keytool(directory, "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem",
-             "-storetype", "PKCS12", "-keystore", "trust.p12", "-storepass", store_password)
-
-
-def server_properties(
-    directory: Path, port: int, controller_port: int, store_password: str,
-    admin_password: str, controller_password: str, plain_password: str,
-) -> dict[str, str]:
-    """The local single-node broker's settings, with its listeners secured and ACLs enforced."""
-    node = kafka_local.NodeSpec(1, port, controller_port)
-    # server.properties holds no cluster id: the storage format writes it.
-    local = kafka_local.ClusterSpec("", (node,), partitions=1)
-    scram_jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+def compose_server_properties(
+    directory: Path, ports: tuple[int, int, int], plain_password: str
+) -> str:
+    """docker/kafka/server.properties with this directory and these ports (internal,
+    external, controller) in place of the container's, plus the tests' PLAIN user."""
+    internal, external, controller = ports
+    text = (COMPOSE_KAFKA / "server.properties").read_text(encoding="utf-8")
+    text = text.replace(CONTAINER_SECRETS, str(directory / "secrets"))
+    text = text.replace(CONTAINER_DATA, str(directory / "data"))
+    replacements = {"INTERNAL://:9092": f"INTERNAL://127.0.0.1:{internal}",
+                    "EXTERNAL://:9094": f"EXTERNAL://127.0.0.1:{external}",
+                    "127.0.0.1:9093": f"127.0.0.1:{controller}"}
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
     plain_jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required"
-    return {
-        **kafka_local.server_settings(local, 1, directory / "data"),
-        "listeners": f"SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"SASL_SSL://127.0.0.1:{port}",
-        "inter.broker.listener.name": "SASL_SSL",
-        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-        "sasl.mechanism.inter.broker.protocol": MECHANISM,
-        "sasl.mechanism.controller.protocol": "PLAIN",
-        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
-        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
-            f'{scram_jaas} username="admin" password="{admin_password}";',
-        "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": f"{scram_jaas};",
-        "listener.name.sasl_ssl.plain.sasl.jaas.config":
-            f'{plain_jaas} user_plain-user="{plain_password}";',
-        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config": (
-            f'{plain_jaas} username="controller" password="{controller_password}" '
-            f'user_controller="{controller_password}";'
-        ),
-        "ssl.keystore.location": str(directory / "broker.p12"),
-        "ssl.keystore.type": "PKCS12",
-        "ssl.keystore.password": store_password,
-        "ssl.key.password": store_password,
-        "ssl.truststore.location": str(directory / "trust.p12"),
-        "ssl.truststore.type": "PKCS12",
-        "ssl.truststore.password": store_password,
-        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin;User:controller",
-        "allow.everyone.if.no.acl.found": "false",
+    return text + (
+        "listener.name.internal.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN\n"
+        f'listener.name.internal.plain.sasl.jaas.config={plain_jaas} '
+        f'user_plain-user="{plain_password}";\n'
+    )
+
+
+def run_secure_init(directory: Path, properties: Path, java: str, libs: Path) -> None:
+    """docker/kafka/secure-init.sh, as the ``kafka-init`` service runs it, on local paths."""
+    for name in ("secrets", "data", *(f"clients/{u}" for u in ("admin", *PRINCIPALS))):
+        (directory / name).mkdir(parents=True, exist_ok=True)
+    # The image's kafka-storage.sh: the StorageTool on the same JVM and jars as the broker.
+    tool = kafka_local.format_command(java, libs, properties, "-", False)
+    storage = directory / "kafka-storage"
+    storage.write_text("#!/bin/sh\nexec " + " ".join(
+        f"'{arg}'" for arg in tool[: tool.index("format")]) + ' "$@"\n', encoding="utf-8")
+    storage.chmod(0o700)
+    owner = f"{os.getuid()}:{os.getgid()}"
+    env = {
+        "PATH": os.environ["PATH"], "SECRETS_DIR": str(directory / "secrets"),
+        "CLIENTS_DIR": str(directory / "clients"), "DATA_DIR": str(directory / "data"),
+        "SERVER_PROPERTIES": str(properties), "KAFKA_STORAGE": str(storage),
+        "BROKER_OWNER": owner, "CLIENT_OWNER": owner, "CLUSTER_ID": kafka_local.new_cluster_id(),
+        "KAFKA_PRINCIPALS": " ".join(PRINCIPALS),
+        "KAFKA_TLS_KEY_SIZE": "2048",  # the tests' throwaway CA: quicker to make
     }
+    result = subprocess.run(["sh", str(COMPOSE_KAFKA / "secure-init.sh")], env=env,
+                            capture_output=True, text=True, check=False, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"secure-init.sh failed:\n{result.stdout}\n{result.stderr}")
 
 
 def start(directory: Path) -> SecureKafka:
     java = kafka_local.find_java()
     libs = kafka_local.ensure_libs(kafka_local.resolve_libs(None))
-    store_password = secrets.token_hex(12)
-    passwords = {user: secrets.token_hex(12) for user in USERS}
-    controller_password, plain_password = secrets.token_hex(12), secrets.token_hex(12)
-    make_certificates(directory, store_password)
-    port, controller_port = kafka_local.pick_free_ports(2)
-    props = server_properties(directory, port, controller_port, store_password,
-                              passwords["admin"], controller_password, plain_password)
+    plain_password = secrets.token_hex(12)
+    port, external, controller = kafka_local.pick_free_ports(3)
     properties = directory / "server.properties"
-    properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
+    properties.write_text(
+        compose_server_properties(directory, (port, external, controller), plain_password),
+        encoding="utf-8")
     properties.chmod(0o600)
-    cmd = kafka_local.format_command(java, libs, properties, kafka_local.new_cluster_id(), True)
-    for user, password in passwords.items():
-        cmd += ["--add-scram", f"{MECHANISM}=[name={user},password={password}]"]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
-    if result.returncode != 0:
-        raise RuntimeError(f"format failed: {result.stdout}\n{result.stderr}")
+    run_secure_init(directory, properties, java, libs)
+    passwords = {
+        user: (directory / "clients" / user / "password").read_text(encoding="utf-8").strip()
+        for user in ("admin", *PRINCIPALS)
+    }
+    advertised = f"INTERNAL://127.0.0.1:{port},EXTERNAL://localhost:{external}"
     process = kafka_local.spawn_detached(
-        kafka_local.broker_command(java, libs, properties, "512m", directory),
+        [*kafka_local.broker_command(java, libs, properties, "512m", directory),
+         "--override", f"advertised.listeners={advertised}"],
         directory, directory / "broker.log",
     )
-    broker = SecureKafka(f"127.0.0.1:{port}", directory / "ca.pem", passwords, plain_password,
-                         directory, process)
+    broker = SecureKafka(f"127.0.0.1:{port}", directory / "clients" / "admin" / "ca.pem",
+                         passwords, plain_password, directory, process)
     # Wait for the broker's own "started" line rather than probing with kafka-python, whose
     # clients leave their sockets open when a connection attempt fails.
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -43,10 +43,10 @@ from handlers.runtime.echo import EchoAction
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.runner import ActionRunner, RunnerConfig
-from webhook.events import parse_notification
-from webhook.records import event_record
-from webhook.settings import KafkaSettings, TopicNames
-from webhook.topics import create_topics
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import KafkaSettings, TopicNames
+from webhook.shared.topic_catalog import create_topics
 
 EVENT_TYPES = (40, 41, 30, 31, 32, 11, 4, 1)
 
@@ -210,7 +210,7 @@ def restart_setup(
 
     from handlers.runtime.state import Table
     from handlers.testing.fake_agora import FakeAgora
-    from webhook.clock import SystemClock
+    from webhook.shared.clock import SystemClock
 
     with FakeAgora(clock=SystemClock()) as fake:
         by_cname = failed_recordings(fake, bootstrap, names.sessions,

@@ -40,7 +40,7 @@ from openloop import run_open_loop
 from shared_setup import ROOT, kafka_broker
 
 from handlers.testing.webhook_process import free_port
-from webhook.signature import signature_headers
+from webhook.shared.signature import signature_headers
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-ncs-secret-0123"

@@ -51,7 +51,7 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import signed
 from handlers.testing.webhook_process import run_webhook
-from webhook.clock import SystemClock
+from webhook.shared.clock import SystemClock
 
 QPS = 10
 

@@ -28,8 +28,8 @@ from handlers.runtime.state import Table
 from handlers.testing.agora_recordings import ENV, PROFILE, start_session
 from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.ncs_callbacks import callback_body, signed
-from webhook.clock import SystemClock
-from webhook.settings import TopicNames
+from webhook.shared.clock import SystemClock
+from webhook.shared.kafka_settings import TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER_GIVEN = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))

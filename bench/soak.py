@@ -18,7 +18,7 @@ Starts everything on 127.0.0.1 (free ports) and stops it at the end:
   production).
 
 Then posts signed callbacks at ``--rate`` per second for ``--minutes``: whole recordings
-(``webhook.samples.lifecycle``: started, slices, uploads, exit), interleaved so that each
+(``webhook.shared.samples.lifecycle``: started, slices, uploads, exit), interleaved so that each
 recording's callbacks are about a second apart, one recording in ten ending with
 ``session_exit`` status 1 (a restart, an alert; every exit also triggers a whiteboard
 capture). A restarted recording ends normally ``--end-after-s`` after its restart: the
@@ -64,10 +64,10 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
 from handlers.testing.webhook_process import terminate_group
-from webhook.clock import SystemClock
-from webhook.samples import encode, lifecycle, sample
-from webhook.settings import TopicNames
-from webhook.signature import signature_headers
+from webhook.shared.clock import SystemClock
+from webhook.shared.kafka_settings import TopicNames
+from webhook.shared.samples import encode, lifecycle, sample
+from webhook.shared.signature import signature_headers
 
 CLI = Path(sys.executable).with_name("agora-events")
 SECRET = "soak-ncs-secret-0123"

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from webhook.events import Notification
+from webhook.shared.events import Notification
 
 CommandT = TypeVar("CommandT")
 
@@ -114,8 +114,8 @@ class Action(Protocol, Generic[CommandT]):
     """One handler: its consumer group is ``<group_prefix>.<name>``.
 
     Optional attribute ``extra_inputs: tuple[str, ...]``: names of
-    :class:`webhook.settings.TopicNames` fields (e.g. ``("actions",)``) whose topics the
-    group consumes besides the events topic. Their records reach ``decide`` as
+    :class:`~webhook.shared.kafka_settings.TopicNames` fields (e.g. ``("actions",)``) whose
+    topics the group consumes besides the events topic. Their records reach ``decide`` as
     :class:`RawRecord` (same ordering, retries, DLQ and commits); records that carry the
     header ``action`` equal to this action's name (its own outcomes) are skipped.
 

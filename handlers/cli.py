@@ -30,8 +30,8 @@ from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.runner import ActionRunner, RunnerConfig
 from handlers.runtime.supervisor import supervise
 from handlers.settings import HandlerSettings
-from webhook.logs import configure_json_logging
-from webhook.tracing import configure_tracing
+from webhook.shared.logs import configure_json_logging
+from webhook.shared.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from handlers.config import RulesConfig
-from webhook.events import EVENT_TYPES
+from webhook.shared.events import EVENT_TYPES
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

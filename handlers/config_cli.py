@@ -16,7 +16,7 @@ from handlers.config_check import (
     check_rules_file,
     missing_topics,
 )
-from webhook.cli_contract import (
+from webhook.shared.cli_contract import (
     EXIT_USAGE,
     ConfigurationError,
     bootstrap_addresses,
@@ -52,7 +52,7 @@ def _broker_problems(settings: object) -> list[Problem]:
     from kafka.admin import KafkaAdminClient
 
     from handlers.settings import HandlerSettings
-    from webhook.topics import catalog
+    from webhook.shared.topic_catalog import catalog
 
     assert isinstance(settings, HandlerSettings)
     probe_broker(settings.kafka.bootstrap_servers)

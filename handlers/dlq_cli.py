@@ -26,7 +26,7 @@ from handlers.runtime.replay import (
 )
 from handlers.settings import HandlerSettings
 from handlers.timeargs import TIME, format_ms, until_after_since
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 
 def _reader(settings: HandlerSettings) -> DlqReader:

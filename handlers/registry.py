@@ -25,7 +25,7 @@ from handlers.config import RulesConfig, load_rules
 from handlers.runtime.echo import ECHO, EchoAction
 from handlers.runtime.state import Table
 from handlers.settings import HandlerSettings
-from webhook.clock import Clock, SystemClock
+from webhook.shared.clock import Clock, SystemClock
 
 
 class ActionDisabled(Exception):

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handlers.urls import check_http_url
-from webhook.settings import KafkaSettings, TopicNames
+from webhook.shared.kafka_settings import KafkaSettings, TopicNames
 
 
 class AgoraSettings(BaseSettings):

@@ -17,8 +17,8 @@ from typing import Any
 from handlers.runtime.scan import Progress, bounds, open_consumer, read_forward
 from handlers.runtime.state import TopicMissing
 from handlers.timeargs import format_ms
-from webhook.events import EVENT_TYPES
-from webhook.settings import TopicNames
+from webhook.shared.events import EVENT_TYPES
+from webhook.shared.kafka_settings import TopicNames
 
 SOURCES = ("events", "actions", "sessions", "files", "screenshots", "dlq")
 """TopicNames fields the timeline reads, in the order ties are shown."""

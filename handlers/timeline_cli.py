@@ -9,7 +9,7 @@ import click
 from handlers.progress import TerminalProgress
 from handlers.timeargs import TIME, until_after_since
 from handlers.timeline import SOURCES, Entry, follow, iter_lines, read_timeline
-from webhook.settings import KafkaSettings, TopicNames
+from webhook.shared.kafka_settings import KafkaSettings, TopicNames
 
 
 def _skipped(topic: str) -> None:

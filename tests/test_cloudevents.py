@@ -16,9 +16,9 @@ from support.kafka_broker import consume_all
 from handlers.testing.fresh_topics import create_topics, unique_topic
 from handlers.testing.ncs_callbacks import signed
 from handlers.testing.webhook_process import run_webhook
-from webhook.events import parse_notification
-from webhook.records import cloudevent_headers, event_record
-from webhook.samples import encode, sample
+from webhook.shared.event_records import cloudevent_headers, event_record
+from webhook.shared.events import parse_notification
+from webhook.shared.samples import encode, sample
 
 
 def as_cloudevent(key: bytes | None, value: bytes, headers: Any) -> Any:

@@ -49,14 +49,15 @@ from handlers.whiteboard.client import HttpWhiteboardClient
 from handlers.whiteboard.models import CaptureFailedReport
 from handlers.whiteboard.tokens import StaticToken
 from webhook.app import create_app
-from webhook.clock import FakeClock
-from webhook.events import Notification, parse_notification
 from webhook.publisher import InMemoryPublisher, PublishRejected, PublishUnavailable
 from webhook.read_deadline import ReadTimedOut
-from webhook.records import QuarantinePointer, Record
-from webhook.samples import all_event_types, encode, sample
-from webhook.settings import TopicNames, WebhookSettings
-from webhook.topics import catalog
+from webhook.settings import WebhookSettings
+from webhook.shared.clock import FakeClock
+from webhook.shared.event_records import QuarantinePointer, Record
+from webhook.shared.events import Notification, parse_notification
+from webhook.shared.kafka_settings import TopicNames
+from webhook.shared.samples import all_event_types, encode, sample
+from webhook.shared.topic_catalog import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW_MS = 1_700_000_000_000

@@ -30,7 +30,8 @@ from pydantic_settings import BaseSettings
 
 from handlers.settings import AgoraSettings, HandlerSettings
 from webhook.cli import SUBCOMMANDS, main
-from webhook.settings import KafkaSettings, ServeSettings, TopicNames, WebhookSettings
+from webhook.settings import ServeSettings, WebhookSettings
+from webhook.shared.kafka_settings import KafkaSettings, TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -618,7 +619,7 @@ def test_build_context_leaves_out_local_state() -> None:
     for path in (".venv/bin/python", ".kafka/libs/kafka.jar", ".git/HEAD", "tests/conftest.py",
                  "webhook/__pycache__/app.cpython-311.pyc", "docker/.env"):
         assert not in_build_context(path), path
-    for path in ("webhook/app.py", "handlers/runtime/runner.py", "webhook/samples/1_x.json"):
+    for path in ("webhook/app.py", "handlers/runtime/runner.py", "webhook/shared/samples/1_x.json"):
         assert in_build_context(path), path
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from webhook.events import (
+from webhook.shared.events import (
     BENIGN_LEAVE_BITS,
     EVENT_TYPES,
     AudioStreamStateChangedDetails,
@@ -29,7 +29,7 @@ from webhook.events import (
     parse_details_as,
     parse_notification,
 )
-from webhook.samples import SAMPLE_CNAME, SAMPLE_SID, encode, sample
+from webhook.shared.samples import SAMPLE_CNAME, SAMPLE_SID, encode, sample
 
 # What each sample's typed details must expose (attribute -> value).
 EXPECTED_DETAILS: dict[int, dict[str, Any]] = {
@@ -393,7 +393,8 @@ def test_registry_is_consistent() -> None:
 
 def test_importing_the_models_does_not_import_flask() -> None:
     code = (
-        "import sys, webhook.events, webhook.filenames, webhook.samples, webhook.sender;"
+        "import sys, webhook.shared.events, webhook.shared.filenames, webhook.shared.samples;"
+        "import webhook.sender;"
         "sys.exit(1 if 'flask' in sys.modules else 0)"
     )
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook.filenames import FileNameError, Layout, RecordingFile, Track, parse_file_name
+from webhook.shared.filenames import FileNameError, Layout, RecordingFile, Track, parse_file_name
 
 SID = "38f8e3cfdc474cd56fc1ceba380d7e1a"
 UTC_TEXT = "20190611073246073"

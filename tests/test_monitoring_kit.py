@@ -29,8 +29,8 @@ from handlers.registry import default_registry
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.outcomes import OutcomeKind
 from webhook.metrics import WebhookMetrics
-from webhook.refusals import Refusal
-from webhook.signature import SignatureFailure
+from webhook.shared.refusals import Refusal
+from webhook.shared.signature import SignatureFailure
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_FILE = ROOT / "docs" / "monitoring" / "alerts.yml"

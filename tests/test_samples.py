@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from webhook.events import (
+from webhook.shared.events import (
     EVENT_TYPES,
     RecorderSnapshotFileDetails,
     UploadedDetails,
@@ -15,8 +15,8 @@ from webhook.events import (
     parse_details_as,
     parse_notification,
 )
-from webhook.filenames import parse_file_name
-from webhook.samples import (
+from webhook.shared.filenames import parse_file_name
+from webhook.shared.samples import (
     SAMPLE_CNAME,
     SAMPLE_SID,
     SAMPLES_DIR,

@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 
 from handlers.testing.ncs_receiver import NcsReceiver, running_receiver
 from webhook.cli import main
-from webhook.events import EVENT_TYPES
 from webhook.sender import Outgoing, Plan, describe, request_headers, schedule, summarize
 from webhook.sender import Result as SendResult
+from webhook.shared.events import EVENT_TYPES
 
 SECRET = "sender-test-secret"
 

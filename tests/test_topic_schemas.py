@@ -58,13 +58,14 @@ from handlers.whiteboard.action import WhiteboardCaptureAction
 from handlers.whiteboard.client import HttpWhiteboardClient
 from handlers.whiteboard.tokens import StaticToken
 from webhook.app import create_app
-from webhook.clock import FakeClock, SystemClock
-from webhook.events import parse_notification
 from webhook.publisher import InMemoryPublisher
-from webhook.records import QuarantinePointer, Record, pointer_record
-from webhook.samples import all_event_types, encode, sample
-from webhook.settings import TopicNames, WebhookSettings
-from webhook.topics import catalog
+from webhook.settings import WebhookSettings
+from webhook.shared.clock import FakeClock, SystemClock
+from webhook.shared.event_records import QuarantinePointer, Record, pointer_record
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
+from webhook.shared.samples import all_event_types, encode, sample
+from webhook.shared.topic_catalog import catalog
 
 NOW_MS = 1_700_000_000_000
 ROOM = "a7e04e2b0cf911ecb3b8d5ea7d1eca69"

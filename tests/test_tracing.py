@@ -28,10 +28,10 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body, signed
 from handlers.testing.webhook_process import run_webhook
-from webhook.events import parse_notification
-from webhook.records import event_record
-from webhook.samples import encode, sample
-from webhook.tracing import current_trace_headers, tracing_requested, with_trace
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
+from webhook.shared.samples import encode, sample
+from webhook.shared.tracing import current_trace_headers, tracing_requested, with_trace
 
 # --- off unless configured ----------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ def test_without_tracing_records_are_unchanged() -> None:
 def test_log_lines_in_a_span_carry_its_ids_without_overriding_the_callers() -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from webhook.tracing import TraceIdFilter
+    from webhook.shared.tracing import TraceIdFilter
 
     records: list[logging.LogRecord] = []
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import click
 
-from webhook.settings import KafkaSettings, TopicNames
+from webhook.shared.kafka_settings import KafkaSettings, TopicNames
 
 Component = Literal["webhook", "handlers", "reconciler", "operator"]
 COMPONENTS: tuple[Component, ...] = ("webhook", "handlers", "reconciler", "operator")

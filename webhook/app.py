@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Flask
 
 from webhook.admin import AdminSplit
-from webhook.clock import Clock, SystemClock
 from webhook.drainer import SpoolDrainer, register_drainer
-from webhook.logs import configure_json_logging
 from webhook.publisher import KafkaPublisher, Publisher
 from webhook.settings import ServeSettings, WebhookSettings
+from webhook.shared.clock import Clock, SystemClock
+from webhook.shared.logs import configure_json_logging
+from webhook.shared.tracing import configure_tracing, instrument_flask
 from webhook.spool import Spool
-from webhook.tracing import configure_tracing, instrument_flask
 from webhook.views import Ingress, register
 
 

@@ -1,7 +1,7 @@
 """The ``agora-events`` command. Subcommands load lazily, so ``agora-events send`` does not
 import the handlers and ``agora-events handlers`` does not import Flask.
 
-The root applies the CLI contract (:mod:`webhook.cli_contract`, docs/cli.md) to every
+The root applies the CLI contract (:mod:`webhook.shared.cli_contract`, docs/cli.md) to every
 subcommand: exit codes, error messages instead of tracebacks, the broker probe, and the
 environment variables each command reads in its ``--help``.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from webhook.cli_contract import environment_epilog, probe_broker, translate
+from webhook.shared.cli_contract import environment_epilog, probe_broker, translate
 
 # name -> "module:attribute" of a click command or group.
 SUBCOMMANDS: dict[str, str] = {

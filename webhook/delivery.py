@@ -3,7 +3,7 @@
 While anything waits in the spool, new records join it behind them rather than overtaking
 them on the direct path: a channel's callbacks reach the topic in the order they were
 acknowledged to NCS. A record the topic can never take is set aside as a pointer on the
-quarantine topic (webhook.records.pointer_record) and reported as rejected.
+quarantine topic (webhook.shared.event_records.pointer_record) and reported as rejected.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from webhook.clock import Clock
 from webhook.metrics import METRICS
 from webhook.publisher import Publisher, PublishRejected, PublishUnavailable
-from webhook.records import Record, pointer_record
-from webhook.refusals import RetryLater
+from webhook.shared.clock import Clock
+from webhook.shared.event_records import Record, pointer_record
+from webhook.shared.refusals import RetryLater
 from webhook.spool import Spool
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from collections.abc import Collection
 
 from webhook.metrics import METRICS
 from webhook.publisher import Publisher, PublishRejected, PublishUnavailable
-from webhook.records import pointer_record
+from webhook.shared.event_records import pointer_record
 from webhook.spool import Spool, SpooledRecord
 
 log = logging.getLogger(__name__)

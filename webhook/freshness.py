@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from webhook.refusals import Stale
+from webhook.shared.refusals import Stale
 
 DEFAULT_TOLERANCE_S = 600
 

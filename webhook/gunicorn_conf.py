@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from webhook.logs import configure_json_logging
 from webhook.settings import ServeSettings
+from webhook.shared.logs import configure_json_logging
 
 _serve = ServeSettings()
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from webhook.dedup import body_key, notice_key
-from webhook.events import EventError, Notification, parse_notification
 from webhook.freshness import check_fresh, loose_notify_ms
-from webhook.records import Record, event_record, quarantine_record
-from webhook.settings import TopicNames
-from webhook.signature import HeaderSource, SignatureMatch, verify
+from webhook.shared.event_records import Record, event_record, quarantine_record
+from webhook.shared.events import EventError, Notification, parse_notification
+from webhook.shared.kafka_settings import TopicNames
+from webhook.shared.signature import HeaderSource, SignatureMatch, verify
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,10 @@ from kafka.errors import (
     RecordListTooLargeError,
 )
 
-from webhook.records import Record
-from webhook.refusals import RetryLater
-from webhook.settings import RECORD_ROOM_BYTES, KafkaSettings
+from webhook.settings import RECORD_ROOM_BYTES
+from webhook.shared.event_records import Record
+from webhook.shared.kafka_settings import KafkaSettings
+from webhook.shared.refusals import RetryLater
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from webhook.samples import (
+from webhook.secrets import SecretListError, parse_secret_list
+from webhook.shared.samples import (
     SAMPLE_CNAME,
     SAMPLE_UID,
     all_event_types,
@@ -33,8 +34,7 @@ from webhook.samples import (
     lifecycle,
     sample,
 )
-from webhook.secrets import SecretListError, parse_secret_list
-from webhook.signature import signature_headers
+from webhook.shared.signature import signature_headers
 
 DEFAULT_TIMEOUT_S = 10.0  # NCS gives a receiver 10 s
 

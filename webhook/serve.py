@@ -8,9 +8,9 @@ import sys
 import click
 from pydantic import ValidationError
 
-from webhook.cli_contract import ConfigurationError, settings_problems
 from webhook.metrics_dir import make_run_directory
 from webhook.settings import ServeSettings, WebhookSettings
+from webhook.shared.cli_contract import ConfigurationError, settings_problems
 from webhook.spool import UnsafeSpoolDirectory, check_directory
 
 

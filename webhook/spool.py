@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from webhook.records import Record
-from webhook.refusals import RetryLater
+from webhook.shared.event_records import Record
+from webhook.shared.refusals import RetryLater
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ quarantined, see webhook.delivery); 408 body not received within the read timeou
 disk spool on (``AGORA_WEBHOOK_SPOOL_DIR``), a callback the broker cannot take is fsynced to
 the spool and answered 200; 503 then means the spool is full or the disk failed. Every error
 body is JSON: ``{"error": code, "detail": text}``. Each refusal is an exception of
-webhook.refusals raised where it is found; :func:`register`'s one handler counts, logs and
+webhook.shared.refusals raised where it is found; :func:`register`'s one handler counts, logs and
 answers it.
 """
 
@@ -24,8 +24,6 @@ from flask import Flask, Response, g, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
-from webhook import tracing
-from webhook.clock import Clock
 from webhook.dedup import MARGIN_MS, RecentNotices
 from webhook.delivery import Delivered, Delivery, Rejected
 from webhook.ingest import Accepted, Quarantined, ingest
@@ -33,7 +31,10 @@ from webhook.metrics import METRICS
 from webhook.metrics import render as render_metrics
 from webhook.publisher import Publisher
 from webhook.read_deadline import ReadTimedOut, read_deadline, stop_reading
-from webhook.refusals import (
+from webhook.settings import WebhookSettings
+from webhook.shared import tracing
+from webhook.shared.clock import Clock
+from webhook.shared.refusals import (
     BodyReadTimeout,
     BodyTooLarge,
     RecordRejected,
@@ -41,8 +42,7 @@ from webhook.refusals import (
     Refusal,
     UnreadableBody,
 )
-from webhook.settings import WebhookSettings
-from webhook.signature import SignatureError
+from webhook.shared.signature import SignatureError
 from webhook.spool import Spool
 
 log = logging.getLogger("webhook.ncs")

@@ -1,7 +1,8 @@
 """Machine-readable contracts of the service, generated from the code.
 
 - ``docs/contracts/asyncapi.json``: AsyncAPI 3.0, one channel per topic of the catalog
-  (:func:`webhook.topics.catalog`), with each message's key, headers and payload schema.
+  (:func:`webhook.shared.topic_catalog.catalog`), with each message's key, headers and
+  payload schema.
   Payload schemas come from the pydantic models that produce (or parse) the records.
 - ``docs/contracts/openapi.json``: OpenAPI 3.1 of the webhook's HTTP edge.
 - ``docs/contracts/openapi-handlers.json``: OpenAPI 3.1 of the handlers' health server.

@@ -1,6 +1,6 @@
 """The AsyncAPI 3.0 document of the service's Kafka topics.
 
-One channel per topic of :func:`webhook.topics.catalog` (address = the default topic
+One channel per topic of :func:`webhook.shared.topic_catalog.catalog` (address = the default topic
 name), each message with its key, headers and payload. Payload schemas are generated from
 the models that write the records (or, for ``agora.ncs.events``, the model that parses the
 NCS body, which is published unchanged). A topic added to the catalog without a
@@ -38,10 +38,10 @@ from handlers.recording.registry import SessionRecord
 from handlers.registry import default_registry
 from handlers.runtime.outcomes import ActionOutcome
 from handlers.settings import HandlerSettings
-from webhook.events import EVENT_TYPES, Notification, parse_notification
-from webhook.records import QuarantinePointer, event_record
-from webhook.settings import KafkaSettings, TopicNames
-from webhook.topics import TopicSpec, catalog
+from webhook.shared.event_records import QuarantinePointer, event_record
+from webhook.shared.events import EVENT_TYPES, Notification, parse_notification
+from webhook.shared.kafka_settings import KafkaSettings, TopicNames
+from webhook.shared.topic_catalog import TopicSpec, catalog
 
 KAFKA_BINDING_VERSION = "0.5.0"
 # The TopicConfiguration object of the Kafka binding allows only these keys.

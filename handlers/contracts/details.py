@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from webhook.events import CLOUD_RECORDING_PRODUCT_ID, EVENT_TYPES, Details
-from webhook.samples import SAMPLES_DIR
+from webhook.shared.events import CLOUD_RECORDING_PRODUCT_ID, EVENT_TYPES, Details
+from webhook.shared.samples import SAMPLES_DIR
 
 RefOf = Callable[[type[Details]], dict[str, Any]]
 

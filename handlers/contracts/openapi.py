@@ -16,9 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from handlers.contracts.alert_webhook import alert_schemas, alert_webhooks
 from handlers.contracts.schemas import ModelSchema, schema_set
 from handlers.settings import HandlerSettings
-from webhook.events import Notification
 from webhook.settings import ServeSettings, WebhookSettings
-from webhook.signature import V1_HEADER, V2_HEADER
+from webhook.shared.events import Notification
+from webhook.shared.signature import V1_HEADER, V2_HEADER
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 

@@ -24,8 +24,8 @@ from handlers.runtime import dlq
 from handlers.whiteboard.models import (
     ScreenshotsRecord as ScreenshotsRecord,  # re-exported: the contracts name every record model
 )
-from webhook import records
-from webhook.records import SCHEMA_VERSION
+from webhook.shared import event_records as records
+from webhook.shared.event_records import SCHEMA_VERSION
 
 # --- headers ---------------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ _RFC3339 = (
 )
 
 
-# W3C Trace Context, on every record written while tracing is on (webhook/tracing.py).
+# W3C Trace Context, on every record written while tracing is on (webhook/shared/tracing.py).
 TRACE_HEADERS = (
     Header(
         "traceparent",

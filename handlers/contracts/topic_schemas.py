@@ -24,7 +24,7 @@ from handlers.contracts.asyncapi import Channel, Message, default_channels, defa
 from handlers.contracts.details import details_conditions
 from handlers.contracts.records import headers_schema
 from handlers.contracts.schemas import DEFS_REF, ModelSchema, SchemaSet, schema_set
-from webhook.records import SCHEMA_VERSION
+from webhook.shared.event_records import SCHEMA_VERSION
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:agora-events:schema:"
@@ -69,7 +69,7 @@ def build_topic_schemas(
 
 
 def _details_models() -> list[Any]:
-    from webhook.events import EVENT_TYPES
+    from webhook.shared.events import EVENT_TYPES
 
     return [info.model for _, info in sorted(EVENT_TYPES.items())]
 

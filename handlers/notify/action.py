@@ -55,10 +55,10 @@ from handlers.notify.rules import Trigger, event_triggers, outcome_triggers
 from handlers.notify.sinks import Sink, SinkConfigError, build_sinks
 from handlers.recording.signals import is_health_check
 from handlers.settings import HandlerSettings
-from webhook.clock import Clock, SystemClock
-from webhook.events import CLOUD_RECORDING_PRODUCT_ID
-from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
-from webhook.settings import TopicNames
+from webhook.shared.clock import Clock, SystemClock
+from webhook.shared.event_records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
+from webhook.shared.events import CLOUD_RECORDING_PRODUCT_ID
+from webhook.shared.kafka_settings import TopicNames
 
 if TYPE_CHECKING:
     from handlers.registry import ActionContext

@@ -29,7 +29,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from handlers.base import Output
-from webhook.events import (
+from webhook.shared.event_records import (
+    HEADER_EVENT_TYPE,
+    HEADER_NOTICE_ID,
+    HEADER_SCHEMA_VERSION,
+    HEADER_SID,
+    SCHEMA_VERSION,
+)
+from webhook.shared.events import (
     EventError,
     FileInfosDetails,
     Notification,
@@ -40,14 +47,7 @@ from webhook.events import (
     WebRecorderStoppedDetails,
     parse_details_as,
 )
-from webhook.filenames import FileNameError, parse_file_name
-from webhook.records import (
-    HEADER_EVENT_TYPE,
-    HEADER_NOTICE_ID,
-    HEADER_SCHEMA_VERSION,
-    HEADER_SID,
-    SCHEMA_VERSION,
-)
+from webhook.shared.filenames import FileNameError, parse_file_name
 
 Source = Literal[
     "uploaded",
@@ -122,7 +122,7 @@ class FileRecord(BaseModel):
     )
     parsed: dict[str, Any] | None = Field(
         default=None,
-        description="The file name's parts (webhook.filenames.RecordingFile.to_dict()), "
+        description="The file name's parts (webhook.shared.filenames.RecordingFile.to_dict()), "
         "or null when the name does not follow Agora's naming.",
     )
 

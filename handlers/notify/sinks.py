@@ -29,7 +29,7 @@ import httpx
 from handlers.base import ActionFailed, TransientError
 from handlers.config import AlertSink
 from handlers.notify.alerts import Alert
-from webhook.clock import Clock
+from webhook.shared.clock import Clock
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret

@@ -52,7 +52,7 @@ from handlers.recording.registry import (
 )
 from handlers.recording.tokens import TokenError
 from handlers.recording.validation import RequestInvalid
-from webhook.logs import configure_json_logging
+from webhook.shared.logs import configure_json_logging
 
 log = logging.getLogger(__name__)
 

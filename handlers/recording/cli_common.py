@@ -25,7 +25,7 @@ from handlers.recording.registry import (
 )
 from handlers.runtime.state import CatchUpTimeout, TopicMissing
 from handlers.settings import HandlerSettings
-from webhook.clock import SystemClock
+from webhook.shared.clock import SystemClock
 
 REGISTRY_TIMEOUT_S = 15.0
 KAFKA_ERRORS = (KafkaError, TopicMissing, CatchUpTimeout, OSError)

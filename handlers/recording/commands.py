@@ -19,8 +19,8 @@ from handlers.recording.registry import (
     lookup,
 )
 from handlers.recording.tokens import MAX_PRIVILEGE_S
-from webhook.clock import Clock
-from webhook.settings import TopicNames
+from webhook.shared.clock import Clock
+from webhook.shared.kafka_settings import TopicNames
 
 if TYPE_CHECKING:
     from collections import OrderedDict

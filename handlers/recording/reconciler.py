@@ -70,15 +70,15 @@ from handlers.recording.registry import (
     utc_from_ms,
     valid_sessions,
 )
-from webhook.clock import Clock, SystemClock
-from webhook.events import (
+from webhook.shared.clock import Clock, SystemClock
+from webhook.shared.event_records import Record, event_record
+from webhook.shared.events import (
     CLOUD_RECORDING_PRODUCT_ID,
     Notification,
     Payload,
     SessionExitDetails,
     parse_notification,
 )
-from webhook.records import Record, event_record
 
 log = logging.getLogger(__name__)
 

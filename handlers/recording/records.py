@@ -35,7 +35,7 @@ from handlers.recording.registry import (
     utc_from_ms,
 )
 from handlers.reports import TYPED_REPORT_CONFIG, ActionReport
-from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
+from webhook.shared.event_records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 

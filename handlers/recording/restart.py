@@ -145,8 +145,8 @@ from handlers.recording.registry import (
     utc_from_ms,
 )
 from handlers.recording.restart_triage import triage
-from webhook.clock import Clock, SystemClock
-from webhook.settings import TopicNames
+from webhook.shared.clock import Clock, SystemClock
+from webhook.shared.kafka_settings import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from handlers.recording.commands import (
 )
 from handlers.recording.registry import SessionRecord, find_task, utc_from_ms
 from handlers.recording.signals import Classification, Signal, classify
-from webhook.events import EventError, Notification
+from webhook.shared.events import EventError, Notification
 
 log = logging.getLogger(__name__)
 

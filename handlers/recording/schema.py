@@ -68,11 +68,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from handlers.base import Output
 from handlers.recording.api_requests import Mode
 from handlers.secret_names import is_secret_name
-from webhook.records import HEADER_SCHEMA_VERSION
+from webhook.shared.event_records import HEADER_SCHEMA_VERSION
 
 SESSION_SCHEMA_VERSION = 2
-"""Version of the registry's session records, apart from :data:`webhook.records.SCHEMA_VERSION`:
-the registry is read back and migrated (:func:`migrate`), so it has its own history."""
+"""Version of the registry's session records, apart from
+:data:`webhook.shared.event_records.SCHEMA_VERSION`: the registry is read back and migrated
+(:func:`migrate`), so it has its own history."""
 SESSION_SCHEMA_VERSIONS = (1, 2)
 MAX_HISTORY = 50
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from handlers.recording.registry import ENDED, OWN_STOP_STATUSES, SessionRecord
-from webhook.events import (
+from webhook.shared.events import (
     CLOUD_RECORDING_PRODUCT_ID,
     CloudRecordingErrorDetails,
     Notification,
@@ -98,7 +98,7 @@ def _irrelevant(reason: str) -> Classification:
 
 
 def classify(notification: Notification, record: SessionRecord | None) -> Classification:
-    """Apply the rules of the module documentation. Raises ``webhook.events.EventError``
+    """Apply the rules of the module documentation. Raises ``webhook.shared.events.EventError``
     (naming the field) when a liveness event's details do not fit their model."""
     payload = notification.payload
     if notification.product_id != CLOUD_RECORDING_PRODUCT_ID:

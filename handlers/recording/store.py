@@ -15,7 +15,7 @@ from handlers.recording.schema import (
     SessionRecordError,
     parse_session,
 )
-from webhook.records import HEADER_SCHEMA_VERSION
+from webhook.shared.event_records import HEADER_SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from handlers.runtime.state import TopicMissing
 
 class KafkaClientFactory:
     """Builds kafka-python clients from ``client_config``
-    (:meth:`webhook.settings.KafkaSettings.client_config`)."""
+    (:meth:`webhook.shared.kafka_settings.KafkaSettings.client_config`)."""
 
     def __init__(self, client_config: Mapping[str, Any]) -> None:
         self.client_config = dict(client_config)

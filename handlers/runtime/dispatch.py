@@ -26,7 +26,7 @@ from handlers.base import (
 from handlers.runtime.dlq import REPLAY_FOR, describe_error
 from handlers.runtime.offsets import Partition
 from handlers.runtime.records import Headers, decode_headers, header_value
-from webhook.events import parse_notification
+from webhook.shared.events import parse_notification
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from handlers.runtime.outcomes import OutcomeKind, outcome_of
 from handlers.runtime.records import KafkaRecord
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.state import StateStore
-from webhook.clock import Clock
-from webhook.settings import TopicNames
+from webhook.shared.clock import Clock
+from webhook.shared.kafka_settings import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -77,7 +77,7 @@ from handlers.runtime.routing import MAX_OUTPUT_BYTES, ResultRouter
 from handlers.runtime.runner_config import FatalRunnerError, RunnerConfig, RunnerExit
 from handlers.runtime.runner_startup import connect, input_topics
 from handlers.runtime.state import StateStore, Table
-from webhook.clock import Clock, SystemClock
+from webhook.shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.retry import RetryPolicy
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 
 class RunnerExit(enum.Enum):
@@ -27,7 +27,7 @@ class FatalRunnerError(Exception):
 @dataclass(frozen=True, slots=True)
 class RunnerConfig:
     """Everything a runner needs besides its action. ``client_config`` is
-    :meth:`webhook.settings.KafkaSettings.client_config` (used by the default client
+    :meth:`webhook.shared.kafka_settings.KafkaSettings.client_config` (used by the default client
     factory, :class:`handlers.runtime.clients.KafkaClientFactory`)."""
 
     group_id: str

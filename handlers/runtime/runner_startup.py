@@ -15,7 +15,7 @@ from handlers.runtime.partition_control import PartitionControl
 from handlers.runtime.runner_config import FatalRunnerError, RunnerConfig
 from handlers.runtime.state import CatchUpTimeout, StateStore, Table, TopicMissing
 from handlers.runtime.txn import TransactionalPublisher
-from webhook.clock import Clock
+from webhook.shared.clock import Clock
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ the runtime's outcome record, which carry this span's ``traceparent`` on. Logs m
 during the attempt carry its ``trace_id`` (in ``Work.log_context`` too, for log lines
 made after it).
 
-With tracing off (:func:`webhook.tracing.configure_tracing` not enabled) the spans are the
+With tracing off (:func:`webhook.shared.tracing.configure_tracing` not enabled) the spans are the
 API's no-op ones and nothing is added to records.
 """
 
@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from handlers.base import Effects, Output
 from handlers.runtime.dispatch import Handled, Invalid, Result, Transient, Work
-from webhook.tracing import TRACE_HEADERS, current_trace_headers, extract_context
+from webhook.shared.tracing import TRACE_HEADERS, current_trace_headers, extract_context
 
 _tracer = trace.get_tracer("agora-events.handlers")
 

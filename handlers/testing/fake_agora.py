@@ -57,7 +57,7 @@ from handlers.testing.agora_tasks import (
     update_problem,
     valid_uid,
 )
-from webhook.clock import Clock, FakeClock, SystemClock
+from webhook.shared.clock import Clock, FakeClock, SystemClock
 
 
 @dataclass(frozen=True)

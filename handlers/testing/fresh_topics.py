@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from kafka import KafkaAdminClient
 
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 
 def unique_topic(prefix: str = "test") -> str:

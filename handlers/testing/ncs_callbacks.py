@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from webhook.signature import signature_headers
+from webhook.shared.signature import signature_headers
 
 # The NCS secret the test webhooks run with (16+ characters, as the webhook requires).
 SECRET = "test-ncs-secret-0123"  # noqa: S105

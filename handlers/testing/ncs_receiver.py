@@ -1,5 +1,5 @@
 """A stand-in NCS receiver: a real HTTP server on loopback that checks both Agora signatures
-over the exact raw bytes (computed here with hashlib, independently of webhook.signature),
+over the exact raw bytes (computed here with hashlib, independently of webhook.shared.signature),
 records every request, and answers with a configurable status."""
 
 from __future__ import annotations

@@ -48,10 +48,10 @@ from handlers.whiteboard.models import (
     link_from_session,
     room_link,
 )
-from webhook.clock import Clock, SystemClock
-from webhook.events import CLOUD_RECORDING_PRODUCT_ID
-from webhook.records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
-from webhook.settings import TopicNames
+from webhook.shared.clock import Clock, SystemClock
+from webhook.shared.event_records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
+from webhook.shared.events import CLOUD_RECORDING_PRODUCT_ID
+from webhook.shared.kafka_settings import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 from pydantic import SecretStr
 
 from handlers.settings import WhiteboardSettings
-from webhook.clock import Clock, SystemClock
+from webhook.shared.clock import Clock, SystemClock
 
 SDK_PREFIX = "NETLESSSDK_"
 ROLES: dict[str, str] = {"admin": "0", "writer": "1", "reader": "2"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.cli_contract import BROKER_PROBE_S
+from webhook.shared.cli_contract import BROKER_PROBE_S
 
 CLI = Path(sys.executable).with_name("agora-events")
 

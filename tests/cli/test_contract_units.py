@@ -22,7 +22,7 @@ from handlers.settings import HandlerSettings, WhiteboardSettings
 from handlers.timeargs import parse_time
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardError
 from handlers.whiteboard.tokens import StaticToken
-from webhook.cli_contract import ConfigurationError, bootstrap_addresses, settings_problems
+from webhook.shared.cli_contract import ConfigurationError, bootstrap_addresses, settings_problems
 
 NOW = 1_796_000_000_000
 

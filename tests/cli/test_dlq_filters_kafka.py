@@ -20,8 +20,8 @@ from support.runtime_helpers import header, read_to_end
 from handlers.runtime import dlq
 from handlers.testing.fresh_topics import create_topics, topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.events import EVENT_TYPES
-from webhook.settings import TopicNames
+from webhook.shared.events import EVENT_TYPES
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = pytest.mark.kafka
 

@@ -25,8 +25,8 @@ from support.runtime_helpers import (
 from handlers.runtime import dlq
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.events import parse_notification
-from webhook.records import event_record
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
 
 pytestmark = pytest.mark.kafka
 

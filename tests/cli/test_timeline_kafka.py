@@ -38,9 +38,9 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.clock import SystemClock
-from webhook.events import parse_notification
-from webhook.records import event_record
+from webhook.shared.clock import SystemClock
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 

@@ -42,9 +42,9 @@ from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
 from handlers.testing.fresh_topics import unique_topics
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.events import parse_notification
-from webhook.records import event_record
-from webhook.settings import TopicNames
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -38,7 +38,7 @@ from support.ncs_load import notice_ids_on_topic, records_on_topic
 from handlers.testing.fresh_topics import create_topics, unique_topic
 from handlers.testing.ncs_callbacks import callback_body
 from handlers.testing.webhook_process import WebhookProcess, run_webhook
-from webhook.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
+from webhook.shared.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 

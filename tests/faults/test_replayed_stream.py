@@ -37,7 +37,7 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body, signed
 from handlers.testing.webhook_process import run_webhook
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 

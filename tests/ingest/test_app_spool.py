@@ -13,10 +13,11 @@ from flask.testing import FlaskClient
 
 from handlers.testing.ncs_callbacks import SECRET, callback_body, signed
 from webhook.app import create_app
-from webhook.clock import FakeClock
 from webhook.drainer import SpoolDrainer
 from webhook.publisher import InMemoryPublisher
-from webhook.settings import TopicNames, WebhookSettings
+from webhook.settings import WebhookSettings
+from webhook.shared.clock import FakeClock
+from webhook.shared.kafka_settings import TopicNames
 from webhook.spool import Spool
 
 NOW_MS = int(time.time() * 1000)  # callbacks carry the real time (freshness window)

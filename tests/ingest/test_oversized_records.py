@@ -17,8 +17,9 @@ from handlers.testing.ncs_callbacks import callback_body, signed
 from handlers.testing.webhook_process import run_webhook
 from webhook.drainer import SpoolDrainer
 from webhook.publisher import KafkaPublisher, PublishRejected, producer_config
-from webhook.records import Record
-from webhook.settings import RECORD_ROOM_BYTES, KafkaSettings
+from webhook.settings import RECORD_ROOM_BYTES
+from webhook.shared.event_records import Record
+from webhook.shared.kafka_settings import KafkaSettings
 from webhook.spool import Spool
 
 TOPIC_LIMIT = 20_000  # the test topic's max.message.bytes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webhook.publisher import producer_config
-from webhook.settings import KafkaSettings
+from webhook.shared.kafka_settings import KafkaSettings
 
 
 @pytest.mark.parametrize("budget_s", [0.5, 2.0, 5.0, 9.0])
@@ -35,7 +35,7 @@ def test_neither_a_probe_nor_a_request_waits_for_the_producer_build() -> None:
     import time
 
     from webhook.publisher import KafkaPublisher, PublishUnavailable
-    from webhook.records import Record
+    from webhook.shared.event_records import Record
 
     release = threading.Event()
     built: list[object] = []

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
-from webhook.signature import (
+from webhook.shared.signature import (
     V1_HEADER,
     V2_HEADER,
     SignatureError,

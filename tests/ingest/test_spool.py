@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from webhook.drainer import SpoolDrainer
 from webhook.publisher import InMemoryPublisher
-from webhook.records import Record
+from webhook.shared.event_records import Record
 from webhook.spool import FRAME_OVERHEAD, Spool, SpoolFull, decode_record, encode_record
 
 
@@ -146,7 +146,7 @@ def test_only_one_drainer_at_a_time(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from webhook.records import Record
+from webhook.shared.event_records import Record
 from webhook.spool import Spool
 directory, writer, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with Spool(Path(directory), max_bytes=64 << 20) as spool:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from handlers.base import Received
-from webhook.events import parse_notification
-from webhook.settings import TopicNames
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 TOPICS = TopicNames()
 CNAME = "class-101"

@@ -20,8 +20,8 @@ from handlers.registry import ActionContext, default_registry
 from handlers.runtime.dispatch import Handled, Transient, attempt, work_from_record
 from handlers.settings import HandlerSettings
 from handlers.testing.fake_sinks import FakeSinks
-from webhook.clock import SystemClock
-from webhook.settings import TopicNames
+from webhook.shared.clock import SystemClock
+from webhook.shared.kafka_settings import TopicNames
 
 CNAME = "class-101"
 SID = "38f8e3cfdc474cd56fc1ceba380d7e1a"

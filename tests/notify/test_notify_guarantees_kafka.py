@@ -53,10 +53,10 @@ from handlers.runtime.records import KafkaRecord
 from handlers.runtime.runner import RunnerExit
 from handlers.testing.fake_sinks import Attempt, FakeSinks, verify_standard_webhook
 from handlers.testing.fresh_topics import topics_env, unique_topics
-from webhook.clock import SystemClock
-from webhook.events import parse_notification
-from webhook.records import event_record
-from webhook.settings import TopicNames
+from webhook.shared.clock import SystemClock
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = pytest.mark.kafka
 

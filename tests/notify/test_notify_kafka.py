@@ -21,9 +21,9 @@ from handlers.notify.action import NotifyAction
 from handlers.runtime.runner import RunnerExit
 from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fresh_topics import unique_topics
-from webhook.clock import SystemClock
-from webhook.events import parse_notification
-from webhook.records import event_record
+from webhook.shared.clock import SystemClock
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
 
 pytestmark = pytest.mark.kafka
 

@@ -22,7 +22,7 @@ from handlers.notify.sinks import (
     signing_key,
 )
 from handlers.testing.fake_sinks import FakeSinks, verify_standard_webhook
-from webhook.clock import SystemClock
+from webhook.shared.clock import SystemClock
 
 # The Standard Webhooks specification's published test vector.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

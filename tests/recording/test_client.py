@@ -35,7 +35,7 @@ from handlers.testing.agora_faults import (
     upstream_timeout_62,
 )
 from handlers.testing.fake_agora import FakeAgora
-from webhook.clock import FakeClock
+from webhook.shared.clock import FakeClock
 
 CNAME = "class-1"
 UID = "900001"

@@ -11,7 +11,7 @@ import pytest
 from handlers.recording.errors import RecordingApiError
 from handlers.recording.pacer import HEADROOM, MIN_FRACTION, SLOW_DOWN, Pacer, shared_pacer
 from handlers.testing.fake_agora import FakeAgora
-from webhook.clock import SystemClock
+from webhook.shared.clock import SystemClock
 
 
 class Clock:

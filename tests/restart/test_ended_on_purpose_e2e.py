@@ -41,8 +41,8 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body, signed
 from handlers.testing.webhook_process import run_webhook
-from webhook.clock import SystemClock
-from webhook.settings import TopicNames
+from webhook.shared.clock import SystemClock
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 

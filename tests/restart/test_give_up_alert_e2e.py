@@ -34,10 +34,10 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fresh_topics import unique_topics
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.clock import SystemClock
-from webhook.events import parse_notification
-from webhook.records import event_record
-from webhook.settings import TopicNames
+from webhook.shared.clock import SystemClock
+from webhook.shared.event_records import event_record
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 

@@ -20,7 +20,7 @@ from handlers.recording.registry import MemorySessions
 from handlers.recording.restart import RestartAction
 from handlers.testing.agora_recordings import BACKUP_UID, start_session
 from handlers.testing.fake_agora import FakeAgora
-from webhook.clock import FakeClock
+from webhook.shared.clock import FakeClock
 
 # (eventType, details, noticeId suffix, whether it reports a failure)
 EVENTS: dict[str, tuple[int, dict[str, Any], str, bool]] = {

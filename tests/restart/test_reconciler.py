@@ -24,7 +24,7 @@ from handlers.recording.signals import Signal, classify
 from handlers.testing.agora_faults import upstream_timeout_62
 from handlers.testing.agora_recordings import BACKUP_UID, registered, start_session
 from handlers.testing.fake_agora import FakeAgora
-from webhook.events import parse_notification
+from webhook.shared.events import parse_notification
 
 T0 = 1_700_000_000_000
 

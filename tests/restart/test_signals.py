@@ -10,7 +10,7 @@ from support.restart_env import received
 from handlers.recording.registry import SessionRecord
 from handlers.recording.signals import Signal, classify
 from handlers.testing.agora_recordings import registered
-from webhook.events import EventError
+from webhook.shared.events import EventError
 
 F, C, B, X = (Signal.FAILURE, Signal.NEEDS_CONFIRMATION, Signal.BENIGN, Signal.IRRELEVANT)
 

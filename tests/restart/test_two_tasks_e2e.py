@@ -22,7 +22,7 @@ from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import topics_env, unique_topics
 from handlers.testing.ncs_callbacks import callback_body, signed
 from handlers.testing.webhook_process import run_webhook
-from webhook.clock import SystemClock
+from webhook.shared.clock import SystemClock
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -28,7 +28,7 @@ from support.runtime_helpers import (
 from handlers.runtime import dlq
 from handlers.runtime.replay import DlqReader, replay_dead_letters, replay_group
 from handlers.testing.fresh_topics import topics_env, unique_topics
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = pytest.mark.kafka
 

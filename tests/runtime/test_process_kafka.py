@@ -23,7 +23,7 @@ from support.runtime_helpers import (
 )
 
 from handlers.testing.fresh_topics import topics_env, unique_topics
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = pytest.mark.kafka
 

@@ -16,8 +16,8 @@ from handlers.notify.action import NotifyAction
 from handlers.runtime.runner import RunnerExit
 from handlers.runtime.state import CompactedView, StateStore, Table
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.events import parse_notification
-from webhook.settings import TopicNames
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 T0 = 1_700_000_000_000
 HOUR_MS = 3_600_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.filenames import MAX_FILE_NAME_LENGTH, FileNameError, parse_file_name
+from webhook.shared.filenames import MAX_FILE_NAME_LENGTH, FileNameError, parse_file_name
 
 SID = "38f8e3cfdc474cd56fc1ceba380d7e1a"
 

@@ -22,7 +22,7 @@ from support.secure_kafka import SecureKafka
 from handlers.testing.fresh_topics import topics_env
 from handlers.testing.ncs_callbacks import callback_body, signed
 from handlers.testing.webhook_process import console_script, run_webhook
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = pytest.mark.kafka
 
@@ -133,7 +133,7 @@ def test_a_webhook_with_credentials_but_no_acls_publishes_nothing(
 PRODUCE = """
 import sys
 from kafka import KafkaProducer
-from webhook.settings import KafkaSettings
+from webhook.shared.kafka_settings import KafkaSettings
 try:
     producer = KafkaProducer(**KafkaSettings().client_config(), acks="all", retries=0,
                              max_block_ms=10_000, request_timeout_ms=10_000)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from webhook.settings import KafkaSettings
+from webhook.shared.kafka_settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,11 +10,12 @@ from flask.testing import FlaskClient
 
 from handlers.testing.ncs_callbacks import callback_body, signed
 from webhook.app import create_app
-from webhook.clock import FakeClock
 from webhook.dedup import RecentNotices, body_key
 from webhook.freshness import DEFAULT_TOLERANCE_S, loose_notify_ms
 from webhook.publisher import InMemoryPublisher
-from webhook.settings import TopicNames, WebhookSettings
+from webhook.settings import WebhookSettings
+from webhook.shared.clock import FakeClock
+from webhook.shared.kafka_settings import TopicNames
 
 TWO_YEARS_MS = 2 * 365 * 24 * 3600 * 1000
 

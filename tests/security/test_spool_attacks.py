@@ -20,8 +20,8 @@ from handlers.testing.ncs_callbacks import SECRET, callback_body, signed
 from handlers.testing.webhook_process import console_script, run_webhook
 from webhook.drainer import SpoolDrainer
 from webhook.publisher import KafkaPublisher
-from webhook.records import Record
-from webhook.settings import KafkaSettings
+from webhook.shared.event_records import Record
+from webhook.shared.kafka_settings import KafkaSettings
 from webhook.spool import (
     REJECTED_NAME,
     Spool,

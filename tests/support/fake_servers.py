@@ -9,7 +9,7 @@ import pytest
 from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fake_whiteboard import FakeWhiteboard
-from webhook.clock import FakeClock, SystemClock
+from webhook.shared.clock import FakeClock, SystemClock
 
 
 @pytest.fixture

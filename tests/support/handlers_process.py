@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from handlers.testing.fresh_topics import topics_env
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 CLI = Path(sys.executable).with_name("agora-events")
 TESTS = Path(__file__).resolve().parents[1]

@@ -18,10 +18,10 @@ from handlers.recording.restart import RestartAction
 from handlers.testing.agora_recordings import ENV, PROFILE, UID, start_session
 from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.clock import FakeClock
-from webhook.events import parse_notification
-from webhook.records import Record
-from webhook.settings import TopicNames
+from webhook.shared.clock import FakeClock
+from webhook.shared.event_records import Record
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 TOPICS = TopicNames(sessions="t.sessions", actions="t.actions", events="t.events")
 

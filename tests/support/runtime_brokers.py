@@ -32,7 +32,7 @@ from support.runtime_helpers import (
     read_to_end,
     running,
 )
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 Headers = list[tuple[str, bytes]]
 

@@ -35,9 +35,9 @@ from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.runner import ActionRunner, RunnerConfig, RunnerExit
 from handlers.runtime.state import Table
 from handlers.testing.ncs_callbacks import callback_body
-from webhook.events import parse_notification
-from webhook.records import Record, event_record
-from webhook.settings import TopicNames
+from webhook.shared.event_records import Record, event_record
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class SecureKafka:
         }
 
     def client_config(self, user: str) -> dict[str, Any]:
-        from webhook.settings import KafkaSettings
+        from webhook.shared.kafka_settings import KafkaSettings
 
         env = self.env(user)
         return KafkaSettings(

@@ -17,9 +17,9 @@ from handlers.whiteboard.action import (
 from handlers.whiteboard.client import HttpWhiteboardClient, WhiteboardApi
 from handlers.whiteboard.models import CaptureCommand, InvalidLink, RoomLink
 from handlers.whiteboard.tokens import StaticToken
-from webhook.clock import FakeClock
-from webhook.events import parse_notification
-from webhook.settings import TopicNames
+from webhook.shared.clock import FakeClock
+from webhook.shared.events import parse_notification
+from webhook.shared.kafka_settings import TopicNames
 
 ROOM = "a7e04e2b0cf911ecb3b8d5ea7d1eca69"
 REGISTRY_ROOM = "faed3130727911ebaea37759ee91947c"

@@ -15,7 +15,7 @@ from handlers.whiteboard.tokens import (
     sdk_token,
     token_source,
 )
-from webhook.clock import FakeClock
+from webhook.shared.clock import FakeClock
 
 AK = "AKexample"
 SK = "SKexample-secret"

@@ -40,7 +40,7 @@ from handlers.testing.webhook_process import (
     run_webhook,
     terminate_group,
 )
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(150)]
 

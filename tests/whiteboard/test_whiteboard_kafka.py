@@ -22,7 +22,7 @@ from handlers.testing.ncs_callbacks import callback_body
 from handlers.whiteboard.action import WhiteboardCaptureAction, session_links
 from handlers.whiteboard.client import HttpWhiteboardClient
 from handlers.whiteboard.tokens import StaticToken
-from webhook.settings import TopicNames
+from webhook.shared.kafka_settings import TopicNames
 
 ROOM = "a7e04e2b0cf911ecb3b8d5ea7d1eca69"
 REGISTRY_ROOM = "faed3130727911ebaea37759ee91947c"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from webhook.refusals import Unauthorized
+from webhook.shared.refusals import Unauthorized
 
 V2_HEADER = "Agora-Signature-V2"
 V1_HEADER = "Agora-Signature"

@@ -19,7 +19,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from webhook.events import Notification
+from webhook.shared.events import Notification
 
 SCHEMA_VERSION: Final = "1"
 """Version of every record this project writes (``schema-version`` header, ``schema_version``

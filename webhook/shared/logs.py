@@ -7,7 +7,7 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
-from webhook.tracing import TraceIdFilter
+from webhook.shared.tracing import TraceIdFilter
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 

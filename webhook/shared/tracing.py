@@ -14,7 +14,7 @@ When on:
 - every httpx client of the process (Agora REST, whiteboard, alert sinks) gets a client span
   per call, with ``traceparent`` sent along;
 - log records carry ``trace_id`` and ``span_id`` of the current span
-  (:class:`TraceIdFilter`, installed by :func:`webhook.logs.configure_json_logging`).
+  (:class:`TraceIdFilter`, installed by :func:`webhook.shared.logs.configure_json_logging`).
 
 The handlers continue the trace from the record headers (:mod:`handlers.runtime.tracing`).
 """
@@ -31,7 +31,7 @@ from typing import Any
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span
 
-from webhook.records import Record
+from webhook.shared.event_records import Record
 
 log = logging.getLogger(__name__)
 

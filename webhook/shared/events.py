@@ -13,10 +13,10 @@ typed details (:func:`parse_details`), which raises :class:`EventError` naming t
 Every model keeps unknown keys (``extra="allow"``): Agora adds keys to ``details`` over time
 and promises not to change the type of existing ones. Models are frozen.
 
-The details models (:mod:`webhook.event_details`), the documented codes
-(:mod:`webhook.event_codes`) and the event-type catalog (:mod:`webhook.event_types`) live in
-their own modules; this one re-exports them, so ``webhook.events`` stays the one import for
-every consumer.
+The details models (:mod:`webhook.shared.event_details`), the documented codes
+(:mod:`webhook.shared.event_codes`) and the event-type catalog
+(:mod:`webhook.shared.event_types`) live in their own modules; this one re-exports them, so
+``webhook.shared.events`` stays the one import for every consumer.
 
 No Flask here: handlers import this module.
 """
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from webhook.event_codes import (
+from webhook.shared.event_codes import (
     BENIGN_LEAVE_BITS,
     ErrorLevel,
     ErrorModule,
@@ -35,7 +35,7 @@ from webhook.event_codes import (
     ServiceType,
     WebStopCode,
 )
-from webhook.event_details import (
+from webhook.shared.event_details import (
     AliVodInfo,
     AudioStreamStateChangedDetails,
     BackupedDetails,
@@ -73,7 +73,7 @@ from webhook.event_details import (
     WebRecorderStartedDetails,
     WebRecorderStoppedDetails,
 )
-from webhook.event_types import (
+from webhook.shared.event_types import (
     CLOUD_RECORDING_PRODUCT_ID,
     EVENT_TYPES,
     EVENT_TYPES_BY_NAME,

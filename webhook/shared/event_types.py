@@ -1,7 +1,7 @@
 """The catalog of documented Cloud Recording event types (productId 3): code, ``msgName``,
-the service that sends it, its :mod:`webhook.event_details` model and a one-line meaning.
+the service that sends it, its :mod:`webhook.shared.event_details` model and a one-line meaning.
 Routing, the samples and the contracts read it; an event type missing here is parsed with
-:class:`~webhook.event_details.UnknownDetails`."""
+:class:`~webhook.shared.event_details.UnknownDetails`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from webhook.event_codes import ServiceType
-from webhook.event_details import (
+from webhook.shared.event_codes import ServiceType
+from webhook.shared.event_details import (
     AudioStreamStateChangedDetails,
     BackupedDetails,
     CloudRecordingErrorDetails,

@@ -1,6 +1,6 @@
 """The ``payload.details`` models: one per documented Cloud Recording event type, plus
 :class:`UnknownDetails` for anything else, and the value coercions they share with the
-envelope (:mod:`webhook.events`).
+envelope (:mod:`webhook.shared.events`).
 
 Every model keeps unknown keys (``extra="allow"``): Agora adds keys to ``details`` over time
 and promises not to change the type of existing ones. Models are frozen. Field names are
@@ -15,8 +15,8 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from webhook.event_codes import BENIGN_LEAVE_BITS, ErrorLevel, LeaveCode, WebStopCode
-from webhook.filenames import RecordingFile, parse_file_name
+from webhook.shared.event_codes import BENIGN_LEAVE_BITS, ErrorLevel, LeaveCode, WebStopCode
+from webhook.shared.filenames import RecordingFile, parse_file_name
 
 # --- value coercions -----------------------------------------------------------------------
 

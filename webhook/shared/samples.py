@@ -1,6 +1,6 @@
 """Realistic NCS callback bodies for every documented Cloud Recording event type.
 
-The bodies live in ``webhook/samples/<eventType>_<msgName>.json`` (productId 3, channel
+The bodies live in ``webhook/shared/samples/<eventType>_<msgName>.json`` (productId 3, channel
 ``class-101``, one 32-hex sid, recorder uid ``900001``) and are used by the docs, the tests and
 ``agora-events send``. Functions here return fresh ``dict`` copies; :func:`encode` turns one
 into the compact bytes NCS would post.
@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from webhook.events import EVENT_TYPES, EVENT_TYPES_BY_NAME, EventType
+from webhook.shared.events import EVENT_TYPES, EVENT_TYPES_BY_NAME, EventType
 
 SAMPLE_CNAME = "class-101"
 SAMPLE_SID = "38f8e3cfdc474cd56fc1ceba380d7e1a"

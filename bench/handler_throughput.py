@@ -39,7 +39,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from handlers.runtime.echo import EchoAction
+from handlers.echo import EchoAction
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.runner import ActionRunner, RunnerConfig

@@ -19,8 +19,8 @@ import httpx
 
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import CloudRecordingClient
-from handlers.recording.registry import SessionWriter, TableSessions
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import SessionWriter, TableSessions
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.runner import ActionRunner, RunnerConfig

@@ -16,9 +16,9 @@ from typing import Annotated, Any, get_args
 
 from pydantic import ConfigDict, Discriminator, RootModel, Tag
 
-from handlers.base import Output
+from handlers.action_contract import Output
 from handlers.notify.delivery_report import AlertsReport
-from handlers.recording.records import RestartReport
+from handlers.recording.restart_records import RestartReport
 from handlers.reports import RECORD_TYPE_HEADER, REPORT_RECORD, ActionReport
 from handlers.whiteboard.models import CaptureFailedReport
 

@@ -15,14 +15,14 @@ import threading
 import click
 from prometheus_client import PlatformCollector, ProcessCollector
 
-from handlers.config import ConfigError
-from handlers.registry import (
+from handlers.action_catalog import (
     ActionContext,
     ActionDisabled,
     ActionRegistry,
     UnknownAction,
     default_registry,
 )
+from handlers.config import ConfigError
 from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.health import HealthServer, Liveness
 from handlers.runtime.metrics import RuntimeMetrics
@@ -69,7 +69,7 @@ def configure_pacer(settings: HandlerSettings) -> None:
     if not settings.agora.app_id:
         return
     from handlers.recording.pacer import shared_pacer
-    from handlers.recording.registry import raw_rules
+    from handlers.recording.session_registry import raw_rules
 
     try:
         qps = raw_rules(settings.config_path).recording.qps

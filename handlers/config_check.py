@@ -209,7 +209,12 @@ def check_actions(
 ) -> tuple[list[Problem], list[str]]:
     """Build each action as ``agora-events handlers`` would (no broker needed): problems for
     the ones that cannot run, notes for default actions the configuration disables."""
-    from handlers.registry import ActionContext, ActionDisabled, UnknownAction, default_registry
+    from handlers.action_catalog import (
+        ActionContext,
+        ActionDisabled,
+        UnknownAction,
+        default_registry,
+    )
 
     registry = default_registry()
     explicit = bool(names)

@@ -6,8 +6,8 @@ import re
 
 import click
 
+from handlers.action_catalog import default_registry
 from handlers.progress import TerminalProgress
-from handlers.registry import default_registry
 from handlers.runtime.rerun import Copy, copies, rerun
 from handlers.settings import HandlerSettings
 from handlers.timeargs import TIME, until_after_since

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from handlers.base import Output
+from handlers.action_contract import Output
 
 RECORD_TYPE_HEADER = "record-type"
 """Header naming the shape of an ``agora.actions`` value."""

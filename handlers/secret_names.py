@@ -8,7 +8,7 @@ anywhere: ``secretKey``, ``stsToken``, ``KAFKA_SASL_PASSWORD``) or ends in ``key
 - :func:`handlers.recording.api_requests.redact`: request bodies before they are logged;
 - :mod:`handlers.references` and :func:`handlers.recording.schema.clear_credentials`: the
   fields that may (and in registry records must) hold a ``${NAME}`` reference, not a value;
-- :meth:`handlers.notify.outcomes.ActionRecord.alert_details`: fields never copied into alerts
+- :meth:`handlers.notify.action_signals.ActionRecord.alert_details`: fields never copied into alerts
   (with :func:`carries_secrets`, since the copy is flat);
 - :func:`handlers.runtime.dlq.describe_error`: ``name: value`` pairs withheld from error text.
 

@@ -26,21 +26,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from pydantic import AliasChoices, BaseModel, SecretStr
 from support.document_schemas import errors, resolve
 
-from handlers.base import ActionFailed, Output, Received
+from handlers.action_contract import ActionFailed, Output, Received
 from handlers.config import WhiteboardLink, WhiteboardRules
 from handlers.contracts import DOCUMENTS, render_documents
 from handlers.contracts.__main__ import main as contracts_main
 from handlers.contracts.asyncapi import build_asyncapi, default_channels
-from handlers.contracts.records import ActionReport, ScreenshotsRecord
+from handlers.contracts.record_shapes import ActionReport, ScreenshotsRecord
 from handlers.contracts.render import DEFAULT_DIR, stale_documents
 from handlers.notify.delivery_report import AlertsReport
 from handlers.notify.files import FileRecord, derive_file_records
-from handlers.recording.records import RestartReport
-from handlers.recording.registry import SessionRecord
+from handlers.recording.restart_records import RestartReport
+from handlers.recording.session_registry import SessionRecord
 from handlers.runtime import dlq
 from handlers.runtime.health import HealthServer, Liveness
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.outcomes import ActionOutcome
-from handlers.runtime.records import KafkaRecord
 from handlers.runtime.state import StateStore
 from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard
 from handlers.testing.ncs_callbacks import SECRET, signed

@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 import webhook.views  # noqa: F401 (defines, or imports, every refusal class)
+from handlers.action_catalog import default_registry
 from handlers.recording.metrics import GAVE_UP_REASONS, RestartMetrics
-from handlers.registry import default_registry
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.outcomes import OutcomeKind
 from webhook.metrics import WebhookMetrics

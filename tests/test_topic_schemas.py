@@ -34,8 +34,8 @@ from support.restart_env import (
 )
 from support.rules_files import slack_sink
 
+from handlers.action_contract import ActionFailed, Output, Received
 from handlers.actions_topic import report_output
-from handlers.base import ActionFailed, Output, Received
 from handlers.config import RestartRules, WhiteboardLink, WhiteboardRules, parse_rules
 from handlers.contracts.render import DEFAULT_DIR
 from handlers.contracts.topic_schemas import ID_PREFIX, SCHEMA_DIR, build_topic_schemas
@@ -43,11 +43,11 @@ from handlers.notify.action import NotifyAction
 from handlers.notify.files import derive_file_records
 from handlers.recording.commands import GiveUpCommand, bounds_key
 from handlers.recording.reconciler import synthetic_failure, synthetic_record
-from handlers.recording.registry import MemorySessions, SessionRecord
+from handlers.recording.session_registry import MemorySessions, SessionRecord
 from handlers.runtime import dlq
 from handlers.runtime.dispatch import work_from_record
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.outcomes import outcome_of
-from handlers.runtime.records import KafkaRecord
 from handlers.runtime.state import StateStore
 from handlers.testing.agora_recordings import start_session
 from handlers.testing.fake_agora import FakeAgora

@@ -20,7 +20,7 @@ from support.otlp_receiver import ReceivedSpan, otlp_receiver
 from support.rules_files import classes_profile, write_rules
 from support.runtime_helpers import wait_until
 
-from handlers.recording.registry import SessionWriter
+from handlers.recording.session_registry import SessionWriter
 from handlers.runtime.dispatch import work_from_record
 from handlers.runtime.outcomes import outcome_of
 from handlers.testing.agora_recordings import ENV, start_session

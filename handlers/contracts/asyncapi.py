@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+from handlers.action_catalog import default_registry
 from handlers.actions_topic import ActionsReport
 from handlers.contracts.details import details_conditions, sample_bodies
-from handlers.contracts.records import (
+from handlers.contracts.record_shapes import (
     EVENT_HEADERS,
     FILE_HEADERS,
     OUTCOME_HEADERS,
@@ -34,8 +35,7 @@ from handlers.contracts.records import (
 )
 from handlers.contracts.schemas import ModelSchema, SchemaSet, schema_set
 from handlers.notify.files import FileRecord
-from handlers.recording.registry import SessionRecord
-from handlers.registry import default_registry
+from handlers.recording.session_registry import SessionRecord
 from handlers.runtime.outcomes import ActionOutcome
 from handlers.settings import HandlerSettings
 from webhook.shared.event_records import QuarantinePointer, event_record

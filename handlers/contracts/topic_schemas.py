@@ -22,7 +22,7 @@ from typing import Any
 
 from handlers.contracts.asyncapi import Channel, Message, default_channels, default_topic_names
 from handlers.contracts.details import details_conditions
-from handlers.contracts.records import headers_schema
+from handlers.contracts.record_shapes import headers_schema
 from handlers.contracts.schemas import DEFS_REF, ModelSchema, SchemaSet, schema_set
 from webhook.shared.event_records import SCHEMA_VERSION
 

@@ -1,7 +1,7 @@
 """The notify handler: derived file records and alerts.
 
 Inputs: NCS events (``agora.ncs.events``) and action records (``agora.actions``, see
-:mod:`handlers.notify.outcomes`); the action declares the second one in
+:mod:`handlers.notify.action_signals`); the action declares the second one in
 ``extra_inputs``. ``decide`` is pure: from one record and the handler's state it computes
 the file records not yet published and the incident transitions (see
 :mod:`handlers.notify.incidents`). ``run`` delivers the transitions to their sinks and
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 
-from handlers.base import (
+from handlers.action_contract import (
     ActionFailed,
     Effects,
     InvalidEvent,
@@ -46,11 +46,11 @@ from handlers.base import (
     TransientError,
 )
 from handlers.config import AlertRules, ConfigError, RulesConfig
+from handlers.notify.action_signals import NOTIFY, normalise_name, parse_action_record
 from handlers.notify.alerts import Alert
 from handlers.notify.delivery_report import AlertDelivery, AlertsReport
 from handlers.notify.files import FileRecord, FileRecordError, derive_file_records
 from handlers.notify.incidents import Plan, Recovery, plan, record_deliveries, state_key
-from handlers.notify.outcomes import NOTIFY, normalise_name, parse_action_record
 from handlers.notify.rules import Trigger, event_triggers, outcome_triggers
 from handlers.notify.sinks import Sink, SinkConfigError, build_sinks
 from handlers.recording.signals import is_health_check
@@ -61,7 +61,7 @@ from webhook.shared.events import CLOUD_RECORDING_PRODUCT_ID
 from webhook.shared.kafka_settings import TopicNames
 
 if TYPE_CHECKING:
-    from handlers.registry import ActionContext
+    from handlers.action_catalog import ActionContext
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ _LEDGER_SIZE = 10_000
 
 
 class InputRecord(Protocol):
-    """What ``decide`` needs of any consumed record. :class:`handlers.base.Received` (an
+    """What ``decide`` needs of any consumed record. :class:`handlers.action_contract.Received` (an
     NCS event) fits; records of ``agora.actions`` arrive undecoded in the same shape."""
 
     @property

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handlers.base import Output
+from handlers.action_contract import Output
 from webhook.shared.event_records import (
     HEADER_EVENT_TYPE,
     HEADER_NOTICE_ID,

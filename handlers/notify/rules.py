@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from handlers.config import AlertRule, AlertRules
+from handlers.notify.action_signals import ActionRecord, normalise_name
 from handlers.notify.alerts import Severity
-from handlers.notify.outcomes import ActionRecord, normalise_name
 
 ANY_ALERT = "*"
 _SUMMARY_DETAILS_MAX = 600

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from handlers.base import ActionFailed, TransientError
+from handlers.action_contract import ActionFailed, TransientError
 from handlers.config import AlertSink
 from handlers.notify.alerts import Alert
 from webhook.shared.clock import Clock

@@ -40,7 +40,7 @@ from handlers.recording.cli_common import (
 )
 from handlers.recording.cli_update import layout_command, update_command
 from handlers.recording.errors import Advice, RecordingApiError
-from handlers.recording.registry import (
+from handlers.recording.session_registry import (
     ACTIVE_STATUSES,
     ReferenceProblem,
     SessionRecord,

@@ -15,7 +15,7 @@ from kafka.errors import KafkaError
 
 from handlers.recording.client import CloudRecordingClient
 from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
-from handlers.recording.registry import (
+from handlers.recording.session_registry import (
     SessionRecord,
     SessionWriter,
     channel_tasks,

@@ -16,7 +16,7 @@ import click
 from handlers.recording import cli_common
 from handlers.recording.cli_common import ConfigProblem
 from handlers.recording.errors import RecordingApiError
-from handlers.recording.registry import SessionRecordError, parse_session
+from handlers.recording.session_registry import SessionRecordError, parse_session
 from handlers.recording.updates import fold_layout, fold_update
 from handlers.recording.validation import RequestInvalid, validate_start
 

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
-from handlers.base import ActionFailed, Effects
+from handlers.action_contract import ActionFailed, Effects
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import RecordingApi
 from handlers.recording.metrics import GaveUpReason, RestartMetrics
-from handlers.recording.registry import (
+from handlers.recording.session_registry import (
     SessionRecord,
     SessionStore,
     lookup,

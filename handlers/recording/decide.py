@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from handlers.recording.api_responses import STATUS_EXITED_ABNORMALLY, ChannelUsers
-from handlers.recording.registry import ENDED, OWN_STOP_STATUSES
+from handlers.recording.session_registry import ENDED, OWN_STOP_STATUSES
 
 
 class Decision(StrEnum):

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from handlers.base import Effects, TransientError
+from handlers.action_contract import Effects, TransientError
 from handlers.recording.api_responses import RUNNING_STATUSES, STATUS_EXITED_ABNORMALLY
 from handlers.recording.commands import (
     CONFIRM_RETRY_S,
@@ -25,8 +25,8 @@ from handlers.recording.commands import (
     RestartCommand,
 )
 from handlers.recording.errors import Advice, RecordingApiError
-from handlers.recording.records import updated_record
-from handlers.recording.registry import (
+from handlers.recording.restart_records import updated_record
+from handlers.recording.session_registry import (
     PendingRestart,
     ReferenceProblem,
     allowed_references,

@@ -63,7 +63,7 @@ from handlers.recording.decide import (
 )
 from handlers.recording.ending_evidence import channel_answer, query_answer
 from handlers.recording.errors import RecordingApiError
-from handlers.recording.registry import (
+from handlers.recording.session_registry import (
     ENDED,
     FINISHED_STATUSES,
     SessionRecord,

@@ -114,7 +114,7 @@ from dataclasses import replace
 
 from pydantic import SecretStr
 
-from handlers.base import Effects, Received, StateView, TransientError
+from handlers.action_contract import Effects, Received, StateView, TransientError
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import RecordingApi
 from handlers.recording.commands import (
@@ -135,8 +135,9 @@ from handlers.recording.ending_evidence import channel_answer, query_answer
 from handlers.recording.errors import RecordingApiError
 from handlers.recording.ladder import Ladder
 from handlers.recording.metrics import RestartMetrics
-from handlers.recording.records import Records, updated_record
-from handlers.recording.registry import (
+from handlers.recording.restart_records import Records, updated_record
+from handlers.recording.restart_triage import triage
+from handlers.recording.session_registry import (
     ENDED,
     SessionRecord,
     SessionStore,
@@ -144,7 +145,6 @@ from handlers.recording.registry import (
     lookup,
     utc_from_ms,
 )
-from handlers.recording.restart_triage import triage
 from webhook.shared.clock import Clock, SystemClock
 from webhook.shared.kafka_settings import TopicNames
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import os
 
+from handlers.action_catalog import ActionContext, ActionDisabled
 from handlers.recording.client import CloudRecordingClient, RecordingApi
 from handlers.recording.errors import RecordingNotConfigured
 from handlers.recording.metrics import RestartMetrics
-from handlers.recording.registry import (
+from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import (
     SessionWriter,
     TableSessions,
     allowed_references,
     check_profile,
     raw_rules,
 )
-from handlers.recording.restart import RestartAction
 from handlers.recording.tokens import TokenError, build_recording_token
-from handlers.registry import ActionContext, ActionDisabled
 
 
 def create_action(context: ActionContext) -> RestartAction:

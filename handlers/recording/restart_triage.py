@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.base import InvalidEvent, StateView
+from handlers.action_contract import InvalidEvent, StateView
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.commands import (
     EndedCommand,
@@ -25,7 +25,7 @@ from handlers.recording.commands import (
     bounds_key,
     failover_key,
 )
-from handlers.recording.registry import SessionRecord, find_task, utc_from_ms
+from handlers.recording.session_registry import SessionRecord, find_task, utc_from_ms
 from handlers.recording.signals import Classification, Signal, classify
 from webhook.shared.events import EventError, Notification
 

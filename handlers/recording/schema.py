@@ -65,7 +65,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handlers.base import Output
+from handlers.action_contract import Output
 from handlers.recording.api_requests import Mode
 from handlers.secret_names import is_secret_name
 from webhook.shared.event_records import HEADER_SCHEMA_VERSION

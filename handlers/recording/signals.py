@@ -42,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from handlers.recording.registry import ENDED, OWN_STOP_STATUSES, SessionRecord
+from handlers.recording.session_registry import ENDED, OWN_STOP_STATUSES, SessionRecord
 from webhook.shared.events import (
     CLOUD_RECORDING_PRODUCT_ID,
     CloudRecordingErrorDetails,

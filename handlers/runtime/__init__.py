@@ -1,4 +1,4 @@
-"""The handler runtime: runs actions (:mod:`handlers.base`) on the events topic.
+"""The handler runtime: runs actions (:mod:`handlers.action_contract`) on the events topic.
 
 Pure decisions, no I/O:
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.runtime import dlq
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.offsets import OffsetTracker, Partition
-from handlers.runtime.records import KafkaRecord
 from handlers.runtime.state import StateStore, Table
 from handlers.runtime.txn import ProducerUnusable, TransactionAborted, TransactionalPublisher
 

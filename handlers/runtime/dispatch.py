@@ -3,7 +3,7 @@
 No Kafka here. The runner feeds a :class:`Work` item in and routes the :data:`Result`:
 ``Handled`` is committed with its effects, ``Invalid`` is dead-lettered at once,
 ``Transient`` is retried within the budget. Exceptions are routing signals
-(:mod:`handlers.base`); anything unexpected is treated as transient, so a bug delays
+(:mod:`handlers.action_contract`); anything unexpected is treated as transient, so a bug delays
 events (and, if it persists, dead-letters them with the error) but never drops them.
 """
 
@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handlers.base import (
+from handlers.action_contract import (
     Action,
     ActionFailed,
     Effects,
@@ -24,8 +24,8 @@ from handlers.base import (
     TransientError,
 )
 from handlers.runtime.dlq import REPLAY_FOR, describe_error
+from handlers.runtime.kafka_record import Headers, decode_headers, header_value
 from handlers.runtime.offsets import Partition
-from handlers.runtime.records import Headers, decode_headers, header_value
 from webhook.shared.events import parse_notification
 
 log = logging.getLogger(__name__)

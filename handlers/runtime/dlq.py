@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 
-from handlers.runtime.records import Headers, KafkaRecord, header_value
+from handlers.runtime.kafka_record import Headers, KafkaRecord, header_value
 from handlers.secret_names import is_secret_name
 
 DLQ_TOPIC = "dlq-topic"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from handlers.runtime.records import KafkaRecord
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.state import CatchUpTimeout, StateStore, Table
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from handlers.reports import OUTCOME_RECORD, RECORD_TYPE_HEADER, ActionRecordFields
 from handlers.runtime.dispatch import Work
-from handlers.runtime.records import KafkaRecord, decode_headers
+from handlers.runtime.kafka_record import KafkaRecord, decode_headers
 from webhook.shared.event_records import HEADER_SCHEMA_VERSION, SCHEMA_VERSION
 
 OutcomeKind = Literal["ok", "failed", "ignored", "retrying", "dead_lettered"]

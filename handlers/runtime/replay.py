@@ -29,7 +29,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from handlers.runtime import dlq
 from handlers.runtime.clients import transactional_producer, wait_for_topic
-from handlers.runtime.records import KafkaRecord, header_value
+from handlers.runtime.kafka_record import KafkaRecord, header_value
 from handlers.runtime.scan import Bounds, bounds, open_consumer, read_backward, read_forward
 from handlers.runtime.txn import TransactionalPublisher
 

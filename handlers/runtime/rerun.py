@@ -16,7 +16,7 @@ from typing import Any
 
 from handlers.runtime import dlq
 from handlers.runtime.clients import transactional_producer
-from handlers.runtime.records import KafkaRecord
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.scan import Progress, bounds, open_consumer, read_forward
 from handlers.runtime.txn import TransactionalPublisher
 

@@ -8,16 +8,16 @@ import random
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from handlers.base import Effects
+from handlers.action_contract import Effects
 from handlers.runtime import dlq
 from handlers.runtime.commits import CommitBatch
 from handlers.runtime.dispatch import Handled, Invalid, Result, Transient, Work
 from handlers.runtime.guard import BadDeployGuard, Trip
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.keyed import KeyedScheduler
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.offsets import OffsetTracker
 from handlers.runtime.outcomes import OutcomeKind, outcome_of
-from handlers.runtime.records import KafkaRecord
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.state import StateStore
 from webhook.shared.clock import Clock

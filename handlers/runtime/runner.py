@@ -52,7 +52,7 @@ import time
 from collections.abc import Sequence, Set
 from typing import Any
 
-from handlers.base import Action
+from handlers.action_contract import Action
 from handlers.runtime.client_protocols import ClientFactory, ConsumedRecord
 from handlers.runtime.clients import KafkaClientFactory
 from handlers.runtime.commits import MAX_ABORTS_IN_A_ROW, CommitBatch, CommitFailed

@@ -29,7 +29,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from handlers.runtime.client_protocols import Batch, ClientFactory, TopicConsumer
-from handlers.runtime.records import KafkaRecord
+from handlers.runtime.kafka_record import KafkaRecord
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class TopicReader:
 class Table:
     """Read-only live view of a compacted topic: text key -> JSON object.
 
-    Implements :class:`handlers.base.TableView`. Records whose key is not UTF-8 or whose
+    Implements :class:`handlers.action_contract.TableView`. Records whose key is not UTF-8 or whose
     value is not a JSON object are skipped with a warning (the previous value is kept).
     """
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from handlers.base import Effects, Output
+from handlers.action_contract import Effects, Output
 from handlers.runtime.dispatch import Handled, Invalid, Result, Transient, Work
 from webhook.shared.tracing import TRACE_HEADERS, current_trace_headers, extract_context
 

@@ -10,8 +10,8 @@ from kafka import errors as kafka_errors
 from kafka.structs import OffsetAndMetadata
 
 from handlers.runtime.client_protocols import TransactionalProducer
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.offsets import Partition
-from handlers.runtime.records import KafkaRecord
 
 # Errors after which a transactional producer can never be used again.
 _FATAL: tuple[type[BaseException], ...] = (

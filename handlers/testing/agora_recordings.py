@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from handlers.config import RecordingProfile
-from handlers.recording.registry import SessionRecord, resolve_references, utc_from_ms
+from handlers.recording.session_registry import SessionRecord, resolve_references, utc_from_ms
 from handlers.testing.fake_agora import FakeAgora
 
 UID = "900001"

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from handlers.base import (
+from handlers.action_contract import (
     ActionFailed,
     Effects,
     Output,

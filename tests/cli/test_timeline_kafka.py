@@ -30,8 +30,8 @@ from support.runtime_helpers import fast_config, json_values, read_to_end, runni
 from handlers.config import RecordingRules, RestartRules, parse_rules
 from handlers.contracts.openapi import build_handlers_openapi
 from handlers.notify.action import NotifyAction
-from handlers.recording.registry import SessionWriter, TableSessions
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import SessionWriter, TableSessions
 from handlers.runtime.state import Table
 from handlers.testing.agora_recordings import BACKUP_UID, ENV, PROFILE, UID, start_session
 from handlers.testing.fake_agora import FakeAgora

@@ -34,7 +34,7 @@ from support.handlers_process import HandlersProcess, handlers_env
 from support.rules_files import classes_profile, webhook_sink, write_rules
 from support.runtime_helpers import committed_offsets, read_to_end, wait_until
 
-from handlers.recording.registry import SessionWriter, parse_session
+from handlers.recording.session_registry import SessionWriter, parse_session
 from handlers.settings import HandlerSettings
 from handlers.testing.agora_recordings import BACKUP_UID, ENV, UID, start_session
 from handlers.testing.fake_agora import FakeAgora

@@ -31,7 +31,7 @@ from support.handlers_process import HandlersProcess, handlers_env
 from support.kafka_broker import consume_all
 from support.runtime_helpers import committed_offsets, read_to_end, wait_until
 
-from handlers.recording.registry import SessionRecord, SessionWriter
+from handlers.recording.session_registry import SessionRecord, SessionWriter
 from handlers.testing.agora_recordings import BACKUP_UID, ENV, start_session
 from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import topics_env, unique_topics

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handlers.base import Received
+from handlers.action_contract import Received
 from webhook.shared.events import parse_notification
 from webhook.shared.kafka_settings import TopicNames
 

@@ -12,11 +12,18 @@ import httpx
 import pytest
 from support.rules_files import pagerduty_sink, slack_sink, webhook_sink
 
-from handlers.base import Action, ActionFailed, Effects, InvalidEvent, Received, TransientError
+from handlers.action_catalog import ActionContext, default_registry
+from handlers.action_contract import (
+    Action,
+    ActionFailed,
+    Effects,
+    InvalidEvent,
+    Received,
+    TransientError,
+)
 from handlers.config import ConfigError, parse_rules
 from handlers.notify.action import NotifyAction, NotifyCommand, build_notify_action
 from handlers.notify.sinks import SinkConfigError
-from handlers.registry import ActionContext, default_registry
 from handlers.runtime.dispatch import Handled, Transient, attempt, work_from_record
 from handlers.settings import HandlerSettings
 from handlers.testing.fake_sinks import FakeSinks

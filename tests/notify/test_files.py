@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers.base import Received
+from handlers.action_contract import Received
 from handlers.notify.files import (
     FileRecord,
     FileRecordError,

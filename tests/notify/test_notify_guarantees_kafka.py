@@ -48,8 +48,8 @@ from support.runtime_helpers import (
 from handlers.config import parse_rules
 from handlers.notify.action import NotifyAction
 from handlers.runtime import dlq
+from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.outcomes import ActionOutcome
-from handlers.runtime.records import KafkaRecord
 from handlers.runtime.runner import RunnerExit
 from handlers.testing.fake_sinks import Attempt, FakeSinks, verify_standard_webhook
 from handlers.testing.fresh_topics import topics_env, unique_topics

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from handlers.base import InvalidEvent
+from handlers.action_contract import InvalidEvent
 from handlers.config import AlertRules
-from handlers.notify.outcomes import ActionRecord, normalise_name, parse_action_record
+from handlers.notify.action_signals import ActionRecord, normalise_name, parse_action_record
 from handlers.notify.rules import (
     event_triggers,
     incident_key,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from handlers.base import ActionFailed, TransientError
+from handlers.action_contract import ActionFailed, TransientError
 from handlers.config import AlertSink
 from handlers.notify.alerts import Alert
 from handlers.notify.sinks import (

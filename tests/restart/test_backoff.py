@@ -20,7 +20,7 @@ from support.restart_env import (
     make_action,
 )
 
-from handlers.base import Effects, TransientError
+from handlers.action_contract import Effects, TransientError
 from handlers.cli import runner_config
 from handlers.recording.commands import RestartCommand
 from handlers.recording.restart import RestartAction

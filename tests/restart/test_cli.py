@@ -13,7 +13,7 @@ from support.kafka_broker import consume_all
 from support.rules_files import classes_profile
 
 from handlers.recording.cli import recording_group
-from handlers.recording.registry import SessionWriter, parse_session
+from handlers.recording.session_registry import SessionWriter, parse_session
 from handlers.testing.agora_faults import agora_error
 from handlers.testing.agora_recordings import ENV, RESOLVED_REQUEST, registered
 from handlers.testing.fake_agora import FakeAgora

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support.restart_env import MemoryState, exit_event, make_action, received
 
-from handlers.base import InvalidEvent, TransientError
+from handlers.action_contract import InvalidEvent, TransientError
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.commands import (
     EndedCommand,
@@ -16,7 +16,7 @@ from handlers.recording.commands import (
     failover_key,
     failure_key,
 )
-from handlers.recording.registry import MemorySessions, PendingRestart, task_key
+from handlers.recording.session_registry import MemorySessions, PendingRestart, task_key
 from handlers.testing.agora_recordings import BACKUP_UID, UID, registered
 from handlers.testing.fake_agora import FakeAgora
 

@@ -26,7 +26,8 @@ from support.runtime_helpers import (
 
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.reconciler import EventPublisher, Reconciler
-from handlers.recording.registry import (
+from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import (
     SessionRecord,
     SessionWriter,
     TableSessions,
@@ -34,7 +35,6 @@ from handlers.recording.registry import (
     parse_session,
     task_key,
 )
-from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
 from handlers.testing.agora_recordings import BACKUP_UID, ENV, PROFILE, start_session
 from handlers.testing.fake_agora import FakeAgora

@@ -23,10 +23,10 @@ from support.restart_env import (
     received,
 )
 
-from handlers.base import ActionFailed, TransientError
+from handlers.action_contract import ActionFailed, TransientError
 from handlers.recording.commands import CONFLICT_LOOKUPS, MAX_ACQUIRES_PER_RUN, RestartCommand
-from handlers.recording.registry import MemorySessions
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import MemorySessions
 from handlers.testing.agora_faults import (
     Fault,
     agora_error,

@@ -9,12 +9,12 @@ import httpx
 import pytest
 from support.rules_files import classes_profile
 
+from handlers.action_catalog import ActionContext, ActionDisabled, default_registry
 from handlers.cli import build_runners
 from handlers.config import ConfigError
 from handlers.recording.commands import Failure, GiveUpCommand
 from handlers.recording.restart import RestartAction
 from handlers.recording.restart_setup import create_action
-from handlers.registry import ActionContext, ActionDisabled, default_registry
 from handlers.runtime.health import HealthServer, Liveness
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.settings import HandlerSettings

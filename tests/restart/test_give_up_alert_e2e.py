@@ -24,8 +24,13 @@ from support.runtime_helpers import fast_config, json_values, read_to_end, runni
 
 from handlers.config import RecordingRules, RestartRules, parse_rules
 from handlers.notify.action import NotifyAction
-from handlers.recording.registry import SessionWriter, TableSessions, parse_session, task_key
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import (
+    SessionWriter,
+    TableSessions,
+    parse_session,
+    task_key,
+)
 from handlers.runtime.runner import RunnerExit
 from handlers.runtime.state import Table
 from handlers.testing.agora_faults import agora_error

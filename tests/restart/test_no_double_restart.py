@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.restart_env import MemoryState, clock, commit, make_action, received
 
-from handlers.base import ActionFailed, Effects, Received, TransientError
-from handlers.recording.registry import MemorySessions
+from handlers.action_contract import ActionFailed, Effects, Received, TransientError
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import MemorySessions
 from handlers.testing.agora_recordings import BACKUP_UID, start_session
 from handlers.testing.fake_agora import FakeAgora
 from webhook.shared.clock import FakeClock

@@ -21,7 +21,7 @@ from support.restart_env import (
 from handlers.config import ReconcilerRules
 from handlers.recording.commands import EndedCommand
 from handlers.recording.reconciler import prunable
-from handlers.recording.registry import MemorySessions, SessionRecord, task_key, utc_from_ms
+from handlers.recording.session_registry import MemorySessions, SessionRecord, task_key, utc_from_ms
 from handlers.recording.signals import Signal, classify
 from handlers.testing.agora_recordings import registered, start_session
 from handlers.testing.fake_agora import FakeAgora

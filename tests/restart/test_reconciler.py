@@ -10,7 +10,7 @@ import pytest
 from support.restart_env import MemoryState, Published, clock, make_action, reconciler
 from support.runtime_helpers import wait_until
 
-from handlers.base import Received
+from handlers.action_contract import Received
 from handlers.recording.commands import RestartCommand
 from handlers.recording.reconciler import (
     Alive,
@@ -19,7 +19,7 @@ from handlers.recording.reconciler import (
     judge,
     synthetic_notice_id,
 )
-from handlers.recording.registry import MemorySessions
+from handlers.recording.session_registry import MemorySessions
 from handlers.recording.signals import Signal, classify
 from handlers.testing.agora_faults import upstream_timeout_62
 from handlers.testing.agora_recordings import BACKUP_UID, registered, start_session

@@ -10,7 +10,7 @@ import pytest
 from support.rules_files import classes_profile, write_rules
 
 from handlers.config import ConfigError, parse_rules
-from handlers.recording.registry import (
+from handlers.recording.session_registry import (
     MemorySessions,
     MissingReference,
     SessionRecordError,

@@ -16,14 +16,14 @@ from support.restart_env import TOPICS
 from support.runtime_helpers import committed_offsets, fast_config, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules
-from handlers.recording.registry import (
+from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import (
     SessionRecord,
     SessionWriter,
     TableSessions,
     parse_session,
     task_key,
 )
-from handlers.recording.restart import RestartAction
 from handlers.runtime.state import Table
 from handlers.testing.agora_recordings import (
     BACKUP_UID,

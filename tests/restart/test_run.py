@@ -29,11 +29,11 @@ from support.restart_env import (
     received,
 )
 
-from handlers.base import ActionFailed, TransientError
+from handlers.action_contract import ActionFailed, TransientError
 from handlers.config import RestartRules
 from handlers.recording.commands import GiveUpCommand, RestartCommand, channel_key, failure_key
 from handlers.recording.reconciler import Reconciler
-from handlers.recording.registry import MemorySessions, SessionRecord
+from handlers.recording.session_registry import MemorySessions, SessionRecord
 from handlers.testing.agora_faults import (
     Fault,
     disconnect,
@@ -535,7 +535,7 @@ def test_a_restart_keeps_the_whiteboard_link_and_foreign_fields(fake_agora: Fake
 
 
 def test_outcomes_read_as_alerts_and_recoveries_downstream(fake_agora: FakeAgora) -> None:
-    from handlers.notify.outcomes import parse_action_record
+    from handlers.notify.action_signals import parse_action_record
 
     record, sessions = failed_session(fake_agora)
     state = MemoryState()

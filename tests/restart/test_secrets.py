@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from support.restart_env import MemoryState, clock_ms, commit, exit_event, make_action
 
-from handlers.base import ActionFailed, Effects
+from handlers.action_contract import ActionFailed, Effects
 from handlers.config import ConfigError, RecordingRules, parse_rules
-from handlers.recording.registry import (
+from handlers.recording.session_registry import (
     MemorySessions,
     ReferenceRefused,
     prepare_requests,
@@ -94,7 +94,7 @@ def test_the_rules_file_cannot_refer_to_the_service_credentials() -> None:
 def test_allowed_names_come_from_the_rules_file() -> None:
     rules = parse_rules('[recording]\nallow_references = ["TENANT_KEY"]\n', {}, "r")
     assert rules.recording.allow_references == ["TENANT_KEY"]
-    from handlers.recording.registry import allowed_references
+    from handlers.recording.session_registry import allowed_references
 
     with_profile = RecordingRules(profiles=[PROFILE], allow_references=["TENANT_KEY"])
     assert allowed_references(with_profile) == {"TENANT_KEY", *names(PROFILE.client_request)}

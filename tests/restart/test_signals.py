@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from support.restart_env import received
 
-from handlers.recording.registry import SessionRecord
+from handlers.recording.session_registry import SessionRecord
 from handlers.recording.signals import Signal, classify
 from handlers.testing.agora_recordings import registered
 from webhook.shared.events import EventError

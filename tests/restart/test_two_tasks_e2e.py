@@ -14,8 +14,13 @@ import pytest
 from support.runtime_helpers import committed_offsets, fast_config, read_to_end, running, wait_until
 
 from handlers.config import RecordingRules, RestartRules
-from handlers.recording.registry import SessionWriter, TableSessions, parse_session, task_key
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import (
+    SessionWriter,
+    TableSessions,
+    parse_session,
+    task_key,
+)
 from handlers.runtime.state import Table
 from handlers.testing.agora_recordings import BACKUP_UID, ENV, PROFILE, UID, start_session
 from handlers.testing.fake_agora import FakeAgora

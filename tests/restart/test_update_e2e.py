@@ -17,8 +17,8 @@ from support.rules_files import classes_profile
 from support.runtime_helpers import committed_offsets, fast_config, running, wait_until
 
 from handlers.config import RestartRules
-from handlers.recording.registry import SessionWriter, TableSessions, raw_rules
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import SessionWriter, TableSessions, raw_rules
 from handlers.runtime.state import Table
 from handlers.testing.agora_recordings import ENV
 from handlers.testing.fake_agora import FakeAgora

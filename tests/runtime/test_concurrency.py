@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from support.runtime_brokers import KAFKA_ONLY, RuntimeTestBroker
 from support.runtime_helpers import Cmd, RunningRunner, json_values, wait_until
 
-from handlers.base import Effects, Output, Received, StateView
-from handlers.runtime.echo import EchoAction
+from handlers.action_contract import Effects, Output, Received, StateView
+from handlers.echo import EchoAction
 from handlers.runtime.runner import RunnerExit
 
 

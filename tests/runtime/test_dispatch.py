@@ -5,7 +5,14 @@ from typing import Any
 
 import pytest
 
-from handlers.base import ActionFailed, Effects, InvalidEvent, Received, StateView, TransientError
+from handlers.action_contract import (
+    ActionFailed,
+    Effects,
+    InvalidEvent,
+    Received,
+    StateView,
+    TransientError,
+)
 from handlers.runtime.dispatch import Handled, Invalid, Transient, Work, attempt, work_from_record
 from handlers.testing.ncs_callbacks import callback_body
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from handlers.base import Effects
+from handlers.action_contract import Effects
 from handlers.runtime.dispatch import Handled, Result, Transient, Work
 from handlers.runtime.flow import decide_flow, held_by_partition
 from handlers.runtime.inflight import InFlight

@@ -4,14 +4,14 @@ from typing import Any
 
 import pytest
 
-from handlers.registry import (
+from handlers.action_catalog import (
     ActionContext,
     ActionDisabled,
     ActionRegistry,
     UnknownAction,
     default_registry,
 )
-from handlers.runtime.echo import EchoAction
+from handlers.echo import EchoAction
 from handlers.settings import HandlerSettings
 
 

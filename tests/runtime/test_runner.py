@@ -8,9 +8,9 @@ from typing import Any
 from support.runtime_brokers import MemoryTestBroker, RuntimeTestBroker
 from support.runtime_helpers import ScriptedAction, json_values, wait_until
 
-from handlers.base import Effects, Output, StateView
+from handlers.action_contract import Effects, Output, StateView
+from handlers.echo import EchoAction
 from handlers.runtime import dlq
-from handlers.runtime.echo import EchoAction
 from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.runner import RunnerExit
 

@@ -10,7 +10,7 @@ from typing import Any
 from support.runtime_brokers import RuntimeTestBroker
 from support.runtime_helpers import ScriptedAction, wait_until
 
-from handlers.base import Received
+from handlers.action_contract import Received
 from handlers.config import AlertRule, AlertRules, AlertSink
 from handlers.notify.action import NotifyAction
 from handlers.runtime.runner import RunnerExit

@@ -8,13 +8,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.base import Effects, Received
+from handlers.action_contract import Effects, Received
 from handlers.config import RecordingRules, RestartRules
 from handlers.recording.client import CloudRecordingClient
 from handlers.recording.commands import RestartCommand
 from handlers.recording.reconciler import Reconciler
-from handlers.recording.registry import MemorySessions, SessionRecord
 from handlers.recording.restart import RestartAction
+from handlers.recording.session_registry import MemorySessions, SessionRecord
 from handlers.testing.agora_recordings import ENV, PROFILE, UID, start_session
 from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.ncs_callbacks import callback_body

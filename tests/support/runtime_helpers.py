@@ -18,7 +18,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from handlers.base import (
+from handlers.action_catalog import ActionContext
+from handlers.action_contract import (
     ActionFailed,
     Effects,
     InvalidEvent,
@@ -27,7 +28,6 @@ from handlers.base import (
     StateView,
     TransientError,
 )
-from handlers.registry import ActionContext
 from handlers.runtime.client_protocols import ClientFactory
 from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.metrics import RuntimeMetrics

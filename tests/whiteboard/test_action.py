@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from handlers.base import ActionFailed, Effects, Received, TransientError
+from handlers.action_contract import ActionFailed, Effects, Received, TransientError
 from handlers.config import WhiteboardLink, WhiteboardRules
 from handlers.testing.fake_whiteboard import FAKE_TOKEN, FakeWhiteboard, screenshot_entry
 from handlers.testing.ncs_callbacks import callback_body

@@ -27,8 +27,8 @@ from support.figures import Figure
 from support.rules_files import webhook_sink
 from support.runtime_helpers import committed_offsets, header, read_to_end
 
-from handlers.contracts.records import ActionReport, ScreenshotsRecord
-from handlers.recording.registry import SessionWriter
+from handlers.contracts.record_shapes import ActionReport, ScreenshotsRecord
+from handlers.recording.session_registry import SessionWriter
 from handlers.testing.agora_recordings import registered
 from handlers.testing.fake_sinks import FakeSinks
 from handlers.testing.fake_whiteboard import FAKE_TOKEN, Call, FakeWhiteboard, screenshot_entry

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from handlers.base import InvalidEvent
+from handlers.action_contract import InvalidEvent
 from handlers.secret_names import carries_secrets
 
 NOTIFY = "notify"

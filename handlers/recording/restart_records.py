@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from handlers.base import ActionFailed, Effects, Output
+from handlers.action_contract import ActionFailed, Effects, Output
 from handlers.recording.commands import (
     ACTION_NAME,
     ActionParts,
@@ -23,7 +23,7 @@ from handlers.recording.commands import (
     bounds_key,
 )
 from handlers.recording.metrics import GaveUpReason
-from handlers.recording.registry import (
+from handlers.recording.session_registry import (
     ACTIVE_STATUSES,
     ENDED,
     MAX_HISTORY,

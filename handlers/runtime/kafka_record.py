@@ -1,6 +1,6 @@
 """The runtime's byte-level record: what it produces, whatever produced it.
 
-Actions speak in :class:`handlers.base.Output` (text key and headers); dead letters and
+Actions speak in :class:`handlers.action_contract.Output` (text key and headers); dead letters and
 replays must keep the original key and header bytes exactly, so the runtime publishes
 :class:`KafkaRecord` and converts outputs at the edge.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from handlers.base import Output
+from handlers.action_contract import Output
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -47,5 +47,5 @@ def header_value(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
 
 
 def decode_headers(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
-    """Headers as text, for :class:`handlers.base.Received` (later duplicates win)."""
+    """Headers as text, for :class:`handlers.action_contract.Received` (later duplicates win)."""
     return {k: (v.decode("utf-8", "replace") if v is not None else "") for k, v in headers}

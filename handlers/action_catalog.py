@@ -1,7 +1,7 @@
 """Which actions exist and how to build them.
 
 A factory takes an :class:`ActionContext` (settings, rules file, clock, read-only tables)
-and returns an :class:`handlers.base.Action`, or raises :class:`ActionDisabled` when the
+and returns an :class:`handlers.action_contract.Action`, or raises :class:`ActionDisabled` when the
 configuration does not allow it (e.g. no credentials): ``agora-events handlers`` with no
 names then skips it with a log line, and naming it explicitly is an error.
 
@@ -20,9 +20,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from handlers.base import Action, TableView
+from handlers.action_contract import Action, TableView
 from handlers.config import RulesConfig, load_rules
-from handlers.runtime.echo import ECHO, EchoAction
+from handlers.echo import ECHO, EchoAction
 from handlers.runtime.state import Table
 from handlers.settings import HandlerSettings
 from webhook.shared.clock import Clock, SystemClock

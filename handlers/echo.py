@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handlers.base import Effects, Received, StateView
+from handlers.action_contract import Effects, Received, StateView
 
 ECHO = "echo"
 

@@ -2,7 +2,7 @@
 ``/healthz``, ``/readyz``, ``/metrics``) and the handlers' health server.
 
 The answers are the ones :mod:`webhook.views` and :mod:`handlers.runtime.health` give;
-tests/test_contracts.py drives the real application and checks every documented answer
+tests/handlers/contracts/test_contracts.py drives the real application and checks every documented answer
 against these schemas.
 """
 

@@ -26,7 +26,7 @@ from webhook.shared.kafka_settings import TopicNames
 TOPICS = TopicNames(sessions="t.sessions", actions="t.actions", events="t.events")
 
 OPEN_CLIENTS: list[CloudRecordingClient] = []
-"""Clients made by :func:`make_action`; ``close_clients`` (autouse in tests/restart)
+"""Clients made by :func:`make_action`; ``close_clients`` (autouse in tests/handlers/recording)
 closes them after each test."""
 
 

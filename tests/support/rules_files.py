@@ -1,7 +1,7 @@
 """Rules-file (TOML) snippets the tests share, so one profile is spelled out once.
 
 :func:`classes_profile` is :data:`handlers.testing.agora_recordings.PROFILE` written as a
-``[[recording.profiles]]`` table (tests/restart/test_registry.py checks that they agree);
+``[[recording.profiles]]`` table (tests/handlers/recording/test_registry.py checks that they agree);
 :func:`webhook_sink`, :func:`slack_sink` and :func:`pagerduty_sink` are alert sinks;
 :func:`write_rules` writes sections to a ``rules.toml``.
 """

@@ -1,7 +1,7 @@
 """One face for the two brokers the runtime suite runs against: the in-memory broker
 (:mod:`handlers.testing.memory_broker`) and a real Kafka broker.
 
-A test takes the ``broker`` fixture (tests/runtime/conftest.py) and speaks only
+A test takes the ``broker`` fixture (tests/handlers/runtime/conftest.py) and speaks only
 through it: create topics, write events, run a runner, read topics and committed
 offsets back. The same test body then checks the runtime with and without a broker.
 """

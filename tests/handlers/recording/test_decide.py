@@ -64,7 +64,7 @@ def test_a_handled_failure_is_not_restarted_again(fake_agora: FakeAgora) -> None
 def test_a_normal_exit_only_marks_the_record_ended(fake_agora: FakeAgora) -> None:
     action = make_action(fake_agora, MemorySessions(registered(sid="sid-1")))
     command = action.decide(received(11, sid="sid-1", details={"exitStatus": 0}), MemoryState())
-    assert command == EndedCommand(  # tests/restart/test_normal_end.py
+    assert command == EndedCommand(  # tests/handlers/recording/test_normal_end.py
         "class-1", "sid-1", task_key("class-1", "classes"))
 
 

@@ -27,13 +27,13 @@ from click.testing import CliRunner
 from pydantic import AliasChoices, AliasPath
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+from support.paths import ROOT
 
 from handlers.settings import AgoraSettings, HandlerSettings
 from webhook.cli import SUBCOMMANDS, main
 from webhook.settings import ServeSettings, WebhookSettings
 from webhook.shared.kafka_settings import KafkaSettings, TopicNames
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 COMPOSE_FILE = DOCKER / "compose.yml"
 DOCKERFILE = DOCKER / "Dockerfile"

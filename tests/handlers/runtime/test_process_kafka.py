@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.paths import TESTS
 from support.runtime_helpers import (
     committed_offsets,
     consume_all_uncommitted,
@@ -28,7 +29,6 @@ from webhook.shared.kafka_settings import TopicNames
 pytestmark = pytest.mark.kafka
 
 CLI = Path(sys.executable).with_name("agora-events")
-TESTS = Path(__file__).resolve().parents[1]
 PLUGIN = "slow=support.runtime_helpers:slow_echo_factory"
 COUNT = 300
 # Two keys: records of different keys run concurrently, so the stream takes COUNT / 2

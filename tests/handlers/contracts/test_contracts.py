@@ -25,6 +25,7 @@ from flask.testing import FlaskClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from pydantic import AliasChoices, BaseModel, SecretStr
 from support.document_schemas import errors, resolve
+from support.paths import ROOT
 
 from handlers.action_contract import ActionFailed, Output, Received
 from handlers.config import WhiteboardLink, WhiteboardRules
@@ -59,7 +60,6 @@ from webhook.shared.kafka_settings import TopicNames
 from webhook.shared.samples import all_event_types, encode, sample
 from webhook.shared.topic_catalog import catalog
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW_MS = 1_700_000_000_000
 ROOM = "a7e04e2b0cf911ecb3b8d5ea7d1eca69"
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
+from support.paths import ROOT
 
 import webhook.views  # noqa: F401 (defines, or imports, every refusal class)
 from handlers.action_catalog import default_registry
@@ -32,7 +33,6 @@ from webhook.metrics import WebhookMetrics
 from webhook.shared.refusals import Refusal
 from webhook.shared.signature import SignatureFailure
 
-ROOT = Path(__file__).resolve().parent.parent
 ALERTS_FILE = ROOT / "docs" / "monitoring" / "alerts.yml"
 DASHBOARD_FILE = ROOT / "docs" / "monitoring" / "dashboard.json"
 PROMETHEUS_FILE = ROOT / "docker" / "prometheus.yml"

@@ -328,10 +328,10 @@ ELSEWHERE = {
     7: "test_start_7_records_the_task_that_runs (here)",
     53: "test_acquire_53_never_switches_uids (here); 53 on start: test_run.py",
     404: "404 on query: test_run.py (failover grace); on start: START_REFUSED",
-    49: "stop only (task already exiting): tests/recording/test_errors.py",
+    49: "stop only (task already exiting): tests/handlers/recording/test_errors.py",
     50: "sync stop only (upload took > 20 s)",
-    435: "stop only (nothing recorded): tests/recording/test_errors.py",
-    1028: "updateLayout only: tests/recording/test_errors.py",
+    435: "stop only (nothing recorded): tests/handlers/recording/test_errors.py",
+    1028: "updateLayout only: tests/handlers/recording/test_errors.py",
 }
 
 

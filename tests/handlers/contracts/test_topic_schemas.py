@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 from pydantic import SecretStr, ValidationError
+from support.paths import ROOT
 from support.restart_env import (
     MemoryState,
     clock_ms,
@@ -429,7 +429,7 @@ def test_a_validation_error_names_the_field() -> None:
 
 
 def test_every_schema_file_is_referenced_from_the_topic_catalog_docs() -> None:
-    text = (Path(__file__).resolve().parent.parent / "docs" / "topics.md").read_text("utf-8")
+    text = (ROOT / "docs" / "topics.md").read_text("utf-8")
     for spec in catalog(TopicNames.model_construct()):
         assert f"schemas/{spec.name}.value.json" in text, spec.name
 

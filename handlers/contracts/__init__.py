@@ -8,8 +8,9 @@
 - ``docs/contracts/openapi-handlers.json``: OpenAPI 3.1 of the handlers' health server.
 
 ``python -m handlers.contracts`` rewrites the documents; ``--check`` only compares them
-(exit 1 when they differ from what the code says). tests/handlers/contracts/test_contracts.py runs the same
-comparison, so a renamed model field fails the suite until the documents are regenerated.
+(exit 1 when they differ from what the code says).
+tests/handlers/contracts/test_contracts.py runs the same comparison, so a renamed model field
+fails the suite until the documents are regenerated.
 """
 
 from handlers.contracts.asyncapi import build_asyncapi

@@ -2,8 +2,8 @@
 ``/healthz``, ``/readyz``, ``/metrics``) and the handlers' health server.
 
 The answers are the ones :mod:`webhook.views` and :mod:`handlers.runtime.health` give;
-tests/handlers/contracts/test_contracts.py drives the real application and checks every documented answer
-against these schemas.
+tests/handlers/contracts/test_contracts.py drives the real application and checks every
+documented answer against these schemas.
 """
 
 from __future__ import annotations

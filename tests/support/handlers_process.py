@@ -15,10 +15,10 @@ from types import TracebackType
 from typing import Any
 
 from handlers.testing.fresh_topics import topics_env
+from support.paths import ROOT, TESTS
 from webhook.shared.kafka_settings import TopicNames
 
 CLI = Path(sys.executable).with_name("agora-events")
-TESTS = Path(__file__).resolve().parents[1]
 
 
 def handlers_env(
@@ -32,7 +32,9 @@ def handlers_env(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "AGORA_HANDLERS_GROUP_PREFIX": group_prefix,
         "AGORA_HANDLERS_METRICS_PORT": "0",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+        # The root first, so tests/handlers and tests/webhook do not shadow the packages.
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT), str(TESTS), os.environ.get("PYTHONPATH")])),
         **(extra or {}),
     }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.paths import TESTS
+from support.paths import ROOT, TESTS
 from support.runtime_helpers import (
     committed_offsets,
     consume_all_uncommitted,
@@ -42,7 +42,7 @@ def start(bootstrap: str, names: TopicNames, prefix: str, log: Path) -> subproce
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "AGORA_HANDLERS_GROUP_PREFIX": prefix,
         "AGORA_HANDLERS_METRICS_PORT": "0",
-        "PYTHONPATH": str(TESTS),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
     }
     with log.open("ab") as stderr:
         return subprocess.Popen(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
@@ -57,8 +59,11 @@ def timeline_command(
             click.echo(line)
         sys.stdout.flush()
 
-    try:
-        follow(kafka.client_config(), topics, cname, emit, stop=lambda: False, sources=chosen,
-               start=ends)
-    except KeyboardInterrupt:
-        return
+    # Ctrl-C (or SIGTERM) only sets a flag the poll loop checks every 500 ms: a
+    # KeyboardInterrupt raised inside the Kafka client could leave one of its locks held and
+    # hang the consumer's close.
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    follow(kafka.client_config(), topics, cname, emit, stop=stopped.is_set, sources=chosen,
+           start=ends)

@@ -20,7 +20,12 @@ from webhook.shared.clock import FakeClock
 from webhook.shared.kafka_settings import TopicNames
 from webhook.spool import Spool
 
-NOW_MS = int(time.time() * 1000)  # callbacks carry the real time (freshness window)
+
+@pytest.fixture
+def now_ms() -> int:
+    """The app's clock: the real time when the test starts, since callbacks carry the real
+    time and must fall inside the freshness window however late in a run the test comes."""
+    return int(time.time() * 1000)
 
 
 @pytest.fixture
@@ -38,10 +43,10 @@ def spool_settings(directory: Path, **overrides: object) -> WebhookSettings:
 
 
 @pytest.fixture
-def client(tmp_path: Path, publisher: InMemoryPublisher) -> Iterator[FlaskClient]:
+def client(tmp_path: Path, publisher: InMemoryPublisher, now_ms: int) -> Iterator[FlaskClient]:
     # No drainer thread: the tests drain explicitly, so every step is deterministic.
     app = create_app(
-        spool_settings(tmp_path), publisher, FakeClock(NOW_MS), False, start_drainer=False
+        spool_settings(tmp_path), publisher, FakeClock(now_ms), False, start_drainer=False
     )
     yield app.test_client()
     close_spool(app)
@@ -92,7 +97,7 @@ def test_new_callbacks_queue_behind_spooled_ones_to_keep_order(
 
 
 def test_readiness_and_metrics_show_the_spool(
-    client: FlaskClient, publisher: InMemoryPublisher, tmp_path: Path
+    client: FlaskClient, publisher: InMemoryPublisher, tmp_path: Path, now_ms: int
 ) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
@@ -104,7 +109,7 @@ def test_readiness_and_metrics_show_the_spool(
     body = degraded.get_json()
     assert body["status"] == "degraded"
     assert body["spool"]["pendingBytes"] > 0
-    assert body["spool"]["oldestSpooledAtMs"] == NOW_MS
+    assert body["spool"]["oldestSpooledAtMs"] == now_ms
     text = client.get("/metrics").get_data(as_text=True)
     assert 'agora_webhook_requests_total{outcome="spooled"}' in text
     pending = next(
@@ -114,24 +119,26 @@ def test_readiness_and_metrics_show_the_spool(
 
 
 def test_a_full_spool_answers_503_with_retry_after(
-    tmp_path: Path, publisher: InMemoryPublisher
+    tmp_path: Path, publisher: InMemoryPublisher, now_ms: int
 ) -> None:
     settings = spool_settings(tmp_path, AGORA_WEBHOOK_SPOOL_MAX_BYTES=2200)
-    app = create_app(settings, publisher, FakeClock(NOW_MS), False, start_drainer=False)
+    app = create_app(settings, publisher, FakeClock(now_ms), False, start_drainer=False)
     client = app.test_client()
     publisher.available = False
-    statuses = [post(client, n) for n in range(5)]
-    assert statuses[0] == 200
-    assert 503 in statuses
-    body = callback_body()
-    refused = client.post("/ncs", data=body, headers=signed(body))
-    assert refused.status_code == 503
-    assert refused.get_json()["error"] == "spool_full"
-    assert refused.headers["Retry-After"] == "1"
-    assert client.get("/readyz").status_code == 503
-    publisher.available = True
-    drain(tmp_path, publisher)
-    close_spool(app)
+    try:
+        statuses = [post(client, n) for n in range(5)]
+        assert statuses[0] == 200
+        assert 503 in statuses
+        body = callback_body()
+        refused = client.post("/ncs", data=body, headers=signed(body))
+        assert refused.status_code == 503
+        assert refused.get_json()["error"] == "spool_full"
+        assert refused.headers["Retry-After"] == "1"
+        assert client.get("/readyz").status_code == 503
+        publisher.available = True
+        drain(tmp_path, publisher)
+    finally:
+        close_spool(app)
     # Exactly the callbacks answered 200 were published, in order.
     accepted = [f"notice-{n}" for n, status in enumerate(statuses) if status == 200]
     assert notice_ids(publisher) == accepted

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
 import click
 
 from handlers.progress import TerminalProgress
+from handlers.stop_signals import stop_on_signals
 from handlers.timeargs import TIME, until_after_since
 from handlers.timeline import SOURCES, Entry, follow, iter_lines, read_timeline
 from webhook.shared.kafka_settings import KafkaSettings, TopicNames
@@ -59,11 +58,6 @@ def timeline_command(
             click.echo(line)
         sys.stdout.flush()
 
-    # Ctrl-C (or SIGTERM) only sets a flag the poll loop checks every 500 ms: a
-    # KeyboardInterrupt raised inside the Kafka client could leave one of its locks held and
-    # hang the consumer's close.
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
-    follow(kafka.client_config(), topics, cname, emit, stop=stopped.is_set, sources=chosen,
-           start=ends)
+    # The poll loop checks the flag every 500 ms.
+    follow(kafka.client_config(), topics, cname, emit, stop=stop_on_signals().is_set,
+           sources=chosen, start=ends)

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import threading
 
 import click
 
@@ -52,6 +50,7 @@ from handlers.recording.session_registry import (
 )
 from handlers.recording.tokens import TokenError
 from handlers.recording.validation import RequestInvalid
+from handlers.stop_signals import stop_on_signals
 from webhook.shared.logs import configure_json_logging
 
 log = logging.getLogger(__name__)
@@ -267,9 +266,6 @@ def reconcile_command(once: bool) -> None:
                     click.echo(f"{cname}\tpruned (finished)")
                 return
             configure_json_logging(settings.log_level)
-            stop = threading.Event()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
-            reconciler.run(stop, interval)
+            reconciler.run(stop_on_signals(), interval)
         finally:
             publisher.close()

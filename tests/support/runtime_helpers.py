@@ -105,12 +105,16 @@ def produce_raw(
         producer.close()
 
 
+def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic`` in order (none if it does not exist)."""
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
     """The group's committed offset per partition of ``topic`` (None: nothing committed)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        return {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
+        return {tp.partition: consumer.committed(tp) for tp in _partitions(consumer, topic)}
     finally:
         consumer.close()
 
@@ -119,9 +123,8 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The end offset per partition of ``topic``, as of the call."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+        ends = consumer.end_offsets(_partitions(consumer, topic))
+        return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         consumer.close()
 

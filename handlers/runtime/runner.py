@@ -13,7 +13,7 @@ that drives them.
 Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outcomes`):
 
 - Records of one key are handled strictly in order, one at a time; records of different
-  keys run concurrently on worker threads (``concurrency``, default 64). ``decide`` (pure,
+  keys run concurrently on worker threads (``concurrency``, default 256). ``decide`` (pure,
   reads state) runs on the loop thread; ``run`` (remote calls) on a worker, so the loop
   never waits on a remote call and a slow or hanging call holds only its own key.
 - An offset is committed (as offset + 1) only once its record and every record below it

@@ -62,22 +62,6 @@ def runner_config(
     )
 
 
-def configure_pacer(settings: HandlerSettings) -> None:
-    """Set the process's Cloud Recording pacer to the rules file's ``[recording] qps``
-    before any client is built (restart and the reconciler then share it). A rules file
-    that does not load is reported by the actions that read it."""
-    if not settings.agora.app_id:
-        return
-    from handlers.recording.pacer import shared_pacer
-    from handlers.recording.session_registry import raw_rules
-
-    try:
-        qps = raw_rules(settings.config_path).recording.qps
-    except ConfigError:
-        return
-    shared_pacer(settings.agora.app_id, qps)
-
-
 def build_runners(
     settings: HandlerSettings,
     registry: ActionRegistry,
@@ -92,6 +76,9 @@ def build_runners(
     """One runner per action; raises ``click.UsageError`` for unusable explicit names."""
     explicit = bool(names)
     runners = []
+    # Imported here: the recording modules load only when a handler process starts.
+    from handlers.recording.cli_common import configure_pacer
+
     configure_pacer(settings)
     for name in dict.fromkeys(names or registry.default_names()):
         context = ActionContext(settings, metrics_registry=metrics.registry)

@@ -13,13 +13,16 @@ from typing import Any, TypeVar
 import click
 from kafka.errors import KafkaError
 
+from handlers.config import ConfigError
 from handlers.recording.client import CloudRecordingClient
 from handlers.recording.errors import Advice, RecordingApiError, RecordingNotConfigured
+from handlers.recording.pacer import shared_pacer
 from handlers.recording.session_registry import (
     SessionRecord,
     SessionWriter,
     channel_tasks,
     load_sessions,
+    raw_rules,
     utc_from_ms,
     valid_sessions,
 )
@@ -49,8 +52,23 @@ def load_settings() -> HandlerSettings:
     return HandlerSettings()
 
 
+def configure_pacer(settings: HandlerSettings) -> None:
+    """Set the process's Cloud Recording pacer to the rules file's ``[recording] qps``
+    before any client is built (the App ID's share for this process; restart, the
+    reconciler and these commands then keep to it). A rules file that does not load is
+    reported by whatever reads it next."""
+    if not settings.agora.app_id:
+        return
+    try:
+        qps = raw_rules(settings.config_path).recording.qps
+    except ConfigError:
+        return
+    shared_pacer(settings.agora.app_id, qps)
+
+
 @contextmanager
 def recording_client(settings: HandlerSettings) -> Iterator[CloudRecordingClient]:
+    configure_pacer(settings)
     try:
         client = CloudRecordingClient.from_settings(settings.agora)
     except RecordingNotConfigured as exc:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from support.rules_files import write_rules
 
+from handlers.recording.cli_common import recording_client
 from handlers.recording.errors import RecordingApiError
 from handlers.recording.pacer import HEADROOM, MIN_FRACTION, SLOW_DOWN, Pacer, shared_pacer
+from handlers.settings import AgoraSettings, HandlerSettings
 from handlers.testing.fake_agora import FakeAgora
 from webhook.shared.clock import SystemClock
 
@@ -134,3 +138,17 @@ def test_the_fake_answers_each_endpoint_after_its_configured_latency() -> None:
         client.acquire("slow-acquire", "1001")
         assert time.monotonic() - started >= 0.3
         client.close()
+
+
+def test_recording_commands_keep_to_the_rules_files_qps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``recording`` commands and ``recording reconcile`` build their client through
+    ``recording_client``, which first gives the process's pacer this process's share."""
+    app_id = "rules" + "".join(c for c in tmp_path.name if c.isalnum())[-20:]
+    rules = write_rules(tmp_path, "[recording]\nqps = 2.5\n")
+    monkeypatch.setenv("AGORA_EVENTS_CONFIG", str(rules))
+    settings = HandlerSettings(agora=AgoraSettings(
+        app_id=app_id, customer_id="c", customer_secret="s"))
+    with recording_client(settings):
+        assert shared_pacer(app_id).qps == 2.5

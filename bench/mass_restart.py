@@ -46,6 +46,7 @@ from shared_setup import (
 
 from handlers.recording.pacer import Pacer
 from handlers.runtime.retry import RetryPolicy
+from handlers.runtime.runner_config import DEFAULT_CONCURRENCY
 from handlers.runtime.state import Table
 from handlers.testing.fake_agora import FakeAgora
 from handlers.testing.fresh_topics import topics_env, unique_topics
@@ -78,7 +79,7 @@ def main() -> None:
     parser.add_argument("--start-ms", type=float, default=800)
     parser.add_argument("--hang", type=float, default=0.0, metavar="SECONDS",
                         help="one channel's first start answers this late")
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--no-pacer", action="store_true")
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args()

@@ -89,7 +89,7 @@ def restart_action(client: CloudRecordingClient, table: Table, bootstrap: str,
     """The restart action with the benches' profile, reading the registry from ``table``."""
     return RestartAction(
         client, sessions=TableSessions(table, lambda: SessionWriter(
-            {"bootstrap_servers": bootstrap}, topics.sessions)),
+            {"bootstrap_servers": bootstrap}, topics.sessions, warm=True), eager=True),
         profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(), topics=topics,
         app_id=app_id, clock=SystemClock(), env=ENV,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from handlers.runtime.runner_config import DEFAULT_CONCURRENCY
 from handlers.urls import check_http_url
 from webhook.shared.kafka_settings import KafkaSettings, TopicNames
 
@@ -67,7 +68,10 @@ class HandlerSettings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1)
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
     # Actions running at once per handler (different keys; one key's records stay in order).
-    concurrency: int = Field(default=64, ge=1, le=1024)
+    # In an incident most runs wait for the shared Cloud Recording pacer, and a restart's
+    # run ends with a confirming query that yields to every other call; 256 lets a few
+    # hundred channels' acquires and starts go first instead of waiting for free slots.
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=1024)
     # Age after which an action's state entry (dedup ledgers, incidents, restart marks) is
     # tombstoned, so memory and the compacted state topic stay bounded. Duplicates and
     # redundant NCS copies arrive within minutes and DLQ replays within days: a week keeps

@@ -65,8 +65,9 @@ class Pacer:
         self._target = qps * HEADROOM
         self._rate = self._target
         self._monotonic = monotonic
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._waiting: list[tuple[int, int]] = []
+        self._turns: dict[tuple[int, int], threading.Condition] = {}
         self._seq = itertools.count()
         self._next_free = float("-inf")
         self._last_429 = float("-inf")
@@ -76,30 +77,38 @@ class Pacer:
     def acquire(self, endpoint: str) -> float:
         """Block until this call may be sent; returns the seconds waited."""
         entry = (PRIORITY.get(endpoint, 1), next(self._seq))
-        with self._cond:
+        # One condition per waiter, so a granted slot wakes the next in line alone: in an
+        # incident hundreds of runs wait here, and waking them all for every call would
+        # make the one whose turn it is queue for the interpreter behind the others.
+        turn = threading.Condition(self._lock)
+        with self._lock:
             started = self._monotonic()
             heapq.heappush(self._waiting, entry)
-            while True:
-                now = self._monotonic()
-                if self._waiting[0] == entry and now >= self._next_free:
-                    heapq.heappop(self._waiting)
-                    self._next_free = max(now, self._next_free) + 1.0 / self._rate
-                    self._calls += 1
-                    self._cond.notify_all()  # the next in line waits for its own slot
-                    return now - started
-                timeout = self._next_free - now if self._waiting[0] == entry else None
-                self._cond.wait(timeout)
+            self._turns[entry] = turn
+            try:
+                while True:
+                    now = self._monotonic()
+                    if self._waiting[0] == entry and now >= self._next_free:
+                        self._next_free = max(now, self._next_free) + 1.0 / self._rate
+                        self._calls += 1
+                        return now - started
+                    turn.wait(self._next_free - now if self._waiting[0] == entry else None)
+            finally:
+                self._waiting.remove(entry)
+                heapq.heapify(self._waiting)
+                del self._turns[entry]
+                if self._waiting:  # the next in line waits for its own slot now
+                    self._turns[self._waiting[0]].notify()
 
     def answered(self, status: int | None) -> None:
         """Feed back the HTTP status of a paced call (None: no answer)."""
-        with self._cond:
+        with self._lock:
             now = self._monotonic()
             if status == 429:
                 self._throttled += 1
                 self._last_429 = now
                 self._rate = max(self.qps * MIN_FRACTION, self._rate * SLOW_DOWN)
                 self._next_free = max(self._next_free, now + COOL_DOWN_S)
-                self._cond.notify_all()
             elif self._rate < self._target and now - self._last_429 >= COOL_DOWN_S:
                 self._rate = min(self._target, self._rate + self.qps / 10)
 
@@ -107,13 +116,13 @@ class Pacer:
         """Change the configured QPS (the rules file names the App ID's share)."""
         if qps <= 0:
             raise ValueError(f"qps must be positive, got {qps}")
-        with self._cond:
+        with self._lock:
             self.qps = qps
             self._target = qps * HEADROOM
             self._rate = min(self._rate, self._target) if self._throttled else self._target
 
     def stats(self) -> PacerStats:
-        with self._cond:
+        with self._lock:
             return PacerStats(self._calls, self._throttled, self._rate)
 
 

@@ -145,6 +145,7 @@ from handlers.recording.session_registry import (
     lookup,
     utc_from_ms,
 )
+from handlers.recording.signals import LIVENESS_EVENT_TYPES
 from webhook.shared.clock import Clock, SystemClock
 from webhook.shared.kafka_settings import TopicNames
 
@@ -159,6 +160,7 @@ class RestartAction(Ladder, Records):
     (``registry.raw_rules``); ``env`` resolves them when a request is sent."""
 
     name = ACTION_NAME
+    event_types = LIVENESS_EVENT_TYPES  # other callbacks are finished without decoding
 
     def __init__(
         self,

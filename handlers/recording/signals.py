@@ -64,6 +64,12 @@ RECORDER_LEAVE = 41
 CLOUD_RECORDING_ERROR = 1
 WEB_RECORDER_STOPPED = 71
 
+LIVENESS_EVENT_TYPES = frozenset(
+    {SESSION_EXIT, SESSION_FAILOVER, RECORDER_LEAVE, CLOUD_RECORDING_ERROR, WEB_RECORDER_STOPPED}
+)
+"""The event types rule 5 reads; every other type classifies as IRRELEVANT or as BENIGN
+with nothing to note, so the restart action never acts on it."""
+
 
 class Signal(StrEnum):
     FAILURE = "failure"

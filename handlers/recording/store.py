@@ -37,12 +37,23 @@ class SessionWriter:
     :meth:`publish` returns once the broker acknowledged (raises otherwise)."""
 
     def __init__(self, client_config: Mapping[str, Any], topic: str,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, *, warm: bool = False) -> None:
+        """``warm``: fetch the topic's metadata and connect now, in the background, so
+        the first write (the journal between a restart's acquire and its start, whose
+        resource goes stale within seconds) does not pay for it."""
         from handlers.runtime.clients import durable_producer
 
         self.topic = topic
         self._timeout_s = timeout_s
         self._producer = durable_producer(client_config, "agora-events.sessions-writer")
+        if warm:
+            threading.Thread(target=self._warm, name="sessions-writer-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            self._producer.partitions_for(self.topic)
+        except Exception:  # the first write will find out and say so
+            log.debug("sessions writer could not warm up", exc_info=True)
 
     def publish(self, record: SessionRecord) -> None:
         self._send(record.key, record.to_bytes(), str(record.schema_version))
@@ -67,10 +78,12 @@ class TableSessions:
     plus a writer created on first use. What ``save`` writes shows in the view once the
     view has read it back from the topic."""
 
-    def __init__(self, view: Any, writer_factory: Callable[[], SessionWriter]) -> None:
+    def __init__(self, view: Any, writer_factory: Callable[[], SessionWriter], *,
+                 eager: bool = False) -> None:
+        """``eager``: create the writer now rather than on the first save."""
         self._view = view
         self._writer_factory = writer_factory
-        self._writer: SessionWriter | None = None
+        self._writer: SessionWriter | None = writer_factory() if eager else None
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Mapping[str, Any] | None:

@@ -26,6 +26,7 @@ from handlers.action_contract import (
 from handlers.runtime.dlq import REPLAY_FOR, describe_error
 from handlers.runtime.kafka_record import Headers, decode_headers, header_value
 from handlers.runtime.offsets import Partition
+from webhook.shared.event_records import HEADER_EVENT_TYPE
 from webhook.shared.events import parse_notification
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,18 @@ def not_for(handler: str, headers: Headers, *, events: bool) -> bool:
     if replay_for is not None and replay_for != handler:
         return True
     return not events and header_value(headers, "action") == handler
+
+
+def skipped_by_type(event_types: frozenset[int] | None, headers: Headers) -> bool:
+    """A callback the action declared it never acts on (``Action.event_types``), told by
+    its ``eventType`` header without decoding the value. A record without the header, or a
+    DLQ replay, is decoded and decided as usual. Pure."""
+    if event_types is None:
+        return False
+    event_type = header_value(headers, HEADER_EVENT_TYPE)
+    if event_type is None or not event_type.isdigit():
+        return False
+    return int(event_type) not in event_types and header_value(headers, REPLAY_FOR) is None
 
 
 def work_from_record(

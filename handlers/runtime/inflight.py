@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from typing import Generic, TypeVar
 
 from handlers.runtime.dispatch import Result, Transient, Work
@@ -34,20 +34,27 @@ class Finished(Generic[K]):
 
 class InFlight(Generic[K]):
     """A bounded pool of running actions. ``submit``, ``done`` and ``abandon`` are called
-    from the loop thread only; workers only append to the finished list."""
+    from the loop thread only; workers only put results on the finished queue.
+
+    Hand-offs go through two C-implemented ``SimpleQueue``s and long-lived worker threads
+    (started as needed, up to ``limit``): per run that is one put and one get each way,
+    with no future, lock or condition allocated, which matters when the action is quick."""
 
     def __init__(self, limit: int, name: str, monotonic: Callable[[], float]) -> None:
         if limit < 1:
             raise ValueError(f"concurrency must be at least 1, got {limit}")
         self._limit = limit
+        self._name = name
         self._monotonic = monotonic
-        self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"action-{name}")
+        self._tasks: SimpleQueue[tuple[K, Work, Callable[[Work], Result]] | None] = (
+            SimpleQueue())
+        self._finished: SimpleQueue[Finished[K]] = SimpleQueue()
+        self._waited: list[Finished[K]] = []  # taken off the queue by ``wait``
+        self._workers: list[threading.Thread] = []
         self._running: dict[K, Work] = {}
         self._abandoned: Counter[K] = Counter()
         self._abandoned_total = 0
-        self._lock = threading.Lock()
-        self._finished: list[tuple[Finished[K], bool]] = []
-        self._changed = threading.Condition(self._lock)
+        self._closed = False
 
     def __len__(self) -> int:
         """Runs whose results the loop still waits for (abandoned ones excluded)."""
@@ -63,27 +70,40 @@ class InFlight(Generic[K]):
     def submit(self, key: K, work: Work, run: Callable[[Work], Result]) -> None:
         if self.busy(key):
             raise ValueError(f"key {key!r} is already running")
+        if self._closed:
+            raise RuntimeError("the pool is closed")
         self._running[key] = work
-        self._pool.submit(self._run, key, work, run)
+        # One thread per run on a thread at once: a run never waits for a free worker.
+        if len(self._workers) < min(self._limit, len(self._running) + self._abandoned_total):
+            worker = threading.Thread(
+                target=self._work, name=f"action-{self._name}_{len(self._workers)}",
+                daemon=True,
+            )
+            worker.start()
+            self._workers.append(worker)
+        self._tasks.put((key, work, run))
 
-    def _run(self, key: K, work: Work, run: Callable[[Work], Result]) -> None:
-        started = self._monotonic()
-        try:
-            result = run(work)
-        except BaseException as exc:  # noqa: BLE001 - a result must come back or the key is stuck
-            result = Transient(f"{type(exc).__name__}: {exc}")
-        finished = Finished(key, work, result, started, self._monotonic() - started)
-        with self._changed:
-            self._finished.append((finished, False))
-            self._changed.notify_all()
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            key, work, run = task
+            started = self._monotonic()
+            try:
+                result = run(work)
+            except BaseException as exc:  # noqa: BLE001 - a result must come back or the key is stuck
+                result = Transient(f"{type(exc).__name__}: {exc}")
+            self._finished.put(Finished(key, work, result, started, self._monotonic() - started))
 
     def done(self) -> list[Finished[K]]:
         """Runs that ended since the last call, in the order they ended; abandoned ones
         are dropped here (and their keys freed)."""
-        with self._lock:
-            finished, self._finished = self._finished, []
+        finished, self._waited = self._waited, []
+        while True:
+            try:
+                finished.append(self._finished.get_nowait())
+            except Empty:
+                break
         results = []
-        for item, _ in finished:
+        for item in finished:
             if self._running.get(item.key) is item.work:
                 del self._running[item.key]
                 results.append(item)
@@ -96,8 +116,7 @@ class InFlight(Generic[K]):
 
     def pending(self) -> bool:
         """Something finished and waits for :meth:`done`."""
-        with self._lock:
-            return bool(self._finished)
+        return bool(self._waited) or not self._finished.empty()
 
     def abandon(self, predicate: Callable[[K], bool]) -> int:
         """Forget the results of running keys matching ``predicate`` (their records go to
@@ -111,11 +130,17 @@ class InFlight(Generic[K]):
 
     def wait(self, timeout_s: float) -> bool:
         """Block until some run ends or ``timeout_s`` passes; true if one ended."""
-        with self._changed:
-            if not self._finished:
-                self._changed.wait(timeout_s)
-            return bool(self._finished)
+        if self.pending():
+            return True
+        try:
+            self._waited.append(self._finished.get(timeout=max(0.0, timeout_s)))
+        except Empty:
+            return False
+        return True
 
     def close(self) -> None:
-        """Stop taking work; runs still going end on their own (daemon-like)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop taking work; runs still going end on their own (daemon threads), idle
+        workers exit."""
+        self._closed = True
+        for _ in self._workers:
+            self._tasks.put(None)

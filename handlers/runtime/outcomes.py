@@ -21,7 +21,8 @@ published JSON Schema.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr
 
@@ -56,20 +57,11 @@ class ActionOutcome(ActionRecordFields):
     _trace_headers: tuple[tuple[str, bytes], ...] = PrivateAttr(default=())
 
     def to_record(self, topic: str) -> KafkaRecord:
-        headers: list[tuple[str, bytes]] = [
-            ("action", self.action.encode()),
-            ("outcome", self.outcome.encode()),
-            (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
-            (RECORD_TYPE_HEADER, OUTCOME_RECORD.encode()),
-        ]
-        if self.notice_id:
-            headers.append(("noticeId", self.notice_id.encode()))
-        headers.extend(self._trace_headers)
         return KafkaRecord(
             topic=topic,
             key=None if self.cname is None else self.cname.encode(),
             value=self.model_dump_json(by_alias=True).encode(),
-            headers=tuple(headers),
+            headers=_headers(self.action, self.outcome, self.notice_id, self._trace_headers),
         )
 
 
@@ -84,28 +76,82 @@ def outcome_of(
     retry_in_s: float | None = None,
 ) -> ActionOutcome:
     """The outcome of ``work``; event fields come from the decoded event, else headers."""
+    outcome = ActionOutcome.model_validate(
+        _fields(work, action, kind, elapsed_s, at_ms, error, retry_in_s))
+    outcome._trace_headers = _trace_of(work)
+    return outcome
+
+
+def outcome_record(
+    work: Work,
+    action: str,
+    kind: OutcomeKind,
+    elapsed_s: float,
+    at_ms: int,
+    topic: str,
+    *,
+    error: str | None = None,
+    retry_in_s: float | None = None,
+) -> KafkaRecord:
+    """``outcome_of(...).to_record(topic)``, byte for byte, without building the model:
+    the runtime writes one per event, and validating and serialising through pydantic
+    cost more than the rest of a no-op action's handling."""
+    fields = _fields(work, action, kind, elapsed_s, at_ms, error, retry_in_s)
+    cname = fields["cname"]
+    return KafkaRecord(
+        topic=topic,
+        key=None if cname is None else cname.encode(),
+        value=json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode(),
+        headers=_headers(action, kind, fields["noticeId"], _trace_of(work)),
+    )
+
+
+def _fields(
+    work: Work, action: str, kind: OutcomeKind, elapsed_s: float, at_ms: int,
+    error: str | None, retry_in_s: float | None,
+) -> dict[str, Any]:
+    """The value's fields by their published names, in the model's field order."""
     notification = work.received.notification if work.received else None
     headers = work.received.headers if work.received else decode_headers(work.headers)
     header_type = headers.get("eventType", "")
-    outcome = ActionOutcome(
-        action=action,
-        outcome=kind,
-        cname=work.key.decode("utf-8", "replace") if work.key is not None else None,
-        notice_id=notification.notice_id if notification else headers.get("noticeId"),
-        event_type=(
+    return {
+        "action": action,
+        "outcome": kind,
+        "cname": work.key.decode("utf-8", "replace") if work.key is not None else None,
+        "sid": (notification.payload.sid if notification else None) or headers.get("sid"),
+        "noticeId": notification.notice_id if notification else headers.get("noticeId"),
+        "eventType": (
             notification.event_type if notification
             else int(header_type) if header_type.isdigit() else None
         ),
-        sid=(notification.payload.sid if notification else None) or headers.get("sid"),
-        attempts=work.attempts,
-        error=error,
-        duration_ms=round(elapsed_s * 1000, 3),
-        at=at_ms,
-        source=work.source,
-        replayed=work.replayed,
-        retry_in_s=None if retry_in_s is None else round(retry_in_s, 3),
-    )
+        "at": at_ms,
+        "error": error,
+        "attempts": work.attempts,
+        "duration_ms": round(elapsed_s * 1000, 3),
+        "source": work.source,
+        "replayed": work.replayed,
+        "retry_in_s": None if retry_in_s is None else round(retry_in_s, 3),
+    }
+
+
+def _headers(
+    action: str, kind: str, notice_id: str | None, trace: tuple[tuple[str, bytes], ...]
+) -> tuple[tuple[str, bytes], ...]:
+    headers: list[tuple[str, bytes]] = [
+        ("action", action.encode()),
+        ("outcome", kind.encode()),
+        (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
+        (RECORD_TYPE_HEADER, OUTCOME_RECORD.encode()),
+    ]
+    if notice_id:
+        headers.append(("noticeId", notice_id.encode()))
+    headers.extend(trace)
+    return tuple(headers)
+
+
+def _trace_of(work: Work) -> tuple[tuple[str, bytes], ...]:
+    """``traceparent`` of the attempt's span, set by handlers.runtime.tracing when sampled."""
     trace_id, span_id = work.log_context.get("trace_id"), work.log_context.get("span_id")
-    if trace_id and span_id:  # set by handlers.runtime.tracing for a sampled attempt
-        outcome._trace_headers = (("traceparent", f"00-{trace_id}-{span_id}-01".encode()),)
-    return outcome
+    if trace_id and span_id:
+        return (("traceparent", f"00-{trace_id}-{span_id}-01".encode()),)
+    return ()

@@ -17,7 +17,7 @@ from handlers.runtime.kafka_record import KafkaRecord
 from handlers.runtime.keyed import KeyedScheduler
 from handlers.runtime.metrics import RuntimeMetrics
 from handlers.runtime.offsets import OffsetTracker
-from handlers.runtime.outcomes import OutcomeKind, outcome_of
+from handlers.runtime.outcomes import OutcomeKind, outcome_record
 from handlers.runtime.retry import RetryPolicy
 from handlers.runtime.state import StateStore
 from webhook.shared.clock import Clock
@@ -167,11 +167,10 @@ class ResultRouter:
             counter = self._outcomes[kind] = self._metrics.outcomes.labels(
                 action=self.name, outcome=kind)
         counter.inc()
-        outcome = outcome_of(
-            work, self.name, kind, elapsed, self._clock.now_ms(), error=error,
-            retry_in_s=retry_in_s,
-        )
-        self._commits().stage([outcome.to_record(self._topics.actions)])
+        self._commits().stage([outcome_record(
+            work, self.name, kind, elapsed, self._clock.now_ms(), self._topics.actions,
+            error=error, retry_in_s=retry_in_s,
+        )])
 
     def _finish(self, key: Hashable, work: Work, *, commit_now: bool = False) -> None:
         self._scheduler.complete(key)

@@ -13,7 +13,7 @@ that drives them.
 Guarantees (see also :mod:`handlers.runtime.dlq` and :mod:`handlers.runtime.outcomes`):
 
 - Records of one key are handled strictly in order, one at a time; records of different
-  keys run concurrently on worker threads (``concurrency``, default 64). ``decide`` (pure,
+  keys run concurrently on worker threads (``concurrency``, default 256). ``decide`` (pure,
   reads state) runs on the loop thread; ``run`` (remote calls) on a worker, so the loop
   never waits on a remote call and a slow or hanging call holds only its own key.
 - An offset is committed (as offset + 1) only once its record and every record below it
@@ -62,6 +62,7 @@ from handlers.runtime.dispatch import (
     decide_step,
     not_for,
     run_step,
+    skipped_by_type,
     work_from_record,
 )
 from handlers.runtime.expiry import StateExpiry
@@ -92,6 +93,10 @@ SchedKey = tuple[str, int, bytes | None]
 BUSY_KEY_RETRY_S = 0.01
 """How soon a key is offered again when an abandoned run of it is still on a thread, or
 when it waits for the commit of its previous record (``commit_now``)."""
+
+TABLE_REFRESH_S = 0.02
+"""How often records other writers added to the tables (e.g. a registration by the
+``recording`` CLI) are applied."""
 
 REPORT_EVERY_S = 1.0
 """Lag metrics are refreshed at most this often (each asks the consumer per partition)."""
@@ -143,8 +148,15 @@ class ActionRunner:
         self._commits: CommitBatch | None = None
         self._partitions: PartitionControl | None = None
         self._next_report = 0.0
+        self._next_table_refresh = 0.0
         # Metric children bound once: labels() costs more than the record's own work.
         self._consumed = metrics.consumed.labels(action=self.name)
+        self._ignored = metrics.outcomes.labels(action=self.name, outcome="ignored")
+        # Callbacks of other types are finished unread, unless ignored outcomes must be
+        # published (they would then overtake the outcomes of their key's earlier records).
+        declared = getattr(action, "event_types", None)
+        self._event_types = (
+            None if declared is None or config.publish_ignored else frozenset(declared))
         self._last_loop = metrics.last_loop.labels(action=self.name)
         self._router = ResultRouter(
             self.name, scheduler=self._scheduler, tracker=self._tracker,  # type: ignore[arg-type]
@@ -242,14 +254,14 @@ class ActionRunner:
             timeout_ms=int(self._poll_timeout() * 1000), max_records=self.config.max_poll_records
         )
         for records in batch.values():
+            self._consumed.inc(len(records))
             for record in records:
                 self._accept(record)
         self._apply_rebalance()
         if partitions.suspended:
             partitions.unstick_rebalance()
             return  # a rebalance is under way: nothing may be routed or committed now
-        for table in self._tables:
-            table.refresh()
+        self._refresh_tables()
         commits = self._require_commits()
         if commits.settle() is False:
             self._rewind()
@@ -262,6 +274,17 @@ class ActionRunner:
             commits.start(partitions.consumer.group_metadata())
         self._flow_control()
         self._report()
+
+    def _refresh_tables(self) -> None:
+        """Apply what the tables' readers fetched, at most every ``TABLE_REFRESH_S``: each
+        refresh is a poll of its own consumer, and turns come every few milliseconds
+        under load. What this runner writes is applied at its commit, not here."""
+        now = self._clock.monotonic()
+        if now < self._next_table_refresh:
+            return
+        self._next_table_refresh = now + TABLE_REFRESH_S
+        for table in self._tables:
+            table.refresh()
 
     def _poll_timeout(self) -> float:
         """Zero when work is waiting; short while runs are in flight; else until the next
@@ -293,7 +316,6 @@ class ActionRunner:
             self._liveness.beat(self.name)
 
     def _accept(self, record: ConsumedRecord) -> None:
-        self._consumed.inc()
         partition: Partition = (record.topic, record.partition)
         headers = tuple(record.headers or ())
         self._tracker.track(partition, record.offset)
@@ -302,6 +324,13 @@ class ActionRunner:
             self._tracker.finish(partition, record.offset)
             self._require_commits().finished()
             self._metrics.skipped.labels(action=self.name).inc()
+            return
+        if events and skipped_by_type(self._event_types, headers):
+            # No effects and no outcome record: finishing it before its key's earlier
+            # records changes nothing but when its offset may be committed.
+            self._tracker.finish(partition, record.offset)
+            self._require_commits().finished()
+            self._ignored.inc()
             return
         work = work_from_record(
             self.name, record.topic, record.partition, record.offset, record.key,

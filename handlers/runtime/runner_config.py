@@ -11,6 +11,9 @@ from handlers.runtime.guard import GuardPolicy
 from handlers.runtime.retry import RetryPolicy
 from webhook.shared.kafka_settings import TopicNames
 
+DEFAULT_CONCURRENCY = 256
+"""Runs at once per handler unless configured (``AGORA_HANDLERS_CONCURRENCY``)."""
+
 
 class RunnerExit(enum.Enum):
     """How :meth:`handlers.runtime.runner.ActionRunner.run` ended."""
@@ -47,7 +50,7 @@ class RunnerConfig:
     session_timeout_ms: int = 45_000
     state_ttl_s: float = 604_800.0
     state_expiry_every_s: float = 60.0
-    concurrency: int = 64
+    concurrency: int = DEFAULT_CONCURRENCY
     """Runs at once (different keys); ``AGORA_HANDLERS_CONCURRENCY``."""
     completion_poll_s: float = 0.005
     """Longest ``poll`` while runs are in flight: how late a finished run may be routed."""

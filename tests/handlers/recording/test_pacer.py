@@ -37,6 +37,22 @@ def test_waiting_calls_go_start_first_then_acquire_then_query() -> None:
     assert order == ["start", "acquire", "query"]
 
 
+def test_many_waiters_each_get_their_turn_in_arrival_order() -> None:
+    pacer = Pacer(20.0)  # one call per ~56 ms: the queue grows while they arrive
+    pacer.acquire("acquire")
+    order: list[int] = []
+    threads = []
+    for index in range(20):
+        thread = threading.Thread(target=lambda i=index: (pacer.acquire("query"), order.append(i)))
+        thread.start()
+        threads.append(thread)
+        time.sleep(0.01)  # queue in a known order
+    for thread in threads:
+        thread.join(10)
+    assert order == list(range(20))
+    assert pacer.stats().calls == 21
+
+
 def test_calls_are_spaced_at_the_qps_with_headroom() -> None:
     pacer = Pacer(20.0)
     started = time.monotonic()

@@ -8,8 +8,9 @@ import pytest
 from support.restart_env import received
 
 from handlers.recording.session_registry import SessionRecord
-from handlers.recording.signals import Signal, classify
+from handlers.recording.signals import LIVENESS_EVENT_TYPES, Signal, classify
 from handlers.testing.agora_recordings import registered
+from webhook.shared.event_types import EVENT_TYPES
 from webhook.shared.events import EventError
 
 F, C, B, X = (Signal.FAILURE, Signal.NEEDS_CONFIRMATION, Signal.BENIGN, Signal.IRRELEVANT)
@@ -104,3 +105,17 @@ def test_malformed_details_of_a_liveness_event_name_the_field() -> None:
     with pytest.raises(EventError) as caught:
         classify(event.notification, None)
     assert caught.value.field == "payload.details.exitStatus"
+
+
+@pytest.mark.parametrize("event_type", sorted(set(EVENT_TYPES) - LIVENESS_EVENT_TYPES))
+@pytest.mark.parametrize("status", [None, "running", "starting", "restarting", "stopping",
+                                    "stopped", "ended"])
+def test_no_type_outside_the_liveness_set_is_acted_on(event_type: int, status: str | None
+                                                      ) -> None:
+    """What lets the restart action declare ``event_types`` and skip the other callbacks
+    unread: for them ``classify`` never asks for anything."""
+    record = None if status is None else registered(sid="sid-1", status=status)
+    result = classify(received(event_type, sid="sid-1").notification, record)
+    assert result.signal in (Signal.IRRELEVANT, Signal.BENIGN)
+    assert not result.failover
+    assert not result.ended

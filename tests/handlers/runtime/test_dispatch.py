@@ -13,7 +13,16 @@ from handlers.action_contract import (
     StateView,
     TransientError,
 )
-from handlers.runtime.dispatch import Handled, Invalid, Transient, Work, attempt, work_from_record
+from handlers.runtime.dispatch import (
+    Handled,
+    Invalid,
+    Transient,
+    Work,
+    attempt,
+    skipped_by_type,
+    work_from_record,
+)
+from handlers.runtime.dlq import REPLAY_FOR
 from handlers.testing.ncs_callbacks import callback_body
 
 
@@ -129,3 +138,18 @@ def test_run_must_return_effects() -> None:
 
 def test_replays_are_marked() -> None:
     assert work(headers=(("replay-for", b"t"),)).replayed
+
+
+@pytest.mark.parametrize(("event_types", "headers", "skipped"), [
+    (None, (("eventType", b"40"),), False),
+    (frozenset({11}), (("eventType", b"40"),), True),
+    (frozenset({11}), (("eventType", b"11"),), False),
+    (frozenset({11}), (), False),
+    (frozenset({11}), (("eventType", b"x"),), False),
+    (frozenset({11}), (("eventType", b"40"), (REPLAY_FOR, b"restart")), False),
+], ids=["undeclared", "other type", "declared type", "no header", "unreadable header",
+        "dlq replay"])
+def test_only_callbacks_of_other_declared_types_are_skipped_unread(
+    event_types: frozenset[int] | None, headers: tuple[tuple[str, bytes], ...], skipped: bool
+) -> None:
+    assert skipped_by_type(event_types, headers) is skipped

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from support.runtime_brokers import MemoryTestBroker, RuntimeTestBroker
 from support.runtime_helpers import ScriptedAction, json_values, wait_until
 
@@ -325,3 +327,38 @@ def test_an_aborted_transaction_is_redone_from_the_committed_offsets() -> None:
         e.notice_id for e in sent)
     # The aborted copies are still in the log, for read_uncommitted readers only.
     assert len(broker.read(names.files, "read_uncommitted")) == len(redone)
+
+
+@dataclass
+class ExitsOnly(ScriptedAction):
+    """Declares that it acts on ``session_exit`` (11) alone."""
+
+    event_types: frozenset[int] = frozenset({11})
+
+
+@pytest.mark.parametrize("publish_ignored", [False, True])
+def test_callbacks_of_undeclared_types_are_finished_unread(
+    broker: RuntimeTestBroker, publish_ignored: bool
+) -> None:
+    names = broker.topics()
+    sent = [*broker.produce_events(names.events, ["K", "K"], event_type=40),
+            *broker.produce_events(names.events, ["K"], event_type=11),
+            *broker.produce_events(names.events, ["K"], event_type=40)]
+    action = ExitsOnly()
+    config = broker.config(names, action.name, publish_ignored=publish_ignored)
+    with broker.running(action, config) as run:
+        wait_until(lambda: broker.committed(config.group_id, names.events) == {0: 4},
+                   what="all four records committed")
+        ignored = run.sample("agora_handler_outcomes_total", action=action.name,
+                             outcome="ignored") or 0
+        run.stop()
+    exit_notice = sent[2].notice_id
+    if publish_ignored:
+        # Ignored outcomes are published in their key's order: every record is decided.
+        assert [notice for _, notice in action.handled()] == [e.notice_id for e in sent]
+        assert ignored == 0
+    else:
+        assert action.handled() == [("K", exit_notice)]
+        assert ignored == 3
+        outcomes = json_values(broker.read(names.actions))
+        assert [(o["noticeId"], o["outcome"]) for o in outcomes] == [(exit_notice, "ok")]

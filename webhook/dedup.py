@@ -24,14 +24,13 @@ from typing import Any
 DEFAULT_CAPACITY = 100_000
 # Longer than the freshness window: a body stays remembered until it is stale anyway.
 MARGIN_MS = 60_000
+# One encoder for every key: json.dumps would build a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 def notice_key(notice_id: str, event_type: int, payload: Any) -> str:
     """The key of a parsed envelope (stable across NCS retries, which refresh notifyMs)."""
-    digest = hashlib.sha256(
-        json.dumps([event_type, payload], sort_keys=True, separators=(",", ":"), default=str)
-        .encode()
-    ).hexdigest()[:32]
+    digest = hashlib.sha256(_CANONICAL.encode([event_type, payload]).encode()).hexdigest()[:32]
     return f"n:{notice_id}:{digest}"
 
 

@@ -17,6 +17,7 @@ is closed.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,14 @@ limit_request_field_size = 8190
 
 def on_starting(server: Any) -> None:
     configure_json_logging()
+
+
+def post_worker_init(worker: Any) -> None:
+    # The app is loaded: what exists now (modules, models, the app) lives as long as the
+    # worker. Frozen, it is left out of every collection, so a full one scans only newer
+    # objects: a pause of about 60-80 ms on ~70,000 objects, stalling every callback the
+    # worker holds, becomes well under a millisecond.
+    gc.freeze()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

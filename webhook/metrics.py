@@ -9,6 +9,7 @@ gunicorn every worker writes to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` ag
 from __future__ import annotations
 
 import os
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,28 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+_Family = TypeVar("_Family", Counter, Gauge, Histogram)
+
+
+class Children(Generic[_Family]):
+    """The labelled children of one family, each looked up once per process.
+
+    ``labels()`` takes the family's lock and rebuilds the label tuple on every call, which
+    costs as much as the increment itself; a child stays valid for the life of the process
+    (the multiprocess value notices a fork by itself).
+    """
+
+    def __init__(self, family: _Family) -> None:
+        self._family: _Family = family
+        self._children: dict[tuple[str, ...], _Family] = {}
+
+    def __call__(self, *values: str) -> _Family:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._family.labels(*values)
+        return child
+
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -88,6 +111,10 @@ class WebhookMetrics:
             "Age of the oldest record waiting in the disk spool (0 when empty).",
             multiprocess_mode="mostrecent", registry=r,
         )
+        # The request path goes through these instead of ``labels()``.
+        self.outcome = Children(self.requests)
+        self.event_type = Children(self.events)
+        self.secret_match = Children(self.secret_matches)
 
 
 METRICS = WebhookMetrics(REGISTRY)

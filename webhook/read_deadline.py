@@ -8,6 +8,7 @@ request head). Under gthread workers, and in-process tests, there is no deadline
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -17,7 +18,9 @@ class ReadTimedOut(Exception):
     """The body did not arrive within the read timeout."""
 
 
+@functools.cache
 def _gevent_active() -> bool:
+    # Asked once per process: gunicorn's gevent worker patches before the app is imported.
     if "gevent.monkey" not in sys.modules:
         return False
     from gevent import monkey

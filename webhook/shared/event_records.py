@@ -13,8 +13,8 @@ read it without knowing NCS; the value is the data, unchanged.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,14 +106,24 @@ def cloudevent_headers(
     return headers
 
 
+_YEAR_1_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+_YEAR_10000_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
+
+
 def _rfc3339(ms: int) -> str | None:
     """``ms`` as RFC 3339 UTC text; ``None`` outside the years 1-9999 (``ce_time`` is
-    optional: a nonsense notifyMs must not stop the event from being published)."""
-    try:
-        when = datetime.fromtimestamp(ms / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
+    optional: a nonsense notifyMs must not stop the event from being published).
+
+    Integer arithmetic and ``time.gmtime``: half the cost of a ``datetime`` per callback,
+    and exact to the millisecond at any size (a float division is not)."""
+    if not _YEAR_1_MS <= ms < _YEAR_10000_MS:
         return None
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(ms, 1000)
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+    )
 
 
 def quarantine_record(topic: str, body: bytes, reason: str, received_at_ms: int) -> Record:

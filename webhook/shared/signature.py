@@ -78,19 +78,22 @@ def verify(body: bytes, headers: HeaderSource, secrets: Sequence[str]) -> Signat
     *headers* must be a case-insensitive mapping (Werkzeug's ``Headers`` is) or use the
     canonical header names above. Raises :class:`SignatureError`; never returns a falsy match.
     """
-    header = V2_HEADER if headers.get(V2_HEADER) is not None else V1_HEADER
-    presented = headers.get(header)
+    header, presented = V2_HEADER, headers.get(V2_HEADER)
+    if presented is None:
+        header, presented = V1_HEADER, headers.get(V1_HEADER)
     if presented is None:
         raise SignatureError(SignatureFailure.MISSING, None)
-    presented = presented.strip()
+    presented = presented.strip().lower()
     expected_len = 64 if header == V2_HEADER else 40
     if len(presented) != expected_len or not _HEX_DIGITS.issuperset(presented):
         raise SignatureError(SignatureFailure.MALFORMED, header)
-    sign = sign_v2 if header == V2_HEADER else sign_v1
+    # hmac.digest is OpenSSL's one-shot HMAC: no HMAC object per secret and request.
+    algorithm = "sha256" if header == V2_HEADER else "sha1"
     # Compare against every secret, even after a hit, so timing does not reveal which matched.
     matched: int | None = None
     for index, secret in enumerate(secrets):
-        if hmac.compare_digest(sign(body, secret), presented.lower()) and matched is None:
+        expected = hmac.digest(secret.encode(), body, algorithm).hex()
+        if hmac.compare_digest(expected, presented) and matched is None:
             matched = index
     if matched is None:
         raise SignatureError(SignatureFailure.MISMATCH, header)

@@ -91,6 +91,12 @@ def configure_tracing(service_name: str, env: Mapping[str, str] | None = None) -
         return True
 
 
+def tracing_on() -> bool:
+    """Whether this process turned tracing on (:func:`configure_tracing`). When it did not,
+    there is no span to annotate or propagate, and a hot path can skip the hooks."""
+    return bool(_configured)
+
+
 def _exporters(env: Mapping[str, str]) -> list[Any]:
     names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
     found: list[Any] = []

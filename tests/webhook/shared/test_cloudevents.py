@@ -47,6 +47,27 @@ def test_a_notify_time_that_is_no_date_leaves_ce_time_out() -> None:
     assert {"ce_id", "ce_type", "ce_source", "ce_specversion", "content-type"} <= set(names)
 
 
+@pytest.mark.parametrize(
+    ("notify_ms", "ce_time"),
+    [
+        (0, b"1970-01-01T00:00:00.000Z"),
+        (-1, b"1969-12-31T23:59:59.999Z"),
+        (-62_135_596_800_000, b"0001-01-01T00:00:00.000Z"),
+        # A float division would round these to .998 and .825.
+        (253_402_300_799_999, b"9999-12-31T23:59:59.999Z"),
+        (151_025_877_515_826, b"6755-10-27T16:38:35.826Z"),
+        (-62_135_596_800_001, None),
+        (253_402_300_800_000, None),
+    ],
+)
+def test_ce_time_is_exact_to_the_millisecond_within_the_years_1_to_9999(
+    notify_ms: int, ce_time: bytes | None
+) -> None:
+    headers = dict(cloudevent_headers(parse_notification(encode(sample(40, notifyMs=notify_ms))),
+                                      "V2"))
+    assert headers.get("ce_time") == ce_time
+
+
 @pytest.mark.kafka
 def test_a_consumer_reads_published_callbacks_as_cloudevents(
     kafka_bootstrap: str, tmp_path: Path

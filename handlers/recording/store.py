@@ -80,11 +80,25 @@ class TableSessions:
 
     def __init__(self, view: Any, writer_factory: Callable[[], SessionWriter], *,
                  eager: bool = False) -> None:
-        """``eager``: create the writer now rather than on the first save."""
+        """``eager``: create the writer now, in the background (a producer connects before
+        it returns, and whoever builds this may have no broker: ``config check``), rather
+        than on the first save; a save meanwhile waits for it."""
         self._view = view
         self._writer_factory = writer_factory
-        self._writer: SessionWriter | None = writer_factory() if eager else None
+        self._writer: SessionWriter | None = None
         self._lock = threading.Lock()
+        if eager:
+            threading.Thread(target=self._create_writer, name="sessions-writer-start",
+                             daemon=True).start()
+
+    def _create_writer(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                return
+            try:
+                self._writer = self._writer_factory()
+            except Exception:  # the first save creates it again and reports the error
+                log.debug("sessions writer could not be created ahead", exc_info=True)
 
     def get(self, key: str) -> Mapping[str, Any] | None:
         value: Mapping[str, Any] | None = self._view.get(key)

@@ -73,7 +73,7 @@ class InFlight(Generic[K]):
         if self._closed:
             raise RuntimeError("the pool is closed")
         self._running[key] = work
-        # One thread per run on a thread at once: a run never waits for a free worker.
+        # As many workers as runs on threads (up to the limit): no run waits for a worker.
         if len(self._workers) < min(self._limit, len(self._running) + self._abandoned_total):
             worker = threading.Thread(
                 target=self._work, name=f"action-{self._name}_{len(self._workers)}",

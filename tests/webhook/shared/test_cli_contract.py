@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.rules_files import classes_profile
 
 from webhook.shared.cli_contract import BROKER_PROBE_S
 
@@ -253,3 +254,15 @@ def test_tables_have_a_json_form() -> None:
     assert {"name": "agora.recording.sessions", "cleanup": "compact", "retention_ms": None,
             "purpose": "recording session registry, latest per cname"} in rows
     assert len(rows) == 8
+
+
+def test_config_check_builds_the_restart_action_without_a_broker(tmp_path: Path) -> None:
+    """The restart action prepares its registry writer when it is built; ``config check``
+    builds it too, with no broker, and must neither wait for one nor report it."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(classes_profile())
+    result, _ = run("config", "check", "restart", "--rules", str(rules), env={
+        "AGORA_APP_ID": "abc123", "AGORA_CUSTOMER_ID": "c", "AGORA_CUSTOMER_SECRET": "s",
+        "S3_KEY": "k", "S3_SECRET": "s", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[-1] == "configuration OK"

@@ -105,14 +105,17 @@ def exported() -> dict[str, frozenset[str]]:
 
 
 def _labels_in_source(
-    path: Path, collector: str, labelnames: tuple[str, ...]
+    path: Path, collector: str, labelnames: tuple[str, ...], children: str | None = None
 ) -> set[tuple[str, str]]:
-    """(label, value) pairs passed as literals to ``<...>.<collector>.labels(...)``."""
+    """(label, value) pairs passed as literals to ``<...>.<collector>.labels(...)``, or to
+    ``<...>.<children>(...)``, the collector's cached children (``webhook.metrics.Children``)."""
     found: set[tuple[str, str]] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "labels" and isinstance(node.func.value, ast.Attribute)
-                and node.func.value.attr == collector):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        labels_call = (node.func.attr == "labels" and isinstance(node.func.value, ast.Attribute)
+                       and node.func.value.attr == collector)
+        if not labels_call and (children is None or node.func.attr != children):
             continue
         for index, arg in enumerate(node.args):
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
@@ -137,7 +140,8 @@ def _refusal_outcomes() -> set[str]:
 
 def known_label_values() -> dict[tuple[str, str], frozenset[str]]:
     """(sample-name prefix, label) -> every value the code sets, where the code says."""
-    requests = _labels_in_source(ROOT / "webhook" / "views.py", "requests", ("outcome",))
+    requests = _labels_in_source(ROOT / "webhook" / "views.py", "requests", ("outcome",),
+                                 children="outcome")
     requests |= {("outcome", outcome) for outcome in _refusal_outcomes()}
     transactions = _labels_in_source(
         ROOT / "handlers" / "runtime" / "commits.py", "transactions", ("action", "result")

@@ -87,12 +87,14 @@ def failed_recordings(fake: FakeAgora, bootstrap: str, sessions_topic: str,
 def restart_action(client: CloudRecordingClient, table: Table, bootstrap: str,
                    topics: TopicNames, app_id: str) -> RestartAction:
     """The restart action with the benches' profile, reading the registry from ``table``."""
-    return RestartAction(
+    action = RestartAction(
         client, sessions=TableSessions(table, lambda: SessionWriter(
-            {"bootstrap_servers": bootstrap}, topics.sessions, warm=True), eager=True),
+            {"bootstrap_servers": bootstrap}, topics.sessions, warm=True)),
         profiles=RecordingRules(profiles=[PROFILE]), rules=RestartRules(), topics=topics,
         app_id=app_id, clock=SystemClock(), env=ENV,
     )
+    action.prepare()  # as ``agora-events handlers`` does before its runners start
+    return action
 
 
 @contextmanager

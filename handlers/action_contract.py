@@ -129,6 +129,10 @@ class Action(Protocol, Generic[CommandT]):
     on one callback in fifty the cost of reading the other forty-nine. Declare it only
     when ``decide`` returns ``None`` for every other type; without it, every callback
     reaches ``decide``.
+
+    Optional method ``prepare() -> None``: called once by ``agora-events handlers`` before
+    the action's runner starts, to connect ahead what the first event would otherwise
+    wait for. It must not block (start background work instead).
     """
 
     name: str

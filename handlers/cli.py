@@ -84,6 +84,9 @@ def build_runners(
         context = ActionContext(settings, metrics_registry=metrics.registry)
         try:
             action = registry.create(name, context)
+            prepare = getattr(action, "prepare", None)
+            if callable(prepare):
+                prepare()
         except UnknownAction as exc:
             raise click.UsageError(str(exc)) from None
         except ActionDisabled as exc:

@@ -207,6 +207,14 @@ class RestartAction(Ladder, Records):
         tasks = channel_tasks(self._sessions, cname) if cname else []
         return triage(notification, tasks, state, profiles=self._profiles, rules=self._rules)
 
+    def prepare(self) -> None:
+        """Before the runner starts: the registry writer connects in the background, so
+        an incident's first restart does not wait for it between its acquire and its
+        start (whose resource goes stale within seconds)."""
+        prepare = getattr(self._sessions, "prepare", None)
+        if callable(prepare):
+            prepare()
+
     # ------------------------------------------------------------------------------ run
 
     def run(self, command: RestartActionCommand) -> Effects:

@@ -61,11 +61,8 @@ def _build(context: ActionContext, client: RecordingApi) -> RestartAction:
             raise ActionDisabled(f"restart: AGORA_APP_CERTIFICATE: {exc}") from None
     topics = settings.topics
     client_config = settings.kafka.client_config()
-    # Ready before the first failure: an incident's first restart should not wait for
-    # a producer to connect between its acquire and its start.
     sessions = TableSessions(context.table(topics.sessions),
-                             lambda: SessionWriter(client_config, topics.sessions, warm=True),
-                             eager=True)
+                             lambda: SessionWriter(client_config, topics.sessions, warm=True))
     return RestartAction(
         client, sessions=sessions, profiles=profiles, rules=rules.restart, topics=topics,
         app_id=settings.agora.app_id, app_certificate=certificate, clock=context.clock,

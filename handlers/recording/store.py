@@ -78,18 +78,17 @@ class TableSessions:
     plus a writer created on first use. What ``save`` writes shows in the view once the
     view has read it back from the topic."""
 
-    def __init__(self, view: Any, writer_factory: Callable[[], SessionWriter], *,
-                 eager: bool = False) -> None:
-        """``eager``: create the writer now, in the background (a producer connects before
-        it returns, and whoever builds this may have no broker: ``config check``), rather
-        than on the first save; a save meanwhile waits for it."""
+    def __init__(self, view: Any, writer_factory: Callable[[], SessionWriter]) -> None:
         self._view = view
         self._writer_factory = writer_factory
         self._writer: SessionWriter | None = None
         self._lock = threading.Lock()
-        if eager:
-            threading.Thread(target=self._create_writer, name="sessions-writer-start",
-                             daemon=True).start()
+
+    def prepare(self) -> None:
+        """Create the writer now, in the background, rather than on the first save (a
+        producer connects before its constructor returns); a save meanwhile waits for it."""
+        threading.Thread(target=self._create_writer, name="sessions-writer-start",
+                         daemon=True).start()
 
     def _create_writer(self) -> None:
         with self._lock:

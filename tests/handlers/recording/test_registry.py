@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from handlers.config import ConfigError, parse_rules
 from handlers.recording.session_registry import (
     MemorySessions,
     MissingReference,
+    SessionRecord,
     SessionRecordError,
+    TableSessions,
     channel_tasks,
     find_task,
     json_schema,
@@ -187,3 +190,28 @@ def test_the_whiteboard_link_of_a_task_record_is_found_by_cname() -> None:
     legacy_link = session_links(legacy)("class-3")
     assert legacy_link is not None
     assert legacy_link.room_uuid == room
+
+
+def test_prepare_creates_the_writer_ahead_and_the_first_save_waits_for_it() -> None:
+    release, calls, written = threading.Event(), [], []
+
+    class Writer:
+        def publish(self, record: SessionRecord) -> None:
+            written.append(record)
+
+    def connect() -> Any:  # a producer connects before its constructor returns
+        calls.append(1)
+        release.wait(5)
+        return Writer()
+
+    sessions = TableSessions(MemorySessions(), connect)
+    sessions.prepare()  # returns at once although connecting blocks
+    record = registered()
+    saver = threading.Thread(target=sessions.save, args=(record,))
+    saver.start()
+    saver.join(0.2)
+    assert saver.is_alive()  # the save waits for the writer being created
+    release.set()
+    saver.join(5)
+    assert written == [record]
+    assert calls == [1]  # created once, ahead

@@ -82,6 +82,7 @@ class TableSessions:
         self._view = view
         self._writer_factory = writer_factory
         self._writer: SessionWriter | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
@@ -92,7 +93,7 @@ class TableSessions:
 
     def _create_writer(self) -> None:
         with self._lock:
-            if self._writer is not None:
+            if self._writer is not None or self._closed:
                 return
             try:
                 self._writer = self._writer_factory()
@@ -109,15 +110,19 @@ class TableSessions:
 
     def save(self, record: SessionRecord) -> None:
         with self._lock:
+            if self._closed:
+                # A run abandoned at shutdown: a new producer now would never be closed.
+                raise RuntimeError("the session registry writer is closed")
             if self._writer is None:
                 self._writer = self._writer_factory()
             writer = self._writer
         writer.publish(record)
 
     def close(self) -> None:
-        """Close the writer, if one was created."""
+        """Close the writer, if one was created; later saves are refused."""
         with self._lock:
             writer, self._writer = self._writer, None
+            self._closed = True
         if writer is not None:
             writer.close()
 

@@ -85,6 +85,8 @@ class InFlight(Generic[K]):
 
     def _work(self) -> None:
         while (task := self._tasks.get()) is not None:
+            if self._closed:
+                continue  # not started before the close: dropped, the record is redone
             key, work, run = task
             started = self._monotonic()
             try:
